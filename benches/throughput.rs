@@ -1,1 +1,218 @@
-fn main(){}
+//! Throughput and added latency of the bridge, against a direct tonic client of the same
+//! agent stream (the ceiling). Both paths run in one process, one after the other, so the
+//! ratios hold on a noisy shared machine even when absolute numbers drift.
+//!
+//! `cargo bench --bench throughput` (add `-- --events 200000 --size 256` to change the load).
+
+use std::time::{Duration, Instant, SystemTime};
+
+use agent_bridge_proto::v1::{ChatRequest, agent_client::AgentClient};
+use eventsource_stream::Eventsource as _;
+use futures_util::StreamExt as _;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+struct Load {
+    events: u64,
+    size: usize,
+    rounds: usize,
+    latency_runs: usize,
+}
+
+fn parse_args() -> Load {
+    let mut load = Load {
+        events: 100_000,
+        size: 256,
+        rounds: 3,
+        latency_runs: 40,
+    };
+    let args: Vec<String> = std::env::args().collect();
+    let mut i = 1;
+    while i < args.len() {
+        let value = args.get(i + 1).cloned().unwrap_or_default();
+        match args[i].as_str() {
+            "--events" => load.events = value.parse().expect("--events N"),
+            "--size" => load.size = value.parse().expect("--size BYTES"),
+            "--rounds" => load.rounds = value.parse().expect("--rounds N"),
+            "--latency-runs" => load.latency_runs = value.parse().expect("--latency-runs N"),
+            _ => {
+                i += 1;
+                continue;
+            }
+        }
+        i += 2;
+    }
+    load
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let load = parse_args();
+    let shutdown = CancellationToken::new();
+
+    let agent_listener = TcpListener::bind("127.0.0.1:0").await?;
+    let agent_url = format!("http://{}", agent_listener.local_addr()?);
+    let stub = agent_stub::Stub::new(agent_stub::Config::default());
+    tokio::spawn(agent_stub::serve(agent_listener, stub, shutdown.clone()));
+
+    let bridge_listener = TcpListener::bind("127.0.0.1:0").await?;
+    let bridge_url = format!("http://{}", bridge_listener.local_addr()?);
+    let config = bridge::Config::from_args(["bridge", "--agent", &format!("bench={agent_url}")])?;
+    tokio::spawn(bridge::serve(bridge_listener, config, shutdown.clone()));
+
+    let mut grpc = AgentClient::connect(agent_url.clone()).await?;
+    let http = reqwest::Client::new();
+    let chat_url = format!("{bridge_url}/v1/agents/bench/chat");
+    let burst = format!("stub: burst={} size={}", load.events, load.size);
+
+    println!(
+        "# throughput: {} events of {} B per run, best of {} rounds",
+        load.events, load.size, load.rounds
+    );
+    let mut direct_best = 0f64;
+    let mut bridge_best = 0f64;
+    for _ in 0..load.rounds {
+        direct_best = direct_best.max(direct_rate(&mut grpc, &burst).await?);
+        bridge_best = bridge_best.max(bridge_rate(&http, &chat_url, &burst).await?);
+    }
+    println!("direct gRPC client : {:>10.0} events/s", direct_best);
+    println!("through the bridge : {:>10.0} events/s", bridge_best);
+    println!("bridge / direct    : {:>10.2}", bridge_best / direct_best);
+
+    println!(
+        "\n# latency: agent timestamp -> client receipt, paced default script, {} runs",
+        load.latency_runs
+    );
+    let paced = "stub: pace=2ms latency probe";
+    let mut direct_lat = Vec::new();
+    let mut bridge_lat = Vec::new();
+    for _ in 0..load.latency_runs {
+        direct_latencies(&mut grpc, paced, &mut direct_lat).await?;
+        bridge_latencies(&http, &chat_url, paced, &mut bridge_lat).await?;
+    }
+    let (d50, d99) = percentiles(&mut direct_lat);
+    let (b50, b99) = percentiles(&mut bridge_lat);
+    println!(
+        "direct gRPC client : p50 {:>7.1} µs  p99 {:>7.1} µs  ({} events)",
+        d50,
+        d99,
+        direct_lat.len()
+    );
+    println!(
+        "through the bridge : p50 {:>7.1} µs  p99 {:>7.1} µs  ({} events)",
+        b50,
+        b99,
+        bridge_lat.len()
+    );
+    println!(
+        "added by the bridge: p50 {:>7.1} µs  p99 {:>7.1} µs",
+        b50 - d50,
+        b99 - d99
+    );
+
+    shutdown.cancel();
+    Ok(())
+}
+
+async fn direct_rate(
+    grpc: &mut AgentClient<tonic::transport::Channel>,
+    message: &str,
+) -> anyhow::Result<f64> {
+    let started = Instant::now();
+    let mut stream = grpc
+        .chat(ChatRequest {
+            message: message.into(),
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    let mut n = 0u64;
+    while stream.message().await?.is_some() {
+        n += 1;
+    }
+    Ok(n as f64 / started.elapsed().as_secs_f64())
+}
+
+async fn bridge_rate(http: &reqwest::Client, url: &str, message: &str) -> anyhow::Result<f64> {
+    let started = Instant::now();
+    let response = http
+        .post(url)
+        .header("accept", "text/event-stream")
+        .json(&serde_json::json!({ "message": message }))
+        .send()
+        .await?;
+    anyhow::ensure!(
+        response.status() == 200,
+        "bridge answered {}",
+        response.status()
+    );
+    let mut events = response.bytes_stream().eventsource();
+    let mut n = 0u64;
+    while let Some(event) = events.next().await {
+        event?;
+        n += 1;
+    }
+    Ok(n as f64 / started.elapsed().as_secs_f64())
+}
+
+fn micros_since(timestamp: SystemTime) -> f64 {
+    SystemTime::now()
+        .duration_since(timestamp)
+        .unwrap_or(Duration::ZERO)
+        .as_secs_f64()
+        * 1e6
+}
+
+async fn direct_latencies(
+    grpc: &mut AgentClient<tonic::transport::Channel>,
+    message: &str,
+    out: &mut Vec<f64>,
+) -> anyhow::Result<()> {
+    let mut stream = grpc
+        .chat(ChatRequest {
+            message: message.into(),
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    while let Some(event) = stream.message().await? {
+        let ts = event
+            .timestamp
+            .ok_or_else(|| anyhow::anyhow!("no timestamp"))?;
+        out.push(micros_since(SystemTime::try_from(ts)?));
+    }
+    Ok(())
+}
+
+async fn bridge_latencies(
+    http: &reqwest::Client,
+    url: &str,
+    message: &str,
+    out: &mut Vec<f64>,
+) -> anyhow::Result<()> {
+    let response = http
+        .post(url)
+        .header("accept", "text/event-stream")
+        .json(&serde_json::json!({ "message": message }))
+        .send()
+        .await?;
+    let mut events = response.bytes_stream().eventsource();
+    while let Some(event) = events.next().await {
+        let event = event?;
+        if event.data.is_empty() {
+            continue;
+        }
+        let data: serde_json::Value = serde_json::from_str(&event.data)?;
+        let ts = data["timestamp"]
+            .as_str()
+            .ok_or_else(|| anyhow::anyhow!("no timestamp"))?;
+        out.push(micros_since(humantime::parse_rfc3339(ts)?));
+    }
+    Ok(())
+}
+
+fn percentiles(samples: &mut [f64]) -> (f64, f64) {
+    samples.sort_by(f64::total_cmp);
+    let at = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
+    (at(0.50), at(0.99))
+}

@@ -1,0 +1,34 @@
+//! The bridge: agents speak gRPC, browsers and services want Server-Sent Events.
+//!
+//! Each `POST /v1/agents/{agent}/chat` opens one server-streaming `Chat` call to the named
+//! agent and turns each streamed `ChatEvent` into one SSE event (or, without
+//! `Accept: text/event-stream`, into one JSON answer).
+//!
+//! # Layout
+//! - [`config`]: flags and their environment twins.
+//! - [`server`]: binding, the drain on shutdown; [`routes`]: the HTTP surface and middleware.
+//! - [`run`]: one agent call, pumped into a bounded channel, always ending with a terminal
+//!   event; [`upstream`]: the configured agents and their gRPC channels.
+//! - [`sse`] and [`answer`]: the two ways a run reaches a client; [`wire`]: the JSON of an
+//!   event, shared by both.
+//! - [`error`]: failures, problem+json, the gRPC/HTTP status table; [`validate`]: input rules.
+//! - [`demo`]: the embedded agent stub; [`telemetry`], [`shutdown`]: process plumbing.
+#![forbid(unsafe_code)]
+
+pub mod answer;
+pub mod config;
+pub mod demo;
+pub mod error;
+pub mod routes;
+pub mod run;
+pub mod server;
+pub mod shutdown;
+pub mod sse;
+pub mod state;
+pub mod telemetry;
+pub mod upstream;
+pub mod validate;
+pub mod wire;
+
+pub use config::Config;
+pub use server::serve;

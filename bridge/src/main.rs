@@ -1,1 +1,71 @@
-fn main() {}
+//! `bridge`: serve configured agents, or `bridge demo` with an embedded agent stub.
+
+use std::time::Duration;
+
+use bridge::{Config, config::AgentTarget, demo};
+use clap::{Parser, Subcommand};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(version, about, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    config: Config,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run with an in-process agent stub (agent `assistant`): nothing else to install.
+    Demo {
+        #[command(flatten)]
+        config: Config,
+        /// Delay between the stub's events, so a run can be watched.
+        #[arg(long, env = "BRIDGE_DEMO_PACE", default_value = "60ms", value_parser = humantime::parse_duration)]
+        pace: Duration,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let shutdown = CancellationToken::new();
+    bridge::shutdown::on_signal(shutdown.clone());
+
+    let config = match cli.command {
+        None => cli.config,
+        Some(Command::Demo { mut config, pace }) => {
+            bridge::telemetry::init(config.log_format);
+            let stub =
+                demo::start_stub(agent_stub::Config { pace }, shutdown.child_token()).await?;
+            config.agents.retain(|a: &AgentTarget| a.name != stub.name);
+            config.agents.push(stub);
+            return serve(config, shutdown, true).await;
+        }
+    };
+    bridge::telemetry::init(config.log_format);
+    serve(config, shutdown, false).await
+}
+
+async fn serve(config: Config, shutdown: CancellationToken, demo: bool) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(config.listen).await.map_err(|e| {
+        anyhow::anyhow!(
+            "cannot listen on {} (--listen/BRIDGE_LISTEN): {e}",
+            config.listen
+        )
+    })?;
+    let addr = listener.local_addr()?;
+    let agents: Vec<&str> = config.agents.iter().map(|a| a.name.as_str()).collect();
+    tracing::info!(%addr, ?agents, "bridge listening");
+    if demo {
+        println!("bridge demo listening on http://{addr}");
+        println!(
+            "try: curl -N -H 'Accept: text/event-stream' -H 'Content-Type: application/json' \
+             -d '{{\"message\":\"hello\"}}' http://{addr}/v1/agents/{}/chat",
+            demo::DEMO_AGENT
+        );
+    }
+    bridge::serve(listener, config, shutdown).await
+}

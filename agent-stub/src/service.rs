@@ -1,0 +1,196 @@
+//! [`Stub`]: the `agent.v1.Agent` implementation.
+
+use std::{sync::Arc, time::Duration};
+
+use agent_bridge_proto::v1::{
+    ChatEvent, ChatRequest, DeleteThreadRequest, DeleteThreadResponse, ListMessagesRequest,
+    ListMessagesResponse, ListThreadsRequest, ListThreadsResponse, agent_server::Agent,
+};
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status};
+use tracing::debug;
+use uuid::Uuid;
+
+use crate::{
+    config::Config,
+    error::Error,
+    run::Run,
+    script::Script,
+    stats::Stats,
+    threads::{Owner, Page, ThreadStore},
+    trigger::{Ending, SCRIPTED_FAILURE, Triggers},
+};
+
+/// The longest thread id the contract allows.
+const MAX_THREAD_ID_LEN: usize = 128;
+
+/// The reference agent: scripted runs (see the crate docs) and in-memory threads. Clones share
+/// their state; hand one to [`serve`](crate::serve) and keep one to read [`Stats`].
+#[derive(Clone)]
+pub struct Stub {
+    shared: Arc<Shared>,
+    /// Cancelled when the server serving this clone shuts down; never, outside `serve`.
+    stop: CancellationToken,
+}
+
+struct Shared {
+    config: Config,
+    stats: Stats,
+    threads: Arc<ThreadStore>,
+}
+
+impl Stub {
+    pub fn new(config: Config) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                config,
+                stats: Stats::new(),
+                threads: Arc::default(),
+            }),
+            stop: CancellationToken::new(),
+        }
+    }
+
+    /// The stub's counters; they keep counting after this call.
+    pub fn stats(&self) -> Stats {
+        self.shared.stats.clone()
+    }
+
+    /// A clone whose runs end when `stop` is cancelled.
+    pub(crate) fn with_stop(&self, stop: CancellationToken) -> Self {
+        Self {
+            shared: Arc::clone(&self.shared),
+            stop,
+        }
+    }
+
+    /// Waits out `silent-before` ahead of a `fail-before` status, unless shutdown comes first.
+    async fn silence(&self, duration: Option<Duration>) -> Result<(), Error> {
+        let Some(duration) = duration else {
+            return Ok(());
+        };
+        tokio::select! {
+            () = tokio::time::sleep(duration) => Ok(()),
+            () = self.stop.cancelled() => Err(Error::ShuttingDown),
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl Agent for Stub {
+    type ChatStream = ReceiverStream<Result<ChatEvent, Status>>;
+
+    async fn chat(
+        &self,
+        request: Request<ChatRequest>,
+    ) -> Result<Response<Self::ChatStream>, Status> {
+        if self.stop.is_cancelled() {
+            return Err(Error::ShuttingDown.into());
+        }
+        let owner = Owner::from_metadata(request.metadata());
+        let request = request.into_inner();
+        let triggers = Triggers::parse(&request.message).map_err(Error::from)?;
+        if !is_valid_thread_id(&request.thread_id) {
+            return Err(Error::ThreadId(request.thread_id).into());
+        }
+        self.shared.stats.run_started();
+
+        if triggers.ending == Ending::FailBefore {
+            self.silence(triggers.silent_before).await?;
+            return Err(Status::new(triggers.code, SCRIPTED_FAILURE));
+        }
+
+        let run_id = if request.run_id.is_empty() {
+            Uuid::new_v4().to_string()
+        } else {
+            request.run_id
+        };
+        let thread_id = if request.thread_id.is_empty() {
+            format!("t-{}", Uuid::new_v4())
+        } else {
+            request.thread_id
+        };
+        let ids = self
+            .shared
+            .threads
+            .begin_run(&owner, &thread_id, &run_id, &request.message);
+        let (script, default_pace) = match triggers.burst {
+            // A burst measures throughput, so it is not paced unless it asks to be.
+            Some(burst) => (
+                Script::burst(&request.message, ids, burst.count, burst.size),
+                Duration::ZERO,
+            ),
+            None => (
+                Script::default_run(&request.message, ids),
+                self.shared.config.pace,
+            ),
+        };
+        debug!(%run_id, %thread_id, agent = %request.agent, ?triggers, "run started");
+
+        let run = Run {
+            run_id,
+            thread_id,
+            owner,
+            ending: triggers.ending,
+            code: triggers.code,
+            pace: triggers.pace.unwrap_or(default_pace),
+            silent_before: triggers.silent_before,
+            threads: Arc::clone(&self.shared.threads),
+            stats: self.shared.stats.clone(),
+            stop: self.stop.child_token(),
+        };
+        Ok(Response::new(run.spawn(script)))
+    }
+
+    async fn list_threads(
+        &self,
+        request: Request<ListThreadsRequest>,
+    ) -> Result<Response<ListThreadsResponse>, Status> {
+        let owner = Owner::from_metadata(request.metadata());
+        let request = request.get_ref();
+        let page = Page::new(request.page_size, &request.page_token)?;
+        let (threads, next_page_token) = self.shared.threads.list_threads(&owner, page);
+        Ok(Response::new(ListThreadsResponse {
+            threads,
+            next_page_token,
+        }))
+    }
+
+    async fn list_messages(
+        &self,
+        request: Request<ListMessagesRequest>,
+    ) -> Result<Response<ListMessagesResponse>, Status> {
+        let owner = Owner::from_metadata(request.metadata());
+        let request = request.get_ref();
+        let page = Page::new(request.page_size, &request.page_token)?;
+        let (messages, next_page_token) =
+            self.shared
+                .threads
+                .list_messages(&owner, &request.thread_id, page)?;
+        Ok(Response::new(ListMessagesResponse {
+            messages,
+            next_page_token,
+        }))
+    }
+
+    async fn delete_thread(
+        &self,
+        request: Request<DeleteThreadRequest>,
+    ) -> Result<Response<DeleteThreadResponse>, Status> {
+        let owner = Owner::from_metadata(request.metadata());
+        let deleted_messages = self
+            .shared
+            .threads
+            .delete(&owner, &request.get_ref().thread_id)?;
+        Ok(Response::new(DeleteThreadResponse { deleted_messages }))
+    }
+}
+
+/// Empty (a new thread), or what the contract allows: at most 128 of `[A-Za-z0-9._:-]`.
+fn is_valid_thread_id(thread_id: &str) -> bool {
+    thread_id.len() <= MAX_THREAD_ID_LEN
+        && thread_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+}

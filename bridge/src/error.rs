@@ -1,0 +1,369 @@
+//! Every way a request can fail, and the one place that turns a failure into a response.
+//!
+//! Before a stream starts, failures are RFC 9457 `application/problem+json` documents. After
+//! it started they travel as a typed `run_error` event instead (see [`crate::run`]); both use
+//! the gRPC code names of [`code_name`] so a client reads one vocabulary.
+//!
+//! Internals (addresses, transport errors, agent stack traces) are logged, never sent.
+
+use std::time::Duration;
+
+use axum::{
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde::Serialize;
+use tonic::Code;
+
+/// A request that could not be served.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("no such route")]
+    RouteNotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("unknown agent {0:?}")]
+    UnknownAgent(String),
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
+    #[error("body larger than {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("malformed body: {0}")]
+    MalformedBody(String),
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    /// The agent answered the call with an error status before the first event.
+    #[error("agent {agent} failed: {status}")]
+    Upstream {
+        agent: String,
+        status: tonic::Status,
+    },
+    /// The run failed after it started (non-streaming answers only: a stream reports it as
+    /// a `run_error` event).
+    #[error("run {run_id} failed with {code}")]
+    RunFailed {
+        run_id: String,
+        code: String,
+        message: String,
+    },
+    #[error("agent {agent} sent no event within {waited:?}")]
+    FirstEventTimeout { agent: String, waited: Duration },
+    #[error("agent {agent} ended the run without any event")]
+    EmptyRun { agent: String },
+    #[error("bridge is shutting down")]
+    ShuttingDown,
+}
+
+/// An RFC 9457 problem document.
+#[derive(Debug, Serialize)]
+pub struct Problem {
+    /// A URI naming the kind of problem; stable, so clients can branch on it.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: &'static str,
+    pub status: u16,
+    pub detail: String,
+    /// The gRPC code name, when the problem came from (or maps onto) one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+    /// Seconds after which retrying makes sense (mirrors `Retry-After`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<u64>,
+}
+
+impl Problem {
+    fn new(slug: &str, title: &'static str, status: StatusCode, detail: impl Into<String>) -> Self {
+        Self {
+            kind: format!("urn:agent-bridge:problem:{slug}"),
+            title,
+            status: status.as_u16(),
+            detail: detail.into(),
+            code: None,
+            run_id: None,
+            retry_after: None,
+        }
+    }
+
+    fn with_code(mut self, code: Code) -> Self {
+        self.code = Some(code_name(code));
+        self
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let retry_after = self.retry_after;
+        let body = serde_json::to_vec(&self).unwrap_or_default();
+        let mut response = (status, body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Some(secs) = retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}
+
+impl ApiError {
+    /// The problem document a client sees. Only safe text goes in it.
+    pub fn to_problem(&self) -> Problem {
+        match self {
+            ApiError::RouteNotFound => Problem::new(
+                "not-found",
+                "Not Found",
+                StatusCode::NOT_FOUND,
+                "no such route",
+            ),
+            ApiError::MethodNotAllowed => Problem::new(
+                "method-not-allowed",
+                "Method Not Allowed",
+                StatusCode::METHOD_NOT_ALLOWED,
+                "this route does not accept that method",
+            ),
+            ApiError::UnknownAgent(name) => Problem::new(
+                "unknown-agent",
+                "Unknown agent",
+                StatusCode::NOT_FOUND,
+                format!("no agent named {:?} is configured", truncate(name, 64)),
+            ),
+            ApiError::UnsupportedMediaType => Problem::new(
+                "unsupported-media-type",
+                "Unsupported Media Type",
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "the body must be JSON: send Content-Type: application/json",
+            ),
+            ApiError::PayloadTooLarge { limit } => Problem::new(
+                "payload-too-large",
+                "Payload Too Large",
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("the body is larger than the {limit} bytes this route accepts"),
+            ),
+            ApiError::MalformedBody(detail) => Problem::new(
+                "malformed-body",
+                "Malformed body",
+                StatusCode::BAD_REQUEST,
+                detail.clone(),
+            ),
+            ApiError::InvalidRequest(detail) => Problem::new(
+                "invalid-request",
+                "Invalid request",
+                StatusCode::UNPROCESSABLE_ENTITY,
+                detail.clone(),
+            ),
+            ApiError::Upstream { agent, status } => {
+                let code = status.code();
+                Problem::new(
+                    "upstream-error",
+                    "Agent error",
+                    http_status(code),
+                    safe_message(agent, code, status.message()),
+                )
+                .with_code(code)
+            }
+            ApiError::RunFailed {
+                run_id,
+                code,
+                message,
+            } => {
+                let code = parse_code(code).unwrap_or(Code::Unknown);
+                let mut p = Problem::new(
+                    "run-failed",
+                    "Run failed",
+                    http_status(code),
+                    message.clone(),
+                )
+                .with_code(code);
+                p.run_id = Some(run_id.clone());
+                p
+            }
+            ApiError::FirstEventTimeout { agent, waited } => Problem::new(
+                "first-event-timeout",
+                "Agent timed out",
+                StatusCode::GATEWAY_TIMEOUT,
+                format!(
+                    "agent {agent:?} sent no event within {}",
+                    humantime::format_duration(*waited)
+                ),
+            )
+            .with_code(Code::DeadlineExceeded),
+            ApiError::EmptyRun { agent } => Problem::new(
+                "empty-run",
+                "Agent error",
+                StatusCode::BAD_GATEWAY,
+                format!("agent {agent:?} ended the run without sending any event"),
+            )
+            .with_code(Code::Internal),
+            ApiError::ShuttingDown => {
+                let mut p = Problem::new(
+                    "shutting-down",
+                    "Service Unavailable",
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "this bridge instance is shutting down; retry",
+                )
+                .with_code(Code::Unavailable);
+                p.retry_after = Some(1);
+                p
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let problem = self.to_problem();
+        if problem.status >= 500 {
+            tracing::warn!(error = %self, status = problem.status, "request failed");
+        } else {
+            tracing::debug!(error = %self, status = problem.status, "request refused");
+        }
+        problem.into_response()
+    }
+}
+
+/// The one mapping from gRPC codes to HTTP statuses (STYLE: one table for both directions).
+pub fn http_status(code: Code) -> StatusCode {
+    match code {
+        Code::Ok => StatusCode::OK,
+        Code::InvalidArgument | Code::OutOfRange | Code::FailedPrecondition => {
+            StatusCode::BAD_REQUEST
+        }
+        Code::Unauthenticated => StatusCode::UNAUTHORIZED,
+        Code::PermissionDenied => StatusCode::FORBIDDEN,
+        Code::NotFound => StatusCode::NOT_FOUND,
+        Code::AlreadyExists | Code::Aborted => StatusCode::CONFLICT,
+        Code::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
+        Code::Cancelled => StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_GATEWAY),
+        Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        Code::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
+        Code::Unimplemented => StatusCode::NOT_IMPLEMENTED,
+        Code::Unknown | Code::Internal | Code::DataLoss => StatusCode::BAD_GATEWAY,
+    }
+}
+
+const CODE_NAMES: [(Code, &str); 17] = [
+    (Code::Ok, "OK"),
+    (Code::Cancelled, "CANCELLED"),
+    (Code::Unknown, "UNKNOWN"),
+    (Code::InvalidArgument, "INVALID_ARGUMENT"),
+    (Code::DeadlineExceeded, "DEADLINE_EXCEEDED"),
+    (Code::NotFound, "NOT_FOUND"),
+    (Code::AlreadyExists, "ALREADY_EXISTS"),
+    (Code::PermissionDenied, "PERMISSION_DENIED"),
+    (Code::ResourceExhausted, "RESOURCE_EXHAUSTED"),
+    (Code::FailedPrecondition, "FAILED_PRECONDITION"),
+    (Code::Aborted, "ABORTED"),
+    (Code::OutOfRange, "OUT_OF_RANGE"),
+    (Code::Unimplemented, "UNIMPLEMENTED"),
+    (Code::Internal, "INTERNAL"),
+    (Code::Unavailable, "UNAVAILABLE"),
+    (Code::DataLoss, "DATA_LOSS"),
+    (Code::Unauthenticated, "UNAUTHENTICATED"),
+];
+
+/// The canonical gRPC name of a code (`UNAVAILABLE`), as used in `run_error` events.
+pub fn code_name(code: Code) -> &'static str {
+    CODE_NAMES
+        .iter()
+        .find(|(c, _)| *c == code)
+        .map_or("UNKNOWN", |(_, n)| n)
+}
+
+/// The code with this canonical name, if any.
+pub fn parse_code(name: &str) -> Option<Code> {
+    CODE_NAMES.iter().find(|(_, n)| *n == name).map(|(c, _)| *c)
+}
+
+/// What a client may read about an agent failure. Codes that describe the caller's own
+/// request carry the agent's message (bounded); the others get a fixed text, because their
+/// messages tend to hold transport errors, addresses and stack traces.
+pub fn safe_message(agent: &str, code: Code, message: &str) -> String {
+    match code {
+        Code::InvalidArgument
+        | Code::NotFound
+        | Code::AlreadyExists
+        | Code::PermissionDenied
+        | Code::Unauthenticated
+        | Code::ResourceExhausted
+        | Code::FailedPrecondition
+        | Code::OutOfRange
+        | Code::Aborted
+            if !message.is_empty() =>
+        {
+            truncate(message, 200).to_owned()
+        }
+        Code::Unavailable => format!("agent {agent:?} is unavailable"),
+        Code::DeadlineExceeded => format!("agent {agent:?} did not answer in time"),
+        Code::Unimplemented => format!("agent {agent:?} does not implement this call"),
+        Code::Cancelled => format!("the call to agent {agent:?} was cancelled"),
+        _ => format!("agent {agent:?} failed ({})", code_name(code)),
+    }
+}
+
+/// At most `max` characters of `s`, cut on a character boundary.
+pub fn truncate(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_mapping_table_matches_the_contract() {
+        for (code, status) in [
+            (Code::Unavailable, 503),
+            (Code::DeadlineExceeded, 504),
+            (Code::InvalidArgument, 400),
+            (Code::NotFound, 404),
+            (Code::PermissionDenied, 403),
+            (Code::Unauthenticated, 401),
+            (Code::ResourceExhausted, 429),
+            (Code::Internal, 502),
+            (Code::Unknown, 502),
+            (Code::DataLoss, 502),
+        ] {
+            assert_eq!(http_status(code).as_u16(), status, "{code:?}");
+        }
+    }
+
+    #[test]
+    fn code_names_round_trip() {
+        for (code, name) in CODE_NAMES {
+            assert_eq!(code_name(code), name);
+            assert_eq!(parse_code(name), Some(code));
+        }
+        assert_eq!(parse_code("NOPE"), None);
+    }
+
+    #[test]
+    fn internal_messages_are_not_leaked() {
+        let m = safe_message(
+            "a",
+            Code::Unavailable,
+            "tcp connect error: 10.0.0.3:50051 refused",
+        );
+        assert!(!m.contains("10.0.0.3"), "{m}");
+        let m = safe_message("a", Code::Internal, "panicked at src/main.rs:3");
+        assert!(!m.contains("src/main.rs"), "{m}");
+        assert_eq!(
+            safe_message("a", Code::InvalidArgument, "bad directive"),
+            "bad directive"
+        );
+    }
+
+    #[test]
+    fn truncate_respects_char_boundaries() {
+        assert_eq!(truncate("héllo", 2), "hé");
+        assert_eq!(truncate("hi", 5), "hi");
+    }
+}

@@ -1,0 +1,261 @@
+//! One agent run: the gRPC `Chat` call, watched by a task that feeds a bounded channel.
+//!
+//! [`start`] waits for the agent's first event before anything is answered, so every failure
+//! up to that point is still an HTTP error (problem+json). From then on the pump task owns the
+//! call, and the run always ends with a terminal event (`run_completed` or `run_error`): the
+//! agent's own, or one the bridge writes when the agent fails, falls silent, runs too long, or
+//! the bridge shuts down. Dropping the receiving side (the client left) drops the call, which
+//! cancels it at the agent at once.
+
+use std::time::{Duration, SystemTime};
+
+use agent_bridge_proto::v1::{ChatEvent, ChatRequest, RunError, chat_event::Payload};
+use tokio::{sync::mpsc, time::Instant};
+use tokio_util::sync::CancellationToken;
+use tonic::{Code, Streaming};
+
+use crate::{
+    error::{ApiError, code_name, safe_message},
+    upstream::Agent,
+};
+
+/// The agent name on events the bridge writes itself.
+pub const BRIDGE_AGENT: &str = "bridge";
+
+/// Time limits and buffering of one run.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub first_event: Duration,
+    pub idle: Duration,
+    pub max_duration: Duration,
+    /// Events held between agent and client; bounds memory per stream.
+    pub buffer: usize,
+}
+
+/// What the pump hands to the transport: an event, and whether the client should be told to
+/// reconnect (the bridge is going away, not the run).
+#[derive(Debug)]
+pub struct Emitted {
+    pub event: ChatEvent,
+    pub reconnect: bool,
+}
+
+/// A started run: its first event has arrived.
+pub struct Run {
+    pub run_id: String,
+    pub thread_id: String,
+    pub events: mpsc::Receiver<Emitted>,
+}
+
+/// Calls the agent and waits for its first event.
+pub async fn start(
+    agent: &Agent,
+    mut request: ChatRequest,
+    limits: Limits,
+    shutdown: &CancellationToken,
+) -> Result<Run, ApiError> {
+    if request.run_id.is_empty() {
+        request.run_id = uuid::Uuid::new_v4().to_string();
+    }
+    let started = Instant::now();
+    let mut call = tonic::Request::new(request);
+    // The agent learns the deadline too, so it can stop work the bridge would discard.
+    call.set_timeout(limits.max_duration);
+
+    let name = agent.name.to_string();
+    let first = async {
+        let mut stream = agent
+            .client()
+            .chat(call)
+            .await
+            .map_err(|status| ApiError::Upstream {
+                agent: name.clone(),
+                status,
+            })?
+            .into_inner();
+        match stream.message().await {
+            Ok(Some(first)) => Ok((stream, first)),
+            Ok(None) => Err(ApiError::EmptyRun {
+                agent: name.clone(),
+            }),
+            Err(status) => Err(ApiError::Upstream {
+                agent: name.clone(),
+                status,
+            }),
+        }
+    };
+    let (stream, first) = tokio::select! {
+        _ = shutdown.cancelled() => return Err(ApiError::ShuttingDown),
+        r = tokio::time::timeout(limits.first_event, first) => match r {
+            Ok(r) => r?,
+            Err(_) => return Err(ApiError::FirstEventTimeout { agent: name, waited: limits.first_event }),
+        },
+    };
+
+    let (tx, rx) = mpsc::channel(limits.buffer.max(1));
+    let run = Run {
+        run_id: first.run_id.clone(),
+        thread_id: first.thread_id.clone(),
+        events: rx,
+    };
+    let terminal = first.payload.as_ref().is_some_and(Payload::is_terminal);
+    // Capacity is at least one and nobody else holds `tx` yet.
+    if terminal {
+        let _ = tx.try_send(Emitted {
+            event: first,
+            reconnect: false,
+        });
+    } else {
+        let _ = tx.try_send(Emitted {
+            event: first.clone(),
+            reconnect: false,
+        });
+        let pump = Pump {
+            agent: name,
+            stream,
+            tx,
+            run_id: first.run_id,
+            thread_id: first.thread_id,
+            sequence: first.sequence,
+            limits,
+            deadline: started + limits.max_duration,
+            shutdown: shutdown.clone(),
+        };
+        tokio::spawn(pump.run());
+    }
+    Ok(run)
+}
+
+/// Moves events from the gRPC stream to the channel until the run ends.
+struct Pump {
+    agent: String,
+    stream: Streaming<ChatEvent>,
+    tx: mpsc::Sender<Emitted>,
+    /// Synthesized events continue the run: same ids, the next sequence number.
+    run_id: String,
+    thread_id: String,
+    sequence: u64,
+    limits: Limits,
+    deadline: Instant,
+    shutdown: CancellationToken,
+}
+
+/// Why the pump stopped without the agent's own terminal event.
+enum Ending {
+    ClientLeft,
+    Synthesized {
+        code: Code,
+        message: String,
+        reconnect: bool,
+    },
+}
+
+impl Pump {
+    async fn run(mut self) {
+        let ending = self.forward().await;
+        match ending {
+            None => {}
+            Some(Ending::ClientLeft) => {
+                tracing::info!(run_id = %self.run_id, agent = %self.agent, "client left; cancelling the agent call");
+            }
+            Some(Ending::Synthesized {
+                code,
+                message,
+                reconnect,
+            }) => {
+                tracing::info!(run_id = %self.run_id, agent = %self.agent, code = code_name(code), %message, "ending run with run_error");
+                let event = self.follow_up(Payload::RunError(RunError {
+                    code: code_name(code).into(),
+                    message,
+                }));
+                // Best effort: a client that stopped reading cannot be told, and the drain
+                // deadline bounds how long we try.
+                let _ = self.tx.send(Emitted { event, reconnect }).await;
+            }
+        }
+        // Dropping `self.stream` here cancels the call at the agent if it is still open.
+    }
+
+    /// Forwards until the agent's terminal event (`None`) or another ending.
+    async fn forward(&mut self) -> Option<Ending> {
+        loop {
+            let next = tokio::select! {
+                biased;
+                _ = self.tx.closed() => return Some(Ending::ClientLeft),
+                _ = self.shutdown.cancelled() => return Some(Ending::Synthesized {
+                    code: Code::Unavailable,
+                    message: "the bridge is restarting; reconnect to continue".into(),
+                    reconnect: true,
+                }),
+                _ = tokio::time::sleep_until(self.deadline) => return Some(Ending::Synthesized {
+                    code: Code::DeadlineExceeded,
+                    message: format!("the run exceeded its {} limit", humantime::format_duration(self.limits.max_duration)),
+                    reconnect: false,
+                }),
+                next = tokio::time::timeout(self.limits.idle, self.stream.message()) => next,
+            };
+            let event = match next {
+                Err(_) => {
+                    return Some(Ending::Synthesized {
+                        code: Code::DeadlineExceeded,
+                        message: format!(
+                            "agent {:?} sent nothing for {}",
+                            self.agent,
+                            humantime::format_duration(self.limits.idle)
+                        ),
+                        reconnect: false,
+                    });
+                }
+                Ok(Ok(Some(event))) => event,
+                Ok(Ok(None)) => {
+                    return Some(Ending::Synthesized {
+                        code: Code::Internal,
+                        message: format!(
+                            "agent {:?} ended the stream without finishing the run",
+                            self.agent
+                        ),
+                        reconnect: false,
+                    });
+                }
+                Ok(Err(status)) => {
+                    tracing::warn!(run_id = %self.run_id, agent = %self.agent, %status, "agent failed mid-run");
+                    let code = status.code();
+                    return Some(Ending::Synthesized {
+                        code,
+                        message: safe_message(&self.agent, code, status.message()),
+                        reconnect: false,
+                    });
+                }
+            };
+            let terminal = event.payload.as_ref().is_some_and(Payload::is_terminal);
+            let sequence = event.sequence;
+            let sent = tokio::select! {
+                biased;
+                sent = self.tx.send(Emitted { event, reconnect: false }) => sent,
+                _ = self.shutdown.cancelled() => {
+                    // The client is not reading; it will not see a final event either.
+                    return Some(Ending::ClientLeft);
+                }
+            };
+            if sent.is_err() {
+                return Some(Ending::ClientLeft);
+            }
+            self.sequence = sequence;
+            if terminal {
+                return None;
+            }
+        }
+    }
+
+    /// An event the bridge writes in the run's name, right after the last one.
+    fn follow_up(&self, payload: Payload) -> ChatEvent {
+        ChatEvent {
+            run_id: self.run_id.clone(),
+            thread_id: self.thread_id.clone(),
+            agent: BRIDGE_AGENT.into(),
+            sequence: self.sequence + 1,
+            timestamp: Some(SystemTime::now().into()),
+            payload: Some(payload),
+        }
+    }
+}

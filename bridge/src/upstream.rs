@@ -1,0 +1,66 @@
+//! Upstream agents: the configured names and a gRPC client for each.
+//!
+//! Channels connect lazily and reconnect by themselves, so the bridge starts (and stays up)
+//! while an agent is down; calls to it fail with `UNAVAILABLE` until it returns.
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use agent_bridge_proto::v1::agent_client::AgentClient;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::config::AgentTarget;
+
+/// One configured agent.
+#[derive(Clone)]
+pub struct Agent {
+    pub name: Arc<str>,
+    client: AgentClient<Channel>,
+}
+
+impl Agent {
+    /// A client for one call. Cloning a tonic client is cheap (it shares the channel).
+    pub fn client(&self) -> AgentClient<Channel> {
+        self.client.clone()
+    }
+}
+
+/// The agents this bridge may call, by route name.
+#[derive(Clone, Default)]
+pub struct Agents {
+    by_name: Arc<HashMap<String, Agent>>,
+}
+
+impl Agents {
+    pub fn new(targets: &[AgentTarget], connect_timeout: Duration) -> Result<Self, String> {
+        let mut by_name = HashMap::with_capacity(targets.len());
+        for target in targets {
+            let endpoint = Endpoint::from_shared(target.url.clone())
+                .map_err(|e| format!("agent `{}`: invalid URL `{}`: {e}", target.name, target.url))?
+                .connect_timeout(connect_timeout)
+                .tcp_nodelay(true)
+                // Detect a dead agent connection during long silent runs.
+                .http2_keep_alive_interval(Duration::from_secs(30))
+                .keep_alive_timeout(Duration::from_secs(10))
+                .keep_alive_while_idle(true);
+            let client = AgentClient::new(endpoint.connect_lazy());
+            by_name.insert(
+                target.name.clone(),
+                Agent {
+                    name: target.name.as_str().into(),
+                    client,
+                },
+            );
+        }
+        Ok(Self {
+            by_name: Arc::new(by_name),
+        })
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Agent> {
+        self.by_name.get(name)
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.by_name.keys().map(String::as_str)
+    }
+}

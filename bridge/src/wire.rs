@@ -1,0 +1,209 @@
+//! The JSON form of an agent event, as clients see it: in SSE `data:` lines, in the
+//! non-streaming answer and (later) over WebSocket. One flat object per event, with `"type"`
+//! naming the payload; encoded once per event.
+
+use agent_bridge_proto::v1::{ChatEvent, Message, Usage, chat_event::Payload};
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+/// A borrowed view of a [`ChatEvent`] that serializes to the client-facing JSON.
+#[derive(Serialize)]
+pub struct WireEvent<'a> {
+    #[serde(flatten)]
+    payload: WirePayload<'a>,
+    run_id: &'a str,
+    thread_id: &'a str,
+    agent: &'a str,
+    sequence: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    timestamp: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum WirePayload<'a> {
+    RunStarted {
+        user_message_id: &'a str,
+    },
+    Thought {
+        content: &'a str,
+    },
+    ToolCall {
+        call_id: &'a str,
+        tool_name: &'a str,
+        /// Valid JSON passes through as JSON; anything else as a string.
+        arguments: Arguments<'a>,
+    },
+    ToolResult {
+        call_id: &'a str,
+        tool_name: &'a str,
+        content: &'a str,
+        is_error: bool,
+    },
+    TextDelta {
+        message_id: &'a str,
+        delta: &'a str,
+    },
+    Message(WireMessage<'a>),
+    RunCompleted {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        final_message: Option<WireMessage<'a>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        usage: Option<WireUsage>,
+    },
+    RunError {
+        code: &'a str,
+        message: &'a str,
+    },
+    /// A payload this bridge does not know (a newer agent): passed on as a bare type.
+    Unknown,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Arguments<'a> {
+    Json(&'a RawValue),
+    Text(&'a str),
+}
+
+#[derive(Serialize)]
+pub struct WireMessage<'a> {
+    message_id: &'a str,
+    role: &'a str,
+    content: &'a str,
+}
+
+#[derive(Serialize)]
+pub struct WireUsage {
+    input_tokens: u32,
+    output_tokens: u32,
+    tool_calls: u32,
+}
+
+impl<'a> From<&'a Message> for WireMessage<'a> {
+    fn from(m: &'a Message) -> Self {
+        Self {
+            message_id: &m.message_id,
+            role: &m.role,
+            content: &m.content,
+        }
+    }
+}
+
+impl From<&Usage> for WireUsage {
+    fn from(u: &Usage) -> Self {
+        Self {
+            input_tokens: u.input_tokens,
+            output_tokens: u.output_tokens,
+            tool_calls: u.tool_calls,
+        }
+    }
+}
+
+impl<'a> From<&'a ChatEvent> for WireEvent<'a> {
+    fn from(e: &'a ChatEvent) -> Self {
+        let payload = match &e.payload {
+            Some(Payload::RunStarted(p)) => WirePayload::RunStarted {
+                user_message_id: &p.user_message_id,
+            },
+            Some(Payload::Thought(p)) => WirePayload::Thought {
+                content: &p.content,
+            },
+            Some(Payload::ToolCall(p)) => WirePayload::ToolCall {
+                call_id: &p.call_id,
+                tool_name: &p.tool_name,
+                arguments: match serde_json::from_str::<&RawValue>(&p.arguments_json) {
+                    Ok(raw) => Arguments::Json(raw),
+                    Err(_) => Arguments::Text(&p.arguments_json),
+                },
+            },
+            Some(Payload::ToolResult(p)) => WirePayload::ToolResult {
+                call_id: &p.call_id,
+                tool_name: &p.tool_name,
+                content: &p.content,
+                is_error: p.is_error,
+            },
+            Some(Payload::TextDelta(p)) => WirePayload::TextDelta {
+                message_id: &p.message_id,
+                delta: &p.delta,
+            },
+            Some(Payload::Message(p)) => WirePayload::Message(p.into()),
+            Some(Payload::RunCompleted(p)) => WirePayload::RunCompleted {
+                final_message: p.final_message.as_ref().map(Into::into),
+                usage: p.usage.as_ref().map(Into::into),
+            },
+            Some(Payload::RunError(p)) => WirePayload::RunError {
+                code: &p.code,
+                message: &p.message,
+            },
+            None => WirePayload::Unknown,
+        };
+        Self {
+            payload,
+            run_id: &e.run_id,
+            thread_id: &e.thread_id,
+            agent: &e.agent,
+            sequence: e.sequence,
+            // prost's Timestamp displays as RFC 3339.
+            timestamp: e.timestamp.as_ref().map(ToString::to_string),
+        }
+    }
+}
+
+/// The SSE `event:` name of an event.
+pub fn kind(event: &ChatEvent) -> &'static str {
+    event.payload.as_ref().map_or("unknown", Payload::kind)
+}
+
+/// Encodes an event as one line of JSON (serde escapes newlines, so it never breaks SSE
+/// framing).
+pub fn to_json(event: &ChatEvent) -> String {
+    serde_json::to_string(&WireEvent::from(event)).unwrap_or_else(|_| String::from("{}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use agent_bridge_proto::v1::{ToolCall, ToolResult};
+
+    fn event(payload: Payload) -> ChatEvent {
+        ChatEvent {
+            run_id: "r".into(),
+            thread_id: "t".into(),
+            agent: "Coder".into(),
+            sequence: 3,
+            timestamp: None,
+            payload: Some(payload),
+        }
+    }
+
+    #[test]
+    fn tool_arguments_pass_through_as_json() {
+        let e = event(Payload::ToolCall(ToolCall {
+            call_id: "c".into(),
+            tool_name: "read_file".into(),
+            arguments_json: r#"{"path":"a"}"#.into(),
+        }));
+        let v: serde_json::Value = serde_json::from_str(&to_json(&e)).unwrap();
+        assert_eq!(v["type"], "tool_call");
+        assert_eq!(v["arguments"]["path"], "a");
+        assert_eq!(v["sequence"], 3);
+
+        let e = event(Payload::ToolCall(ToolCall {
+            arguments_json: "not json".into(),
+            ..Default::default()
+        }));
+        let v: serde_json::Value = serde_json::from_str(&to_json(&e)).unwrap();
+        assert_eq!(v["arguments"], "not json");
+    }
+
+    #[test]
+    fn newlines_never_reach_the_frame() {
+        let e = event(Payload::ToolResult(ToolResult {
+            content: "a\nb\r\nc".into(),
+            ..Default::default()
+        }));
+        let json = to_json(&e);
+        assert!(!json.contains('\n') && !json.contains('\r'), "{json}");
+    }
+}

@@ -1,0 +1,200 @@
+//! The test harness: real servers on loopback sockets, and clients that read like the domain
+//! (`spawn_agent()`, `spawn_bridge(..)`, `bridge.chat_stream(..)`).
+//!
+//! Servers bind `127.0.0.1:0` first and are handed the listener, so a test never waits for a
+//! server to come up. Logs are quiet unless `TEST_LOG` is set.
+#![allow(dead_code)] // Each suite uses a different part of the harness.
+
+use std::{net::SocketAddr, sync::Once, time::Duration};
+
+use eventsource_stream::Eventsource as _;
+use futures_util::{Stream, StreamExt as _};
+use serde_json::Value;
+use tokio::{net::TcpListener, task::JoinHandle};
+use tokio_util::sync::CancellationToken;
+
+/// Long enough for a loaded 2-core CI machine, short enough to fail a hung test quickly.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+pub fn init_logs() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new(
+                    std::env::var("TEST_LOG").unwrap_or_else(|_| "debug".into()),
+                ))
+                .with_test_writer()
+                .try_init();
+        }
+    });
+}
+
+async fn loopback() -> (TcpListener, SocketAddr) {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
+    let addr = listener.local_addr().expect("local addr");
+    (listener, addr)
+}
+
+/// A reference agent serving gRPC on loopback.
+pub struct Agent {
+    pub url: String,
+    pub addr: SocketAddr,
+    pub stats: agent_stub::Stats,
+    pub shutdown: CancellationToken,
+    pub task: JoinHandle<anyhow::Result<()>>,
+}
+
+pub async fn spawn_agent() -> Agent {
+    init_logs();
+    let (listener, addr) = loopback().await;
+    let stub = agent_stub::Stub::new(agent_stub::Config::default());
+    let stats = stub.stats();
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(agent_stub::serve(listener, stub, shutdown.clone()));
+    Agent {
+        url: format!("http://{addr}"),
+        addr,
+        stats,
+        shutdown,
+        task,
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// A bridge serving HTTP on loopback.
+pub struct Bridge {
+    pub base: String,
+    pub shutdown: CancellationToken,
+    pub task: Option<JoinHandle<anyhow::Result<()>>>,
+    pub http: reqwest::Client,
+}
+
+/// A bridge in front of `agents` (route name, gRPC URL), with extra flags.
+pub async fn spawn_bridge(agents: &[(&str, &str)], flags: &[&str]) -> Bridge {
+    init_logs();
+    let (listener, addr) = loopback().await;
+    let mut args: Vec<String> = vec!["bridge".into()];
+    for (name, url) in agents {
+        args.push("--agent".into());
+        args.push(format!("{name}={url}"));
+    }
+    args.extend(flags.iter().map(|f| f.to_string()));
+    let config = bridge::Config::from_args(args).expect("bridge flags");
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(bridge::serve(listener, config, shutdown.clone()));
+    Bridge {
+        base: format!("http://{addr}"),
+        shutdown,
+        task: Some(task),
+        http: reqwest::Client::new(),
+    }
+}
+
+impl Drop for Bridge {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+impl Bridge {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// `POST /v1/agents/{agent}/chat` asking for an SSE stream.
+    pub async fn chat_stream(&self, agent: &str, message: &str) -> reqwest::Response {
+        self.http
+            .post(self.url(&format!("/v1/agents/{agent}/chat")))
+            .header("accept", "text/event-stream")
+            .json(&serde_json::json!({ "message": message }))
+            .send()
+            .await
+            .expect("chat request")
+    }
+
+    /// `POST /v1/agents/{agent}/chat` asking for the JSON answer.
+    pub async fn chat_json(&self, agent: &str, body: Value) -> reqwest::Response {
+        self.http
+            .post(self.url(&format!("/v1/agents/{agent}/chat")))
+            .header("accept", "application/json")
+            .json(&body)
+            .send()
+            .await
+            .expect("chat request")
+    }
+
+    /// Stops accepting, drains, and returns how the server task ended.
+    pub async fn shut_down(&mut self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        self.task.take().expect("bridge task").await?
+    }
+}
+
+/// One parsed SSE event, with its `data:` decoded as JSON.
+#[derive(Debug, Clone)]
+pub struct SseEvent {
+    pub id: String,
+    pub event: String,
+    pub data: Value,
+    pub retry: Option<Duration>,
+}
+
+/// Parses a streaming response the way an internal service would (with a spec-following SSE
+/// parser, `eventsource-stream`).
+pub fn sse_events(response: reqwest::Response) -> impl Stream<Item = SseEvent> {
+    response.bytes_stream().eventsource().map(|item| {
+        let e = item.expect("well-formed SSE");
+        SseEvent {
+            id: e.id,
+            event: e.event,
+            data: serde_json::from_str(&e.data)
+                .unwrap_or_else(|err| panic!("data is not JSON ({err}): {:?}", e.data)),
+            retry: e.retry,
+        }
+    })
+}
+
+/// Reads a stream to its end.
+pub async fn collect_events(response: reqwest::Response) -> Vec<SseEvent> {
+    tokio::time::timeout(PATIENCE, sse_events(response).collect::<Vec<_>>())
+        .await
+        .expect("stream ended in time")
+}
+
+/// Waits for the next item of a stream, failing the test after [`PATIENCE`].
+pub async fn next<S: Stream + Unpin>(stream: &mut S) -> Option<S::Item> {
+    tokio::time::timeout(PATIENCE, stream.next())
+        .await
+        .expect("next item in time")
+}
+
+/// A problem+json refusal: its status and document.
+pub async fn problem(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(content_type, "application/problem+json", "status {status}");
+    let body: Value = response.json().await.expect("problem body");
+    assert_eq!(body["status"], status, "{body}");
+    assert!(
+        body["type"].as_str().is_some_and(|t| !t.is_empty()),
+        "{body}"
+    );
+    assert!(
+        body["title"].as_str().is_some_and(|t| !t.is_empty()),
+        "{body}"
+    );
+    (status, body)
+}
