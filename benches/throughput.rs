@@ -83,7 +83,7 @@ async fn main() -> anyhow::Result<()> {
         "\n# latency: agent timestamp -> client receipt, paced default script, {} runs",
         load.latency_runs
     );
-    let paced = "stub: pace=2ms latency probe";
+    let paced = "stub: pace=2ms";
     let mut direct_lat = Vec::new();
     let mut bridge_lat = Vec::new();
     for _ in 0..load.latency_runs {
