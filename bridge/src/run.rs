@@ -178,6 +178,10 @@ impl Pump {
 
     /// Forwards until the agent's terminal event (`None`) or another ending.
     async fn forward(&mut self) -> Option<Ending> {
+        // Two timers for the whole run (re-arming one is cheaper than a new one per event).
+        let deadline = tokio::time::sleep_until(self.deadline);
+        let idle = tokio::time::sleep(self.limits.idle);
+        tokio::pin!(deadline, idle);
         loop {
             let next = tokio::select! {
                 biased;
@@ -187,27 +191,26 @@ impl Pump {
                     message: "the bridge is restarting; reconnect to continue".into(),
                     reconnect: true,
                 }),
-                _ = tokio::time::sleep_until(self.deadline) => return Some(Ending::Synthesized {
+                _ = &mut deadline => return Some(Ending::Synthesized {
                     code: Code::DeadlineExceeded,
                     message: format!("the run exceeded its {} limit", humantime::format_duration(self.limits.max_duration)),
                     reconnect: false,
                 }),
-                next = tokio::time::timeout(self.limits.idle, self.stream.message()) => next,
+                _ = &mut idle => return Some(Ending::Synthesized {
+                    code: Code::DeadlineExceeded,
+                    message: format!(
+                        "agent {:?} sent nothing for {}",
+                        self.agent,
+                        humantime::format_duration(self.limits.idle)
+                    ),
+                    reconnect: false,
+                }),
+                next = self.stream.message() => next,
             };
+            idle.as_mut().reset(Instant::now() + self.limits.idle);
             let event = match next {
-                Err(_) => {
-                    return Some(Ending::Synthesized {
-                        code: Code::DeadlineExceeded,
-                        message: format!(
-                            "agent {:?} sent nothing for {}",
-                            self.agent,
-                            humantime::format_duration(self.limits.idle)
-                        ),
-                        reconnect: false,
-                    });
-                }
-                Ok(Ok(Some(event))) => event,
-                Ok(Ok(None)) => {
+                Ok(Some(event)) => event,
+                Ok(None) => {
                     return Some(Ending::Synthesized {
                         code: Code::Internal,
                         message: format!(
@@ -217,7 +220,7 @@ impl Pump {
                         reconnect: false,
                     });
                 }
-                Ok(Err(status)) => {
+                Err(status) => {
                     tracing::warn!(run_id = %self.run_id, agent = %self.agent, %status, "agent failed mid-run");
                     let code = status.code();
                     return Some(Ending::Synthesized {

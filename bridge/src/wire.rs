@@ -161,6 +161,12 @@ pub fn to_json(event: &ChatEvent) -> String {
     serde_json::to_string(&WireEvent::from(event)).unwrap_or_else(|_| String::from("{}"))
 }
 
+/// Writes the same JSON as [`to_json`] into `out`, without an intermediate string.
+pub fn write_json<W: std::io::Write>(out: &mut W, event: &ChatEvent) {
+    // Serializing borrowed strings and numbers into memory cannot fail.
+    let _ = serde_json::to_writer(out, &WireEvent::from(event));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
