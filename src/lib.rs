@@ -6,6 +6,7 @@
 //! # Layout
 //! - [`v1`]: messages, the `Agent` client and server for package `agent.v1`.
 //! - [`FILE_DESCRIPTOR_SET`]: the encoded descriptors, for gRPC server reflection.
+//! - [`code_name`] / [`parse_code`]: the gRPC code names `RunError.code` carries.
 #![forbid(unsafe_code)]
 
 /// Package `agent.v1`.
@@ -40,5 +41,59 @@ impl v1::chat_event::Payload {
             self,
             v1::chat_event::Payload::RunCompleted(_) | v1::chat_event::Payload::RunError(_)
         )
+    }
+}
+
+use tonic::Code;
+
+/// The gRPC codes by canonical name, as they appear in `RunError.code`.
+const CODE_NAMES: [(Code, &str); 17] = [
+    (Code::Ok, "OK"),
+    (Code::Cancelled, "CANCELLED"),
+    (Code::Unknown, "UNKNOWN"),
+    (Code::InvalidArgument, "INVALID_ARGUMENT"),
+    (Code::DeadlineExceeded, "DEADLINE_EXCEEDED"),
+    (Code::NotFound, "NOT_FOUND"),
+    (Code::AlreadyExists, "ALREADY_EXISTS"),
+    (Code::PermissionDenied, "PERMISSION_DENIED"),
+    (Code::ResourceExhausted, "RESOURCE_EXHAUSTED"),
+    (Code::FailedPrecondition, "FAILED_PRECONDITION"),
+    (Code::Aborted, "ABORTED"),
+    (Code::OutOfRange, "OUT_OF_RANGE"),
+    (Code::Unimplemented, "UNIMPLEMENTED"),
+    (Code::Internal, "INTERNAL"),
+    (Code::Unavailable, "UNAVAILABLE"),
+    (Code::DataLoss, "DATA_LOSS"),
+    (Code::Unauthenticated, "UNAUTHENTICATED"),
+];
+
+/// The canonical name of a gRPC code (`UNAVAILABLE`).
+pub fn code_name(code: Code) -> &'static str {
+    CODE_NAMES
+        .iter()
+        .find(|(c, _)| *c == code)
+        .map_or("UNKNOWN", |(_, n)| n)
+}
+
+/// The code with this canonical name (case-insensitive), if any.
+pub fn parse_code(name: &str) -> Option<Code> {
+    CODE_NAMES
+        .iter()
+        .find(|(_, n)| n.eq_ignore_ascii_case(name))
+        .map(|(c, _)| *c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn code_names_round_trip() {
+        for (code, name) in CODE_NAMES {
+            assert_eq!(code_name(code), name);
+            assert_eq!(parse_code(name), Some(code));
+        }
+        assert_eq!(parse_code("unavailable"), Some(Code::Unavailable));
+        assert_eq!(parse_code("NOPE"), None);
     }
 }

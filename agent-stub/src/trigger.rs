@@ -17,34 +17,7 @@ const MAX_BURST_SIZE: usize = 1 << 20;
 /// The status message of every scripted failure, so tests can tell it from a real one.
 pub(crate) const SCRIPTED_FAILURE: &str = "scripted failure";
 
-/// The gRPC codes by canonical name, as they appear in `RunError.code` and `code=`.
-const CODE_NAMES: [(Code, &str); 17] = [
-    (Code::Ok, "OK"),
-    (Code::Cancelled, "CANCELLED"),
-    (Code::Unknown, "UNKNOWN"),
-    (Code::InvalidArgument, "INVALID_ARGUMENT"),
-    (Code::DeadlineExceeded, "DEADLINE_EXCEEDED"),
-    (Code::NotFound, "NOT_FOUND"),
-    (Code::AlreadyExists, "ALREADY_EXISTS"),
-    (Code::PermissionDenied, "PERMISSION_DENIED"),
-    (Code::ResourceExhausted, "RESOURCE_EXHAUSTED"),
-    (Code::FailedPrecondition, "FAILED_PRECONDITION"),
-    (Code::Aborted, "ABORTED"),
-    (Code::OutOfRange, "OUT_OF_RANGE"),
-    (Code::Unimplemented, "UNIMPLEMENTED"),
-    (Code::Internal, "INTERNAL"),
-    (Code::Unavailable, "UNAVAILABLE"),
-    (Code::DataLoss, "DATA_LOSS"),
-    (Code::Unauthenticated, "UNAUTHENTICATED"),
-];
-
-/// The canonical name of a gRPC code (`UNAVAILABLE`).
-pub(crate) fn code_name(code: Code) -> &'static str {
-    CODE_NAMES
-        .iter()
-        .find(|(known, _)| *known == code)
-        .map_or("UNKNOWN", |(_, name)| name)
-}
+pub(crate) use agent_bridge_proto::code_name;
 
 /// How a run plays, as its message asked. The default is the default script, completed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -226,11 +199,7 @@ impl Triggers {
 
 /// A code by canonical name, case-insensitively; `OK` is not a failure, so it is refused.
 fn parse_code(name: &str) -> Option<Code> {
-    CODE_NAMES
-        .iter()
-        .skip(1)
-        .find(|(_, known)| known.eq_ignore_ascii_case(name))
-        .map(|(code, _)| *code)
+    agent_bridge_proto::parse_code(name).filter(|code| *code != Code::Ok)
 }
 
 #[cfg(test)]
@@ -293,9 +262,10 @@ mod tests {
 
     #[test]
     fn every_failure_code_has_a_name_but_ok_is_refused() {
-        for (code, name) in &CODE_NAMES[1..] {
-            assert_eq!(parse(&format!("stub: code={name}")).code, *code);
-            assert_eq!(code_name(*code), *name);
+        for number in 1..=16 {
+            let code = Code::from_i32(number);
+            let name = code_name(code);
+            assert_eq!(parse(&format!("stub: code={name}")).code, code);
         }
         assert!(matches!(
             Triggers::parse("stub: fail-before code=OK"),

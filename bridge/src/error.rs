@@ -247,38 +247,7 @@ pub fn http_status(code: Code) -> StatusCode {
     }
 }
 
-const CODE_NAMES: [(Code, &str); 17] = [
-    (Code::Ok, "OK"),
-    (Code::Cancelled, "CANCELLED"),
-    (Code::Unknown, "UNKNOWN"),
-    (Code::InvalidArgument, "INVALID_ARGUMENT"),
-    (Code::DeadlineExceeded, "DEADLINE_EXCEEDED"),
-    (Code::NotFound, "NOT_FOUND"),
-    (Code::AlreadyExists, "ALREADY_EXISTS"),
-    (Code::PermissionDenied, "PERMISSION_DENIED"),
-    (Code::ResourceExhausted, "RESOURCE_EXHAUSTED"),
-    (Code::FailedPrecondition, "FAILED_PRECONDITION"),
-    (Code::Aborted, "ABORTED"),
-    (Code::OutOfRange, "OUT_OF_RANGE"),
-    (Code::Unimplemented, "UNIMPLEMENTED"),
-    (Code::Internal, "INTERNAL"),
-    (Code::Unavailable, "UNAVAILABLE"),
-    (Code::DataLoss, "DATA_LOSS"),
-    (Code::Unauthenticated, "UNAUTHENTICATED"),
-];
-
-/// The canonical gRPC name of a code (`UNAVAILABLE`), as used in `run_error` events.
-pub fn code_name(code: Code) -> &'static str {
-    CODE_NAMES
-        .iter()
-        .find(|(c, _)| *c == code)
-        .map_or("UNKNOWN", |(_, n)| n)
-}
-
-/// The code with this canonical name, if any.
-pub fn parse_code(name: &str) -> Option<Code> {
-    CODE_NAMES.iter().find(|(_, n)| *n == name).map(|(c, _)| *c)
-}
+pub use agent_bridge_proto::{code_name, parse_code};
 
 /// What a client may read about an agent failure. Codes that describe the caller's own
 /// request carry the agent's message (bounded); the others get a fixed text, because their
@@ -334,15 +303,6 @@ mod tests {
         ] {
             assert_eq!(http_status(code).as_u16(), status, "{code:?}");
         }
-    }
-
-    #[test]
-    fn code_names_round_trip() {
-        for (code, name) in CODE_NAMES {
-            assert_eq!(code_name(code), name);
-            assert_eq!(parse_code(name), Some(code));
-        }
-        assert_eq!(parse_code("NOPE"), None);
     }
 
     #[test]
