@@ -4,9 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the suites need (none yet for the core suite; later suites add
-# redis-server and chromium here). Installed only when missing.
+# Debian packages the suites need, installed only when missing:
+# redis-server (+ redis-cli from redis-tools) for the threads suite's real Redis and Cluster.
 need_debs=()
+command -v redis-server >/dev/null 2>&1 || need_debs+=(redis-server)
+command -v redis-cli >/dev/null 2>&1 || need_debs+=(redis-tools)
 if [ ${#need_debs[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then
     apt-get update -qq && apt-get install -y -qq --no-install-recommends "${need_debs[@]}"

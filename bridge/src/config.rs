@@ -61,6 +61,28 @@ pub struct Config {
     #[arg(long, env = "BRIDGE_CONNECT_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
     pub connect_timeout: Duration,
 
+    /// Where threads' event logs live: `memory` (this process only), `redis://HOST:PORT[/DB]`
+    /// (shared by every replica), or `redis+cluster://HOST:PORT,HOST:PORT` (Redis Cluster).
+    #[arg(long, env = "BRIDGE_HUB", default_value = "memory")]
+    pub hub: String,
+
+    /// Events kept per thread.
+    #[arg(long, env = "BRIDGE_HUB_MAX_EVENTS", default_value_t = 1000)]
+    pub hub_max_events: usize,
+
+    /// A thread's log is dropped this long after its last event.
+    #[arg(long, env = "BRIDGE_HUB_TTL", default_value = "24h", value_parser = humantime::parse_duration)]
+    pub hub_ttl: Duration,
+
+    /// Memory hub only: bytes of event JSON kept across all threads.
+    #[arg(long, env = "BRIDGE_HUB_MAX_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub hub_max_bytes: usize,
+
+    /// A thread run's lease, renewed by its bridge: if that bridge dies, subscribers get a
+    /// `run_error` within about this long.
+    #[arg(long, env = "BRIDGE_RUN_LEASE", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub run_lease: Duration,
+
     /// Log format: `text` for people, `json` for log pipelines.
     #[arg(long, env = "BRIDGE_LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,
@@ -138,6 +160,18 @@ impl Config {
         }
         if self.stream_buffer == 0 {
             return Err("--stream-buffer/BRIDGE_STREAM_BUFFER must be at least 1".into());
+        }
+        if !(self.hub == "memory"
+            || self.hub.starts_with("redis://")
+            || self.hub.starts_with("redis+cluster://"))
+        {
+            return Err(format!(
+                "--hub/BRIDGE_HUB `{}` must be `memory`, `redis://...` or `redis+cluster://...`",
+                self.hub
+            ));
+        }
+        if self.run_lease < Duration::from_millis(300) {
+            return Err("--run-lease/BRIDGE_RUN_LEASE must be at least 300ms".into());
         }
         if self.heartbeat.is_zero() {
             return Err("--heartbeat/BRIDGE_HEARTBEAT must be more than 0s".into());

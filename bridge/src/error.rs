@@ -52,6 +52,21 @@ pub enum ApiError {
     EmptyRun { agent: String },
     #[error("bridge is shutting down")]
     ShuttingDown,
+    /// Another run is active on the thread.
+    #[error("run {run_id} is active on this thread")]
+    RunActive { run_id: String },
+    /// The hub (the threads' event logs) cannot be reached.
+    #[error("hub unavailable: {0}")]
+    HubUnavailable(String),
+}
+
+impl From<crate::hub::HubError> for ApiError {
+    fn from(e: crate::hub::HubError) -> Self {
+        match e {
+            crate::hub::HubError::RunActive(run_id) => ApiError::RunActive { run_id },
+            crate::hub::HubError::Unavailable(detail) => ApiError::HubUnavailable(detail),
+        }
+    }
 }
 
 /// An RFC 9457 problem document.
@@ -200,6 +215,28 @@ impl ApiError {
                 format!("agent {agent:?} ended the run without sending any event"),
             )
             .with_code(Code::Internal),
+            ApiError::RunActive { run_id } => {
+                let mut p = Problem::new(
+                    "run-active",
+                    "Run in progress",
+                    StatusCode::CONFLICT,
+                    format!("run {run_id} is still active on this thread; wait for it to finish"),
+                )
+                .with_code(Code::Aborted);
+                p.run_id = Some(run_id.clone());
+                p
+            }
+            ApiError::HubUnavailable(_) => {
+                let mut p = Problem::new(
+                    "hub-unavailable",
+                    "Service Unavailable",
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the threads' event log is unavailable; retry shortly",
+                )
+                .with_code(Code::Unavailable);
+                p.retry_after = Some(2);
+                p
+            }
             ApiError::ShuttingDown => {
                 let mut p = Problem::new(
                     "shutting-down",

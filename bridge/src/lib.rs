@@ -19,6 +19,8 @@ pub mod answer;
 pub mod config;
 pub mod demo;
 pub mod error;
+pub mod hub;
+pub mod record;
 pub mod routes;
 pub mod run;
 pub mod server;

@@ -1,12 +1,18 @@
 //! Serving: the listener, the router, and a drain that always ends.
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, sync::Arc};
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    config::Config, routes, run::Limits, sse::SseSettings, state::AppState, upstream::Agents,
+    config::Config,
+    hub::{Hub, Retention, memory::MemoryHub, redis::RedisHub},
+    routes,
+    run::Limits,
+    sse::SseSettings,
+    state::AppState,
+    upstream::Agents,
 };
 
 /// Serves the bridge on `listener` until `shutdown` is cancelled, then drains: readiness
@@ -20,6 +26,20 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     config.validate().map_err(anyhow::Error::msg)?;
     let agents = Agents::new(&config.agents, config.connect_timeout).map_err(anyhow::Error::msg)?;
+    let retention = Retention {
+        max_events: config.hub_max_events,
+        ttl: config.hub_ttl,
+        max_bytes: config.hub_max_bytes,
+        run_lease: config.run_lease,
+    };
+    let hub = if config.hub == "memory" {
+        Hub::Memory(Arc::new(MemoryHub::new(retention)))
+    } else {
+        Hub::Redis(Arc::new(
+            RedisHub::new(&config.hub, retention).map_err(anyhow::Error::msg)?,
+        ))
+    };
+    tracing::info!(hub = hub.backend(), "threads' event logs");
     let state = AppState {
         agents,
         limits: Limits {
@@ -33,6 +53,8 @@ pub async fn serve(
             retry_hint: config.retry_hint,
         },
         max_body_bytes: config.max_body_bytes,
+        hub,
+        run_lease: config.run_lease,
         shutdown: shutdown.clone(),
     };
     let app = routes::router(state).into_make_service_with_connect_info::<SocketAddr>();

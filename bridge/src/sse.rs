@@ -22,7 +22,10 @@ use axum::{
 };
 use bytes::{BufMut as _, Bytes, BytesMut};
 use futures_util::{Stream, StreamExt as _, stream::ReadyChunks};
-use tokio::time::{Instant, Sleep};
+use tokio::{
+    sync::mpsc,
+    time::{Instant, Sleep},
+};
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::{
@@ -44,8 +47,21 @@ pub struct SseSettings {
 
 /// The SSE response for a started run.
 pub fn response(run: Run, settings: SseSettings) -> Response {
+    let retry = settings.retry_hint;
+    stream(run.events, settings, move |buf, emitted: &Emitted| {
+        encode(buf, emitted, retry)
+    })
+}
+
+/// An SSE response whose frames `encode` writes from the items of `items`.
+pub fn stream<T, E>(items: mpsc::Receiver<T>, settings: SseSettings, encode: E) -> Response
+where
+    T: Send + 'static,
+    E: Fn(&mut BytesMut, &T) + Send + Unpin + 'static,
+{
     let body = SseBody {
-        events: ReceiverStream::new(run.events).ready_chunks(BATCH),
+        items: ReceiverStream::new(items).ready_chunks(BATCH),
+        encode,
         heartbeat: Box::pin(tokio::time::sleep(settings.heartbeat)),
         settings,
         opened: false,
@@ -63,19 +79,24 @@ pub fn response(run: Run, settings: SseSettings) -> Response {
 }
 
 /// The byte stream of one SSE response.
-struct SseBody {
-    events: ReadyChunks<ReceiverStream<Emitted>>,
+struct SseBody<T, E> {
+    items: ReadyChunks<ReceiverStream<T>>,
+    encode: E,
     /// Fires after `settings.heartbeat` without a frame; reset by every frame.
     heartbeat: Pin<Box<Sleep>>,
     settings: SseSettings,
     opened: bool,
 }
 
-impl Stream for SseBody {
+impl<T, E> Stream for SseBody<T, E>
+where
+    E: Fn(&mut BytesMut, &T) + Unpin,
+{
     type Item = Result<Bytes, Infallible>;
 
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = &mut *self;
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        // Every field is Unpin (the timer is boxed), so the body is too.
+        let this = self.get_mut();
         if !this.opened {
             this.opened = true;
             let mut buf = BytesMut::with_capacity(16);
@@ -83,14 +104,14 @@ impl Stream for SseBody {
             buf.put_u8(b'\n');
             return Poll::Ready(Some(Ok(buf.freeze())));
         }
-        match this.events.poll_next_unpin(cx) {
+        match this.items.poll_next_unpin(cx) {
             Poll::Ready(Some(batch)) => {
                 this.heartbeat
                     .as_mut()
                     .reset(Instant::now() + this.settings.heartbeat);
                 let mut buf = BytesMut::with_capacity(batch.len() * 256);
-                for emitted in &batch {
-                    encode(&mut buf, emitted, this.settings.retry_hint);
+                for item in &batch {
+                    (this.encode)(&mut buf, item);
                 }
                 Poll::Ready(Some(Ok(buf.freeze())))
             }
@@ -124,7 +145,7 @@ fn encode(buf: &mut BytesMut, emitted: &Emitted, retry: Duration) {
     buf.put_u8(b'\n');
 }
 
-fn put_retry(buf: &mut BytesMut, retry: Duration) {
+pub fn put_retry(buf: &mut BytesMut, retry: Duration) {
     buf.put_slice(b"retry: ");
     buf.put_slice(retry.as_millis().to_string().as_bytes());
     buf.put_u8(b'\n');

@@ -1,8 +1,10 @@
 //! What every request handler shares.
 
+use std::time::Duration;
+
 use tokio_util::sync::CancellationToken;
 
-use crate::{run::Limits, sse::SseSettings, upstream::Agents};
+use crate::{hub::Hub, run::Limits, sse::SseSettings, upstream::Agents};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -10,6 +12,10 @@ pub struct AppState {
     pub limits: Limits,
     pub sse: SseSettings,
     pub max_body_bytes: usize,
+    /// The threads' event logs.
+    pub hub: Hub,
+    /// How long a thread run's lease lasts without renewal.
+    pub run_lease: Duration,
     /// Cancelled when the bridge starts draining: readiness fails, new runs are refused and
     /// open streams end with a final event.
     pub shutdown: CancellationToken,

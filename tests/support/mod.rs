@@ -5,6 +5,8 @@
 //! server to come up. Logs are quiet unless `TEST_LOG` is set.
 #![allow(dead_code)] // Each suite uses a different part of the harness.
 
+pub mod redis;
+
 use std::{net::SocketAddr, sync::Once, time::Duration};
 
 use eventsource_stream::Eventsource as _;
@@ -150,16 +152,22 @@ pub struct SseEvent {
 /// Parses a streaming response the way an internal service would (with a spec-following SSE
 /// parser, `eventsource-stream`).
 pub fn sse_events(response: reqwest::Response) -> impl Stream<Item = SseEvent> {
-    response.bytes_stream().eventsource().map(|item| {
-        let e = item.expect("well-formed SSE");
-        SseEvent {
-            id: e.id,
-            event: e.event,
-            data: serde_json::from_str(&e.data)
-                .unwrap_or_else(|err| panic!("data is not JSON ({err}): {:?}", e.data)),
-            retry: e.retry,
-        }
-    })
+    // A connection cut mid-stream ends the stream here, as it ends an EventSource's; tests
+    // that expect a whole run assert its terminal event.
+    response
+        .bytes_stream()
+        .eventsource()
+        .take_while(|item| std::future::ready(item.is_ok()))
+        .map(|item| {
+            let e = item.expect("well-formed SSE");
+            SseEvent {
+                id: e.id,
+                event: e.event,
+                data: serde_json::from_str(&e.data)
+                    .unwrap_or_else(|err| panic!("data is not JSON ({err}): {:?}", e.data)),
+                retry: e.retry,
+            }
+        })
 }
 
 /// Reads a stream to its end.
@@ -197,4 +205,59 @@ pub async fn problem(response: reqwest::Response) -> (u16, Value) {
         "{body}"
     );
     (status, body)
+}
+
+/// A bridge on a runtime of its own, so the test can kill it the way a crashed process dies:
+/// every task, connection and lease renewal stops at once, nothing is drained.
+pub struct KillableBridge {
+    pub base: String,
+    kill: Option<std::sync::mpsc::Sender<()>>,
+}
+
+pub fn spawn_killable_bridge(agents: &[(&str, &str)], flags: &[&str]) -> KillableBridge {
+    init_logs();
+    let mut args: Vec<String> = vec!["bridge".into()];
+    for (name, url) in agents {
+        args.push("--agent".into());
+        args.push(format!("{name}={url}"));
+    }
+    args.extend(flags.iter().map(|f| f.to_string()));
+    let config = bridge::Config::from_args(args).expect("bridge flags");
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let (kill_tx, kill_rx) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = runtime.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
+        addr_tx.send(listener.local_addr().unwrap()).unwrap();
+        runtime.spawn(bridge::serve(listener, config, CancellationToken::new()));
+        let _ = kill_rx.recv();
+        runtime.shutdown_background();
+    });
+    let addr = addr_rx.recv().unwrap();
+    KillableBridge {
+        base: format!("http://{addr}"),
+        kill: Some(kill_tx),
+    }
+}
+
+impl KillableBridge {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(kill) = self.kill.take() {
+            let _ = kill.send(());
+        }
+    }
+}
+
+impl Drop for KillableBridge {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }

@@ -9,7 +9,8 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
-use crate::{answer, error::ApiError, run, sse, state::AppState, validate};
+use super::threads::resolve;
+use crate::{answer, error::ApiError, record, run, sse, state::AppState, validate};
 
 pub async fn chat(
     State(state): State<AppState>,
@@ -28,13 +29,35 @@ pub async fn chat(
     }
 
     let request = ChatRequest {
-        thread_id: body.thread_id.unwrap_or_default(),
+        thread_id: body.thread_id.clone().unwrap_or_default(),
         message: body.message,
         metadata: body.metadata,
-        run_id: String::new(),
-        agent: agent_name,
+        run_id: uuid::Uuid::new_v4().to_string(),
+        agent: agent_name.clone(),
     };
-    let run = run::start(agent, request, state.limits, &state.shutdown).await?;
+    let run = match body.thread_id {
+        // On a thread, the run is also recorded for the thread's other subscribers and
+        // history, and takes the thread's one active-run slot.
+        Some(thread) => {
+            let (_, key) = resolve(&state, &agent_name, &thread)?;
+            state.hub.begin_run(&key, &request.run_id).await?;
+            let run_id = request.run_id.clone();
+            match run::start(agent, request, state.limits, &state.shutdown).await {
+                Ok(run) => record::tee(
+                    state.hub.clone(),
+                    key,
+                    run,
+                    state.run_lease,
+                    state.limits.buffer,
+                ),
+                Err(e) => {
+                    let _ = state.hub.end_run(&key, &run_id).await;
+                    return Err(e);
+                }
+            }
+        }
+        None => run::start(agent, request, state.limits, &state.shutdown).await?,
+    };
     if wants_event_stream(&headers) {
         Ok(sse::response(run, state.sse))
     } else {

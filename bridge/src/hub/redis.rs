@@ -1,0 +1,687 @@
+//! The Redis Streams hub: any replica serves any subscriber.
+//!
+//! Per thread, three keys share one hash tag (so a thread lives on one Redis Cluster shard):
+//! `ab:{K}:log` (a stream; entry ids are `N-0`, `N` the thread's event number), `ab:{K}:meta`
+//! (a hash: `epoch`, `seq`) and `ab:{K}:run` (the active run's lease). Appends run as one Lua
+//! script, so numbering, capping (`MAXLEN`) and expiry are atomic.
+//!
+//! Within one bridge, one reader task per subscribed thread blocks on `XREAD` (on its own
+//! connection, as blocking reads must not hold up other commands) and fans each event out,
+//! as shared bytes, to that bridge's subscribers. When it sees a run's events stop while the
+//! run's lease has expired (its bridge died), it ends the run with a `run_error`; the Lua
+//! check makes that happen once, whichever replica notices first.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, SystemTime},
+};
+
+use agent_bridge_proto::v1::{ChatEvent, RunError, chat_event::Payload};
+use bytes::Bytes;
+use redis::{
+    Cmd, RedisFuture, Script, Value,
+    aio::{ConnectionLike, ConnectionManager, MultiplexedConnection},
+    cluster::ClusterClient,
+    cluster_async::ClusterConnection,
+    streams::{StreamId, StreamRangeReply, StreamReadReply},
+};
+use tokio::sync::{OnceCell, broadcast, mpsc};
+
+use super::{
+    Delivery, Entry, FEED_CAPACITY, FeedItem, HubError, NewEntry, ReplayFrom, Retention,
+    SUBSCRIBER_BUFFER, Start, Subscription, ThreadKey, feed_subscriber, new_epoch, position,
+    replay_from,
+};
+use crate::{run::BRIDGE_AGENT, wire};
+
+/// How long one blocking read waits; also how often a reader checks for dead runs and a
+/// new epoch.
+const BLOCK: Duration = Duration::from_millis(1000);
+/// Entries per read.
+const PAGE: usize = 500;
+
+const APPEND: &str = r"
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+if not epoch then
+  epoch = ARGV[1]
+  redis.call('HSET', KEYS[1], 'epoch', epoch, 'seq', 0)
+  redis.call('DEL', KEYS[2])
+end
+local n = redis.call('HINCRBY', KEYS[1], 'seq', 1)
+redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[2], n .. '-0',
+  'k', ARGV[4], 'r', ARGV[5], 's', ARGV[6], 't', ARGV[7], 'd', ARGV[8])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
+return {epoch, n}
+";
+
+/// Ends a run whose lease expired, if its last event is still the one the caller saw.
+const FAIL_ORPHAN: &str = r"
+if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
+if not redis.call('HGET', KEYS[1], 'epoch') then return 0 end
+local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
+if #last == 0 then return 0 end
+local f = last[1][2]
+local h = {}
+for i = 1, #f, 2 do h[f[i]] = f[i + 1] end
+if h['r'] ~= ARGV[1] or h['t'] == '1' or h['s'] ~= ARGV[5] then return 0 end
+local n = redis.call('HINCRBY', KEYS[1], 'seq', 1)
+redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[2], n .. '-0',
+  'k', 'run_error', 'r', ARGV[1], 's', ARGV[6], 't', '1', 'd', ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
+return n
+";
+
+const RENEW: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+";
+
+const RELEASE: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+";
+
+/// Where Redis is.
+#[derive(Debug, Clone)]
+enum Target {
+    Single(redis::Client),
+    Cluster {
+        commands: Box<ClusterClient>,
+        readers: Box<ClusterClient>,
+    },
+}
+
+/// One connection of either kind, usable with any Redis command.
+#[derive(Clone)]
+enum Conn {
+    Manager(ConnectionManager),
+    Multiplexed(MultiplexedConnection),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Manager(c) => c.req_packed_command(cmd),
+            Conn::Multiplexed(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Manager(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Multiplexed(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Manager(c) => c.get_db(),
+            Conn::Multiplexed(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+pub struct RedisHub {
+    target: Target,
+    retention: Retention,
+    /// Connected on first use (so the bridge starts while Redis is down); reconnects by
+    /// itself afterwards.
+    commands: OnceCell<Conn>,
+    feeds: Mutex<HashMap<ThreadKey, broadcast::Sender<FeedItem>>>,
+    append: Script,
+    fail_orphan: Script,
+    renew: Script,
+    release: Script,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> HubError {
+    HubError::Unavailable(e.to_string())
+}
+
+struct Keys {
+    log: String,
+    meta: String,
+    run: String,
+}
+
+fn keys(key: &ThreadKey) -> Keys {
+    let tag = key.encoded();
+    Keys {
+        log: format!("ab:{{{tag}}}:log"),
+        meta: format!("ab:{{{tag}}}:meta"),
+        run: format!("ab:{{{tag}}}:run"),
+    }
+}
+
+impl RedisHub {
+    /// `redis://host:port[/db]` for one Redis, `redis+cluster://host:port,host:port` for a
+    /// cluster (any reachable nodes; the rest are discovered).
+    pub fn new(url: &str, retention: Retention) -> Result<Self, String> {
+        let reader_timeout = BLOCK + Duration::from_secs(3);
+        let target = if let Some(nodes) = url.strip_prefix("redis+cluster://") {
+            let nodes: Vec<String> = nodes
+                .split(',')
+                .map(|n| format!("redis://{}", n.trim()))
+                .collect();
+            let build = |timeout: Duration| {
+                ClusterClient::builder(nodes.clone())
+                    .response_timeout(timeout)
+                    .connection_timeout(Duration::from_secs(2))
+                    .build()
+                    .map_err(|e| format!("--hub: invalid Redis Cluster URL: {e}"))
+            };
+            Target::Cluster {
+                commands: Box::new(build(Duration::from_secs(2))?),
+                readers: Box::new(build(reader_timeout)?),
+            }
+        } else {
+            Target::Single(
+                redis::Client::open(url).map_err(|e| format!("--hub: invalid Redis URL: {e}"))?,
+            )
+        };
+        Ok(Self {
+            target,
+            retention,
+            commands: OnceCell::new(),
+            feeds: Mutex::new(HashMap::new()),
+            append: Script::new(APPEND),
+            fail_orphan: Script::new(FAIL_ORPHAN),
+            renew: Script::new(RENEW),
+            release: Script::new(RELEASE),
+        })
+    }
+
+    async fn con(&self) -> Result<Conn, HubError> {
+        self.commands
+            .get_or_try_init(|| async {
+                match &self.target {
+                    Target::Single(client) => {
+                        let config = redis::aio::ConnectionManagerConfig::new()
+                            .set_connection_timeout(Some(Duration::from_secs(2)))
+                            .set_response_timeout(Some(Duration::from_secs(2)))
+                            .set_number_of_retries(2);
+                        client
+                            .get_connection_manager_with_config(config)
+                            .await
+                            .map(Conn::Manager)
+                    }
+                    Target::Cluster { commands, .. } => {
+                        commands.get_async_connection().await.map(Conn::Cluster)
+                    }
+                }
+            })
+            .await
+            .cloned()
+            .map_err(unavailable)
+    }
+
+    /// A connection of its own for blocking reads.
+    async fn reader_con(&self) -> Result<Conn, HubError> {
+        match &self.target {
+            Target::Single(client) => {
+                let config = redis::AsyncConnectionConfig::new()
+                    .set_response_timeout(Some(BLOCK + Duration::from_secs(3)))
+                    .set_connection_timeout(Some(Duration::from_secs(2)));
+                client
+                    .get_multiplexed_async_connection_with_config(&config)
+                    .await
+                    .map(Conn::Multiplexed)
+            }
+            Target::Cluster { readers, .. } => {
+                readers.get_async_connection().await.map(Conn::Cluster)
+            }
+        }
+        .map_err(unavailable)
+    }
+
+    pub async fn check(&self) -> Result<(), HubError> {
+        let mut con = self.con().await?;
+        redis::cmd("PING")
+            .query_async::<String>(&mut con)
+            .await
+            .map(drop)
+            .map_err(unavailable)
+    }
+
+    pub async fn begin_run(&self, key: &ThreadKey, run_id: &str) -> Result<(), HubError> {
+        let mut con = self.con().await?;
+        let k = keys(key);
+        let set: Option<String> = redis::cmd("SET")
+            .arg(&k.run)
+            .arg(run_id)
+            .arg("NX")
+            .arg("PX")
+            .arg(self.retention.run_lease.as_millis() as u64)
+            .query_async(&mut con)
+            .await
+            .map_err(unavailable)?;
+        if set.is_some() {
+            return Ok(());
+        }
+        let active: Option<String> = redis::cmd("GET")
+            .arg(&k.run)
+            .query_async(&mut con)
+            .await
+            .map_err(unavailable)?;
+        Err(HubError::RunActive(active.unwrap_or_default()))
+    }
+
+    pub async fn renew_run(&self, key: &ThreadKey, run_id: &str) -> Result<(), HubError> {
+        let mut con = self.con().await?;
+        self.renew
+            .key(keys(key).run)
+            .arg(run_id)
+            .arg(self.retention.run_lease.as_millis() as u64)
+            .invoke_async::<i64>(&mut con)
+            .await
+            .map(drop)
+            .map_err(unavailable)
+    }
+
+    pub async fn end_run(&self, key: &ThreadKey, run_id: &str) -> Result<(), HubError> {
+        let mut con = self.con().await?;
+        self.release
+            .key(keys(key).run)
+            .arg(run_id)
+            .invoke_async::<i64>(&mut con)
+            .await
+            .map(drop)
+            .map_err(unavailable)
+    }
+
+    pub async fn append(&self, key: &ThreadKey, new: NewEntry) -> Result<String, HubError> {
+        let mut con = self.con().await?;
+        let k = keys(key);
+        let (epoch, n): (String, u64) = self
+            .append
+            .key(&k.meta)
+            .key(&k.log)
+            .arg(new_epoch())
+            .arg(self.retention.max_events)
+            .arg(self.retention.ttl.as_millis() as u64)
+            .arg(new.kind)
+            .arg(&new.run_id)
+            .arg(new.sequence)
+            .arg(if new.terminal { "1" } else { "0" })
+            .arg(new.json.as_ref())
+            .invoke_async(&mut con)
+            .await
+            .map_err(unavailable)?;
+        Ok(position(&epoch, n))
+    }
+
+    pub async fn delete(&self, key: &ThreadKey) -> Result<(), HubError> {
+        let mut con = self.con().await?;
+        let k = keys(key);
+        let active: Option<String> = redis::cmd("GET")
+            .arg(&k.run)
+            .query_async(&mut con)
+            .await
+            .map_err(unavailable)?;
+        if let Some(active) = active {
+            return Err(HubError::RunActive(active));
+        }
+        // Same slot (hash tag), so one DEL works on a cluster too.
+        redis::cmd("DEL")
+            .arg(&k.log)
+            .arg(&k.meta)
+            .query_async::<i64>(&mut con)
+            .await
+            .map_err(unavailable)?;
+        if let Some(feed) = self
+            .feeds
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+        {
+            let _ = feed.send(FeedItem::Reset);
+        }
+        Ok(())
+    }
+
+    /// The log's epoch and last `n` (None: no log).
+    async fn meta(&self, con: &mut Conn, k: &Keys) -> Result<Option<(String, u64)>, HubError> {
+        let (epoch, seq): (Option<String>, Option<u64>) = redis::cmd("HMGET")
+            .arg(&k.meta)
+            .arg("epoch")
+            .arg("seq")
+            .query_async(con)
+            .await
+            .map_err(unavailable)?;
+        Ok(epoch.map(|e| (e, seq.unwrap_or(0))))
+    }
+
+    /// Entries with n > `after`, up to `PAGE`.
+    async fn range(
+        con: &mut Conn,
+        k: &Keys,
+        epoch: &str,
+        after: u64,
+    ) -> Result<Vec<Arc<Entry>>, HubError> {
+        let reply: StreamRangeReply = redis::cmd("XRANGE")
+            .arg(&k.log)
+            .arg(format!("{}-0", after + 1))
+            .arg("+")
+            .arg("COUNT")
+            .arg(PAGE)
+            .query_async(con)
+            .await
+            .map_err(unavailable)?;
+        Ok(reply
+            .ids
+            .iter()
+            .filter_map(|id| parse_entry(epoch, id))
+            .map(Arc::new)
+            .collect())
+    }
+
+    /// Every retained entry after `after` (all pages).
+    async fn range_all(
+        con: &mut Conn,
+        k: &Keys,
+        epoch: &str,
+        mut after: u64,
+    ) -> Result<Vec<Arc<Entry>>, HubError> {
+        let mut all = Vec::new();
+        loop {
+            let page = Self::range(con, k, epoch, after).await?;
+            let full = page.len() == PAGE;
+            if let Some(last) = page.last() {
+                after = last.n;
+            }
+            all.extend(page);
+            if !full {
+                return Ok(all);
+            }
+        }
+    }
+
+    /// The deliveries a subscriber starting at `start` gets from the log.
+    async fn replay(
+        &self,
+        con: &mut Conn,
+        k: &Keys,
+        start: &Start,
+    ) -> Result<(Vec<Delivery>, u64), HubError> {
+        let Some((epoch, last)) = self.meta(con, k).await? else {
+            // No log (never written, expired or lost): nothing to replay.
+            let first = match start {
+                Start::After(id) => vec![Delivery::Truncated {
+                    requested: id.clone(),
+                }],
+                _ => Vec::new(),
+            };
+            return Ok((first, 0));
+        };
+        let oldest: StreamRangeReply = redis::cmd("XRANGE")
+            .arg(&k.log)
+            .arg("-")
+            .arg("+")
+            .arg("COUNT")
+            .arg(1)
+            .query_async(con)
+            .await
+            .map_err(unavailable)?;
+        let oldest = oldest.ids.first().and_then(|id| stream_n(&id.id));
+        let (after, mut out) = match replay_from(start, &epoch, oldest, last) {
+            ReplayFrom::After(n) => (n, Vec::new()),
+            ReplayFrom::Truncated(requested) => (0, vec![Delivery::Truncated { requested }]),
+        };
+        let live_from = if *start == Start::Live { last } else { 0 };
+        out.extend(
+            Self::range_all(con, k, &epoch, after)
+                .await?
+                .into_iter()
+                .map(Delivery::Event),
+        );
+        Ok((out, live_from))
+    }
+
+    pub async fn subscribe(
+        self: &Arc<Self>,
+        key: &ThreadKey,
+        start: Start,
+    ) -> Result<Subscription, HubError> {
+        let mut con = self.con().await?;
+        // Live first, replay second: nothing can fall between the two (duplicates are
+        // skipped by number).
+        let live = self.feed(key).await?;
+        let k = keys(key);
+        let (first, last_n) = self.replay(&mut con, &k, &start).await?;
+        let (tx, rx) = mpsc::channel(SUBSCRIBER_BUFFER);
+        let hub = self.clone();
+        let key = key.clone();
+        tokio::spawn(feed_subscriber(tx, first, live, last_n, move |after| {
+            let hub = hub.clone();
+            let key = key.clone();
+            let mut con = con.clone();
+            async move {
+                let k = keys(&key);
+                let Some((epoch, _)) = hub.meta(&mut con, &k).await? else {
+                    return Ok(vec![Delivery::Failed]);
+                };
+                let (missed, _) = hub
+                    .replay(&mut con, &k, &Start::After(position(&epoch, after)))
+                    .await?;
+                Ok(missed)
+            }
+        }));
+        Ok(rx)
+    }
+
+    /// This bridge's live feed of a thread, starting its reader if needed.
+    async fn feed(
+        self: &Arc<Self>,
+        key: &ThreadKey,
+    ) -> Result<broadcast::Receiver<FeedItem>, HubError> {
+        if let Some(feed) = self
+            .feeds
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+        {
+            return Ok(feed.subscribe());
+        }
+        // Read the reader's starting point before any replay can, so the reader never
+        // starts after what a subscriber replays.
+        let mut con = self.con().await?;
+        let k = keys(key);
+        let (epoch, last) = self.meta(&mut con, &k).await?.unwrap_or_default();
+        let reader_con = self.reader_con().await?;
+        let mut feeds = self.feeds.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(feed) = feeds.get(key) {
+            return Ok(feed.subscribe());
+        }
+        let (tx, rx) = broadcast::channel(FEED_CAPACITY);
+        feeds.insert(key.clone(), tx.clone());
+        drop(feeds);
+        let reader = Reader {
+            hub: self.clone(),
+            key: key.clone(),
+            keys: k,
+            tx,
+            con: reader_con,
+            epoch,
+            last_n: last,
+            last: None,
+        };
+        tokio::spawn(reader.run());
+        Ok(rx)
+    }
+}
+
+/// One bridge's blocking reader of one thread's log.
+struct Reader {
+    hub: Arc<RedisHub>,
+    key: ThreadKey,
+    keys: Keys,
+    tx: broadcast::Sender<FeedItem>,
+    con: Conn,
+    epoch: String,
+    last_n: u64,
+    /// The last entry seen, to notice a run whose bridge died.
+    last: Option<Arc<Entry>>,
+}
+
+impl Reader {
+    async fn run(mut self) {
+        loop {
+            if self.stop_if_unused() {
+                return;
+            }
+            match self.step().await {
+                Ok(()) => {}
+                Err(e) => {
+                    tracing::warn!(thread = %self.key.thread, error = %e, "thread feed failed");
+                    self.remove();
+                    let _ = self.tx.send(FeedItem::Failed);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn stop_if_unused(&self) -> bool {
+        let mut feeds = self.hub.feeds.lock().unwrap_or_else(|p| p.into_inner());
+        if self.tx.receiver_count() == 0 {
+            feeds.remove(&self.key);
+            true
+        } else {
+            false
+        }
+    }
+
+    fn remove(&self) {
+        self.hub
+            .feeds
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.key);
+    }
+
+    async fn step(&mut self) -> Result<(), HubError> {
+        let reply: Option<StreamReadReply> = redis::cmd("XREAD")
+            .arg("COUNT")
+            .arg(PAGE)
+            .arg("BLOCK")
+            .arg(BLOCK.as_millis() as u64)
+            .arg("STREAMS")
+            .arg(&self.keys.log)
+            .arg(format!("{}-0", self.last_n))
+            .query_async(&mut self.con)
+            .await
+            .map_err(unavailable)?;
+        let ids: Vec<StreamId> = reply
+            .map(|r| r.keys.into_iter().flat_map(|k| k.ids).collect())
+            .unwrap_or_default();
+        if ids.is_empty() {
+            return self.idle().await;
+        }
+        // Entries are numbered per epoch: learn the epoch of a log created since the feed
+        // started, and notice one that was deleted and started again.
+        let epoch = self
+            .hub
+            .meta(&mut self.con, &self.keys)
+            .await?
+            .map(|(e, _)| e)
+            .unwrap_or_default();
+        if epoch != self.epoch {
+            let restarted = !self.epoch.is_empty();
+            self.epoch = epoch;
+            if restarted {
+                self.last_n = 0;
+                self.last = None;
+                let _ = self.tx.send(FeedItem::Reset);
+                return Ok(());
+            }
+        }
+        for id in &ids {
+            if let Some(entry) = parse_entry(&self.epoch, id) {
+                let entry = Arc::new(entry);
+                self.last_n = entry.n;
+                self.last = Some(entry.clone());
+                let _ = self.tx.send(FeedItem::Entry(entry));
+            }
+        }
+        Ok(())
+    }
+
+    /// Nothing new for a while: check for a new epoch and for an orphaned run.
+    async fn idle(&mut self) -> Result<(), HubError> {
+        let meta = self.hub.meta(&mut self.con, &self.keys).await?;
+        let epoch = meta.as_ref().map(|(e, _)| e.clone()).unwrap_or_default();
+        if epoch != self.epoch {
+            // The log was deleted, expired or lost and (maybe) started again.
+            self.epoch = epoch;
+            self.last_n = 0;
+            self.last = None;
+            let _ = self.tx.send(FeedItem::Reset);
+            return Ok(());
+        }
+        let Some(last) = self.last.clone().filter(|l| !l.terminal) else {
+            return Ok(());
+        };
+        let event = ChatEvent {
+            run_id: last.run_id.clone(),
+            thread_id: self.key.thread.clone(),
+            agent: BRIDGE_AGENT.into(),
+            sequence: last.sequence + 1,
+            timestamp: Some(SystemTime::now().into()),
+            payload: Some(Payload::RunError(RunError {
+                code: "UNAVAILABLE".into(),
+                message: "the bridge running this run stopped; send the message again".into(),
+            })),
+        };
+        let json = wire::to_json(&event);
+        let ended: i64 = self
+            .hub
+            .fail_orphan
+            .key(&self.keys.meta)
+            .key(&self.keys.log)
+            .key(&self.keys.run)
+            .arg(&last.run_id)
+            .arg(self.hub.retention.max_events)
+            .arg(self.hub.retention.ttl.as_millis() as u64)
+            .arg(json)
+            .arg(last.sequence)
+            .arg(last.sequence + 1)
+            .invoke_async(&mut self.con)
+            .await
+            .map_err(unavailable)?;
+        if ended > 0 {
+            tracing::warn!(thread = %self.key.thread, run_id = %last.run_id, "ended a run whose bridge stopped");
+        }
+        Ok(())
+    }
+}
+
+/// `N` of a stream id `N-0`.
+fn stream_n(id: &str) -> Option<u64> {
+    id.split_once('-').and_then(|(n, _)| n.parse().ok())
+}
+
+fn parse_entry(epoch: &str, id: &StreamId) -> Option<Entry> {
+    let n = stream_n(&id.id)?;
+    let json: Vec<u8> = id.get("d")?;
+    Some(Entry {
+        id: position(epoch, n),
+        n,
+        kind: id.get("k")?,
+        run_id: id.get("r")?,
+        sequence: id.get::<String>("s")?.parse().ok()?,
+        terminal: id.get::<String>("t")?.as_str() == "1",
+        json: Bytes::from(json),
+    })
+}

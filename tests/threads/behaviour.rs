@@ -1,0 +1,396 @@
+//! The behaviour every hub must have: each test runs once per backend.
+
+use futures_util::{SinkExt as _, StreamExt as _};
+use serde_json::Value;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::{
+    is_default_script, kinds, n_of, post_message, start_run, subscribe,
+    support::{
+        Agent, Bridge, PATIENCE, problem, redis::RedisServer, spawn_agent, spawn_bridge, sse_events,
+    },
+    take, until_run_ends,
+};
+
+#[derive(Clone, Copy, Debug)]
+pub enum Backend {
+    Memory,
+    Redis,
+}
+
+pub struct Setup {
+    pub agent: Agent,
+    pub bridge: Bridge,
+    /// Kept alive for the test's duration.
+    pub _redis: Option<RedisServer>,
+}
+
+pub async fn setup(backend: Backend, flags: &[&str]) -> Setup {
+    let agent = spawn_agent().await;
+    let redis = match backend {
+        Backend::Memory => None,
+        Backend::Redis => Some(RedisServer::start().await),
+    };
+    let mut all: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
+    if let Some(redis) = &redis {
+        all.extend(["--hub".into(), redis.url()]);
+    }
+    let all: Vec<&str> = all.iter().map(String::as_str).collect();
+    let bridge = spawn_bridge(&[("assistant", &agent.url)], &all).await;
+    Setup {
+        agent,
+        bridge,
+        _redis: redis,
+    }
+}
+
+/// Declares `name::memory` and `name::redis` for a test body `name(Backend)`.
+macro_rules! on_both_hubs {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test]
+            async fn memory() {
+                super::$name(super::Backend::Memory).await
+            }
+            #[tokio::test]
+            async fn redis() {
+                super::$name(super::Backend::Redis).await
+            }
+        }
+    )*};
+}
+
+on_both_hubs!(
+    every_subscriber_gets_the_run_in_order,
+    resuming_replays_exactly_the_missing_events,
+    lost_history_is_signalled,
+    a_second_message_during_a_run_is_409,
+    history_and_delete_round_trip_through_the_agent,
+    websocket_carries_the_same_events_as_sse,
+    seed_004_flow_works_as_written,
+    a_streamed_chat_on_a_thread_is_recorded,
+);
+
+async fn every_subscriber_gets_the_run_in_order(backend: Backend) {
+    let s = setup(backend, &[]).await;
+    let base = &s.bridge.base;
+    let mut first = subscribe(base, "assistant", "t1", None).await;
+    let mut second = subscribe(base, "assistant", "t1", None).await;
+
+    let run_id = start_run(base, "assistant", "t1", "Add a dark mode toggle").await;
+    let a = until_run_ends(&mut first).await;
+    let b = until_run_ends(&mut second).await;
+
+    assert!(is_default_script(&kinds(&a)), "{:?}", kinds(&a));
+    let ids: Vec<&str> = a.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        b.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+        "same ids for everyone"
+    );
+    let ns: Vec<u64> = ids.iter().map(|id| n_of(id)).collect();
+    assert_eq!(
+        ns,
+        (1..=ns.len() as u64).collect::<Vec<_>>(),
+        "positions count up without gaps"
+    );
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(x.data, y.data);
+        assert_eq!(x.event, x.data["type"].as_str().unwrap(), "named events");
+        assert_eq!(x.data["run_id"], run_id.as_str());
+        assert_eq!(x.data["thread_id"], "t1");
+    }
+}
+
+async fn resuming_replays_exactly_the_missing_events(backend: Backend) {
+    let s = setup(backend, &[]).await;
+    let base = &s.bridge.base;
+    let mut watcher = subscribe(base, "assistant", "t1", None).await;
+    let mut early = subscribe(base, "assistant", "t1", None).await;
+    start_run(base, "assistant", "t1", "hello").await;
+    let whole = until_run_ends(&mut watcher).await;
+
+    // A client that saw 5 events and dropped reconnects with the 5th id.
+    let seen = take(&mut early, 5).await;
+    drop(early);
+    let mut resumed = subscribe(base, "assistant", "t1", Some(&seen[4].id)).await;
+    let rest = until_run_ends(&mut resumed).await;
+    let mut joined: Vec<Value> = seen.iter().map(|e| e.data.clone()).collect();
+    joined.extend(rest.iter().map(|e| e.data.clone()));
+    assert_eq!(
+        joined,
+        whole.iter().map(|e| e.data.clone()).collect::<Vec<_>>(),
+        "nothing lost, nothing repeated"
+    );
+
+    // `0` (or `?last_event_id=0` on a first connect) replays everything retained.
+    let response = reqwest::get(format!(
+        "{base}/v1/agents/assistant/threads/t1/events?last_event_id=0"
+    ))
+    .await
+    .unwrap();
+    let mut from_start = Box::pin(sse_events(response));
+    let replayed = until_run_ends(&mut from_start).await;
+    assert_eq!(replayed.len(), whole.len());
+    assert_eq!(replayed[0].id, whole[0].id);
+
+    // Then live: the next run arrives on the same connection.
+    start_run(base, "assistant", "t1", "again").await;
+    let next = until_run_ends(&mut from_start).await;
+    assert_eq!(n_of(&next[0].id), n_of(&whole.last().unwrap().id) + 1);
+}
+
+async fn lost_history_is_signalled(backend: Backend) {
+    let s = setup(backend, &["--hub-max-events", "5"]).await;
+    let base = &s.bridge.base;
+    let mut watcher = subscribe(base, "assistant", "t1", None).await;
+    start_run(base, "assistant", "t1", "hello").await;
+    let whole = until_run_ends(&mut watcher).await;
+    assert!(whole.len() > 10);
+
+    let mut resumed = subscribe(base, "assistant", "t1", Some(&whole[1].id)).await;
+    let notice = take(&mut resumed, 1).await.remove(0);
+    assert_eq!(notice.event, "history_truncated");
+    assert_eq!(notice.data["requested"], whole[1].id.as_str());
+    assert!(
+        notice.id.is_empty(),
+        "a notice has no id, so Last-Event-ID keeps naming an event"
+    );
+    let kept = take(&mut resumed, 5).await;
+    let expected: Vec<&str> = whole[whole.len() - 5..]
+        .iter()
+        .map(|e| e.id.as_str())
+        .collect();
+    assert_eq!(
+        kept.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+        expected
+    );
+
+    // A position from another life of the log (another epoch) is also truncated history.
+    let mut stale = subscribe(base, "assistant", "t1", Some("0123456789ab-3")).await;
+    assert_eq!(take(&mut stale, 1).await[0].event, "history_truncated");
+}
+
+async fn a_second_message_during_a_run_is_409(backend: Backend) {
+    let s = setup(backend, &[]).await;
+    let base = &s.bridge.base;
+    let run_id = start_run(base, "assistant", "t1", "stub: hang").await;
+    let (status, body) = problem(post_message(base, "assistant", "t1", "me too").await).await;
+    assert_eq!(status, 409);
+    assert_eq!(body["run_id"], run_id.as_str(), "names the active run");
+    assert_eq!(body["type"], "urn:agent-bridge:problem:run-active");
+    // Deleting the thread is refused too while its run is active.
+    let response = reqwest::Client::new()
+        .delete(format!("{base}/v1/agents/assistant/threads/t1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(problem(response).await.0, 409);
+    // Another thread is free.
+    start_run(base, "assistant", "t2", "hello").await;
+}
+
+async fn history_and_delete_round_trip_through_the_agent(backend: Backend) {
+    let s = setup(backend, &[]).await;
+    let base = &s.bridge.base;
+    let http = reqwest::Client::new();
+    let mut watcher = subscribe(base, "assistant", "notes", None).await;
+    start_run(base, "assistant", "notes", "remember the milk").await;
+    let run = until_run_ends(&mut watcher).await;
+    let answer = run.last().unwrap().data["final_message"]["content"].clone();
+
+    let threads: Value = http
+        .get(format!("{base}/v1/agents/assistant/threads"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let listed = threads["threads"].as_array().unwrap();
+    assert!(
+        listed
+            .iter()
+            .any(|t| t["thread_id"] == "notes" && t["message_count"] == 2),
+        "{threads}"
+    );
+
+    let url = format!("{base}/v1/agents/assistant/threads/notes/messages?page_size=1");
+    let page: Value = http.get(&url).send().await.unwrap().json().await.unwrap();
+    assert_eq!(page["messages"][0]["role"], "user");
+    assert_eq!(page["messages"][0]["content"], "remember the milk");
+    let token = page["next_page_token"].as_str().unwrap();
+    let next: Value = http
+        .get(format!("{url}&page_token={token}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(next["messages"][0]["role"], "assistant");
+    assert_eq!(next["messages"][0]["content"], answer);
+
+    let deleted = http
+        .delete(format!("{base}/v1/agents/assistant/threads/notes"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 200);
+    assert_eq!(
+        deleted.json::<Value>().await.unwrap()["deleted_messages"],
+        2
+    );
+    let gone = http
+        .get(format!("{base}/v1/agents/assistant/threads/notes/messages"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(problem(gone).await.0, 404);
+    // The bridge's log went too: a resume finds nothing of it.
+    let mut resumed = subscribe(base, "assistant", "notes", Some(&run[2].id)).await;
+    assert_eq!(take(&mut resumed, 1).await[0].event, "history_truncated");
+}
+
+async fn websocket_carries_the_same_events_as_sse(backend: Backend) {
+    let s = setup(backend, &[]).await;
+    let base = &s.bridge.base;
+    let mut sse = subscribe(base, "assistant", "t1", None).await;
+    let ws_url = format!(
+        "{}/v1/agents/assistant/threads/t1/ws",
+        base.replace("http://", "ws://")
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(ws_url)
+        .await
+        .expect("websocket");
+
+    socket
+        .send(Message::text(
+            r#"{"type":"message","message":"over the socket"}"#,
+        ))
+        .await
+        .unwrap();
+    let mut frames = Vec::new();
+    let mut accepted = None;
+    while frames
+        .last()
+        .is_none_or(|f: &Value| f["type"] != "run_completed")
+    {
+        let message = tokio::time::timeout(PATIENCE, socket.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        let frame: Value = serde_json::from_str(message.to_text().unwrap()).unwrap();
+        if frame["type"] == "accepted" {
+            accepted = Some(frame["run_id"].clone());
+        } else {
+            frames.push(frame);
+        }
+    }
+    let events = until_run_ends(&mut sse).await;
+    assert_eq!(accepted.as_ref(), Some(&events[0].data["run_id"]));
+    assert_eq!(frames.len(), events.len());
+    for (frame, event) in frames.iter().zip(&events) {
+        let mut without_id = frame.clone();
+        let id = without_id.as_object_mut().unwrap().remove("id").unwrap();
+        assert_eq!(id, event.id.as_str());
+        assert_eq!(without_id, event.data);
+    }
+
+    // A bad frame gets a problem back, and the socket stays usable.
+    socket.send(Message::text("not json")).await.unwrap();
+    let message = tokio::time::timeout(PATIENCE, socket.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let reply: Value = serde_json::from_str(message.to_text().unwrap()).unwrap();
+    assert_eq!(reply["type"], "error");
+    assert_eq!(reply["problem"]["status"], 400);
+}
+
+async fn seed_004_flow_works_as_written(backend: Backend) {
+    let s = setup(backend, &[]).await;
+    let base = &s.bridge.base;
+    // const eventSource = new EventSource(`/agents/${agentId}/sse?thread_id=${threadId}`);
+    let response = reqwest::Client::new()
+        .get(format!("{base}/agents/agent_123/sse?thread_id=thread_456"))
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    // No agent named agent_123 here: the seed's names are examples. Use the real one.
+    assert_eq!(problem(response).await.0, 404);
+    let response = reqwest::get(format!("{base}/agents/assistant/sse?thread_id=thread_456"))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let mut events = Box::pin(sse_events(response));
+
+    // fetch(`/agents/${agentId}/messages`, { method: "POST", body: JSON.stringify({ thread_id, message }) })
+    let sent = reqwest::Client::new()
+        .post(format!("{base}/agents/assistant/messages"))
+        .json(&serde_json::json!({ "thread_id": "thread_456", "message": "Привет, агент!" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sent.status(), 200);
+    assert_eq!(
+        sent.json::<Value>().await.unwrap(),
+        serde_json::json!({ "status": "success", "message": "Message sent to agent." })
+    );
+
+    // eventSource.onmessage = (event) => { const data = JSON.parse(event.data); ... }
+    let run = until_run_ends(&mut events).await;
+    assert!(
+        run.iter().all(|e| e.event == "message"),
+        "unnamed events reach onmessage"
+    );
+    assert!(is_default_script(&kinds(&run)));
+    assert!(
+        run[1].data["content"]
+            .as_str()
+            .unwrap()
+            .contains("Привет, агент!")
+    );
+}
+
+async fn a_streamed_chat_on_a_thread_is_recorded(backend: Backend) {
+    let s = setup(backend, &[]).await;
+    let base = &s.bridge.base;
+    let mut watcher = subscribe(base, "assistant", "t1", None).await;
+    let streamed = reqwest::Client::new()
+        .post(format!("{base}/v1/agents/assistant/chat"))
+        .header("accept", "text/event-stream")
+        .json(&serde_json::json!({ "message": "hi", "thread_id": "t1" }))
+        .send()
+        .await
+        .unwrap();
+    let mut streamed = Box::pin(sse_events(streamed));
+    let direct = until_run_ends(&mut streamed).await;
+    let watched = until_run_ends(&mut watcher).await;
+    assert_eq!(
+        direct.iter().map(|e| e.data.clone()).collect::<Vec<_>>(),
+        watched.iter().map(|e| e.data.clone()).collect::<Vec<_>>()
+    );
+
+    // A chat client that leaves mid-run cancels the run, and the thread says so.
+    let streamed = reqwest::Client::new()
+        .post(format!("{base}/v1/agents/assistant/chat"))
+        .header("accept", "text/event-stream")
+        .json(&serde_json::json!({ "message": "stub: hang", "thread_id": "t1" }))
+        .send()
+        .await
+        .unwrap();
+    let mut streamed = Box::pin(sse_events(streamed));
+    take(&mut streamed, 1).await;
+    drop(streamed);
+    let ended = until_run_ends(&mut watcher).await;
+    let last = ended.last().unwrap();
+    assert_eq!(last.data["type"], "run_error");
+    assert_eq!(last.data["code"], "CANCELLED");
+    tokio::time::timeout(PATIENCE, s.agent.stats.wait_for_cancellations(1))
+        .await
+        .unwrap();
+}
