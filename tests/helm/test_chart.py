@@ -333,3 +333,18 @@ def test_values_file_is_fully_documented():
     assert not undocumented, undocumented
     schema = json.loads((CHART / "values.schema.json").read_text())
     assert set(yaml.safe_load((CHART / "values.yaml").read_text())) <= set(schema["properties"])
+
+
+@pytest.mark.parametrize("package, port_key", [("bridge", "bridge"), ("agent-stub", "agentStub")])
+def test_dockerfiles_match_the_chart(package, port_key):
+    """The images build the workspace's own binary, run as the chart's numeric user and
+    listen where the chart expects (the images themselves are not built here)."""
+    from conftest import REPO
+
+    text = (REPO / package / "Dockerfile").read_text()
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert f"cargo build --release --locked -p {package}" in text
+    uid = values["podSecurityContext"]["runAsUser"]
+    assert f"USER {uid}:{uid}" in text
+    assert f"EXPOSE {values[port_key]['port']}" in text
+    assert f'ENTRYPOINT ["/usr/local/bin/{package}"]' in text
