@@ -5,10 +5,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the suites need, installed only when missing:
-# redis-server (+ redis-cli from redis-tools) for the threads suite's real Redis and Cluster.
+# - redis-server (+ redis-cli from redis-tools): the threads suite's real Redis and Cluster;
+# - Python 3 with venv: the chart tests.
 need_debs=()
 command -v redis-server >/dev/null 2>&1 || need_debs+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || need_debs+=(redis-tools)
+command -v python3 >/dev/null 2>&1 || need_debs+=(python3)
+if ! command -v python3 >/dev/null 2>&1 || ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+  need_debs+=(python3-venv)
+fi
 if [ ${#need_debs[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then
     apt-get update -qq && apt-get install -y -qq --no-install-recommends "${need_debs[@]}"
@@ -17,4 +22,16 @@ if [ ${#need_debs[@]} -gt 0 ]; then
   fi
 fi
 
+# The binaries the chart tests start (target/debug/bridge, target/debug/agent-stub).
+cargo build --workspace --bins --locked
+
 cargo test --workspace --locked "$@"
+
+# Chart tests (tests/helm/): real Helm through helm-python-sdk, kubernetes-validate, and the
+# real binaries, in a project-local virtualenv.
+if ! .venv/bin/python -c 'import sys' >/dev/null 2>&1; then
+  rm -rf .venv
+  python3 -m venv .venv
+fi
+.venv/bin/python -m pip install -q --disable-pip-version-check -r tests/helm/requirements.txt
+(cd tests/helm && ../../.venv/bin/python -m pytest -q -p no:cacheprovider)

@@ -1,0 +1,178 @@
+{{/* Chart name, truncated to the 63 characters of a DNS label. */}}
+{{- define "agent-bridge.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Full name: release-chart, or the release name when it already contains the chart name. */}}
+{{- define "agent-bridge.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* chart-version label value. */}}
+{{- define "agent-bridge.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Labels shared by every object of the release. */}}
+{{- define "agent-bridge.commonLabels" -}}
+helm.sh/chart: {{ include "agent-bridge.chart" . }}
+app.kubernetes.io/part-of: {{ include "agent-bridge.name" . }}
+{{- if .Chart.AppVersion }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+{{- end }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{/* The bridge's labels and selector labels. */}}
+{{- define "agent-bridge.labels" -}}
+{{ include "agent-bridge.commonLabels" . }}
+{{ include "agent-bridge.selectorLabels" . }}
+{{- end }}
+
+{{- define "agent-bridge.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "agent-bridge.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: bridge
+{{- end }}
+
+{{/* The in-chart agent stub's names and labels. */}}
+{{- define "agent-bridge.stub.fullname" -}}
+{{- printf "%s-agent-stub" (include "agent-bridge.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "agent-bridge.stub.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "agent-bridge.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: agent-stub
+{{- end }}
+
+{{- define "agent-bridge.stub.labels" -}}
+{{ include "agent-bridge.commonLabels" . }}
+{{ include "agent-bridge.stub.selectorLabels" . }}
+{{- end }}
+
+{{/* The demo Redis's names and labels. */}}
+{{- define "agent-bridge.redis.fullname" -}}
+{{- printf "%s-redis" (include "agent-bridge.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "agent-bridge.redis.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "agent-bridge.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: redis
+{{- end }}
+
+{{- define "agent-bridge.redis.labels" -}}
+{{ include "agent-bridge.commonLabels" . }}
+{{ include "agent-bridge.redis.selectorLabels" . }}
+{{- end }}
+
+{{/* The ServiceAccount the bridge runs as. */}}
+{{- define "agent-bridge.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "agent-bridge.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* An image reference: repository:tag, the tag defaulting to the appVersion. */}}
+{{- define "agent-bridge.image" -}}
+{{- printf "%s:%s" .image.repository (default .root.Chart.AppVersion .image.tag) }}
+{{- end }}
+
+{{/*
+A duration written like the bridge's flags (250ms, 15s, 5m, 1h) as whole seconds, rounded
+up. Use with `include ... | atoi`.
+*/}}
+{{- define "agent-bridge.seconds" -}}
+{{- $d := toString . }}
+{{- if not (regexMatch "^[0-9]+(ms|s|m|h)$" $d) }}
+{{- fail (printf "duration %q: write it as a number and one unit: 250ms, 15s, 5m, 1h" $d) }}
+{{- end }}
+{{- $digits := regexFind "^[0-9]+" $d }}
+{{- $n := atoi $digits }}
+{{- $unit := trimPrefix $digits $d }}
+{{- if eq $unit "ms" }}{{ div (add $n 999) 1000 }}
+{{- else if eq $unit "s" }}{{ $n }}
+{{- else if eq $unit "m" }}{{ mul $n 60 }}
+{{- else }}{{ mul $n 3600 }}
+{{- end }}
+{{- end }}
+
+{{/*
+terminationGracePeriodSeconds: preStop sleep + drain + margin, or the explicit value, which
+must not be shorter (the render fails with the numbers otherwise).
+*/}}
+{{- define "agent-bridge.terminationGracePeriodSeconds" -}}
+{{- $pre := int .Values.lifecycle.preStopSleepSeconds }}
+{{- $drain := include "agent-bridge.seconds" .Values.bridge.drainTimeout | atoi }}
+{{- $margin := int .Values.lifecycle.marginSeconds }}
+{{- $need := add $pre $drain $margin }}
+{{- $given := .Values.lifecycle.terminationGracePeriodSeconds }}
+{{- if kindIs "invalid" $given }}
+{{- $need }}
+{{- else if lt (int $given) (int $need) }}
+{{- fail (printf "lifecycle.terminationGracePeriodSeconds=%d is shorter than lifecycle.preStopSleepSeconds (%d) + bridge.drainTimeout (%s = %ds) + lifecycle.marginSeconds (%d) = %d: raise it to at least %d, shorten the drain, or leave it null to compute it" (int $given) $pre .Values.bridge.drainTimeout $drain $margin (int $need) (int $need)) }}
+{{- else }}
+{{- int $given }}
+{{- end }}
+{{- end }}
+
+{{/*
+BRIDGE_AGENTS: NAME=URL pairs, comma-separated; the in-chart stub is added when enabled.
+Fails on no agent or a name given twice, as the bridge would at start-up.
+*/}}
+{{- define "agent-bridge.agents" -}}
+{{- $pairs := list }}
+{{- $seen := dict }}
+{{- range $i, $a := .Values.agents }}
+{{- $url := "" }}
+{{- if $a.url }}
+{{- $url = $a.url }}
+{{- else if $a.service }}
+{{- $ns := default $.Release.Namespace $a.service.namespace }}
+{{- $url = printf "http://%s.%s.svc.%s:%d" $a.service.name $ns $.Values.clusterDomain (int $a.service.port) }}
+{{- else }}
+{{- fail (printf "agents[%d] (%s): give a url or a service" $i $a.name) }}
+{{- end }}
+{{- if hasKey $seen $a.name }}
+{{- fail (printf "agents: %q is listed twice" $a.name) }}
+{{- end }}
+{{- $_ := set $seen $a.name true }}
+{{- $pairs = append $pairs (printf "%s=%s" $a.name $url) }}
+{{- end }}
+{{- if .Values.agentStub.enabled }}
+{{- if hasKey $seen .Values.agentStub.agentName }}
+{{- fail (printf "agentStub.agentName %q is also listed in agents" .Values.agentStub.agentName) }}
+{{- end }}
+{{- $pairs = append $pairs (printf "%s=http://%s.%s.svc.%s:%d" .Values.agentStub.agentName (include "agent-bridge.stub.fullname" .) .Release.Namespace .Values.clusterDomain (int .Values.agentStub.port)) }}
+{{- end }}
+{{- if not $pairs }}
+{{- fail "no agent configured: list upstreams in agents, or set agentStub.enabled=true for a demo" }}
+{{- end }}
+{{- join "," $pairs }}
+{{- end }}
+
+{{/* Effective minimum number of bridge replicas. */}}
+{{- define "agent-bridge.minReplicas" -}}
+{{- if .Values.autoscaling.enabled }}{{ int .Values.autoscaling.minReplicas }}{{ else }}{{ int .Values.replicaCount }}{{ end }}
+{{- end }}
+
+{{/* OTEL_RESOURCE_ATTRIBUTES: the release's identity plus otel.resourceAttributes. */}}
+{{- define "agent-bridge.otelResourceAttributes" -}}
+{{- $attrs := list (printf "service.namespace=%s" .Release.Namespace) (printf "service.version=%s" .Chart.AppVersion) }}
+{{- range $k, $v := .Values.otel.resourceAttributes }}
+{{- $attrs = append $attrs (printf "%s=%s" $k $v) }}
+{{- end }}
+{{- join "," $attrs }}
+{{- end }}

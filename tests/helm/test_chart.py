@@ -1,0 +1,350 @@
+"""The chart: strict lint, every scenario rendered and schema-validated against several
+Kubernetes versions, the deployment policy, and values the schema must refuse."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import helm_python as helm
+import kubernetes_validate
+import pytest
+import yaml
+
+from conftest import (
+    CHART,
+    NAMESPACE,
+    SCENARIOS,
+    bridge_container,
+    component,
+    env_of,
+    load_values,
+    of_kind,
+    pod_specs,
+    render,
+    render_notes,
+    seconds,
+)
+
+# The chart's floor (Chart.yaml kubeVersion, for the native preStop sleep) and a recent one.
+KUBE_VERSIONS = ["1.30.0", "1.34.0"]
+# Custom resources kubernetes-validate has no schema for; checked structurally below.
+CRD_KINDS = {"ServiceMonitor", "HTTPRoute"}
+SECRETISH = ("SECRET", "TOKEN", "PASSWORD", "API_KEY", "CREDENTIAL", "HUB", "REDIS")
+
+
+def test_scenarios_exist():
+    assert {p.stem for p in SCENARIOS} >= {"minimal-values", "production-values", "demo-values"}
+
+
+@pytest.mark.parametrize("kube_version", ["v1.30.0", "v1.34.0"])
+@pytest.mark.parametrize("values_file", SCENARIOS, ids=lambda p: p.stem)
+def test_lint_strict(values_file, kube_version):
+    report = helm.lint(CHART, load_values(values_file), strict=True, kube_version=kube_version)
+    problems = [m for m in report["messages"] if m["severity"] >= 2]
+    assert not problems and not report["errors"], report
+
+
+def test_chart_defaults_need_an_agent():
+    with pytest.raises(helm.HelmError, match="no agent configured"):
+        render({})
+
+
+def test_every_object_validates_against_kubernetes(scenario):
+    name, objects, _ = scenario
+    assert objects
+    for obj in objects:
+        if obj["kind"] in CRD_KINDS:
+            continue
+        for version in KUBE_VERSIONS:
+            kubernetes_validate.validate(obj, version, strict=True)
+
+
+def test_validation_is_not_vacuous():
+    (deployment,) = [o for o in render(load_values(CHART / "ci" / "demo-values.yaml")) if o["kind"] == "Deployment" and o["metadata"]["name"].endswith("agent-bridge")]
+    broken = copy.deepcopy(deployment)
+    broken["spec"]["template"]["spec"]["containers"][0]["livenessProbe"]["httpGet"]["pathh"] = "/x"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(broken, KUBE_VERSIONS[0], strict=True)
+
+
+def test_custom_resources_are_well_formed():
+    objects = render(load_values(CHART / "ci" / "production-values.yaml"))
+    (monitor,) = of_kind(objects, "ServiceMonitor")
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint == {"port": "http", "path": "/metrics", "interval": "30s"}
+    service = component(objects, "Service", "bridge")
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+
+    route_values = load_values(CHART / "ci" / "minimal-values.yaml") | {
+        "httpRoute": {"enabled": True, "parentRefs": [{"name": "public", "namespace": "gateways"}], "hostnames": ["agents.example.com"]}
+    }
+    (route,) = of_kind(render(route_values), "HTTPRoute")
+    assert route["apiVersion"] == "gateway.networking.k8s.io/v1"
+    (rule,) = route["spec"]["rules"]
+    assert rule["timeouts"] == {"request": "0s"}, "streams must not hit a route timeout"
+    assert rule["backendRefs"] == [{"name": service["metadata"]["name"], "port": service["spec"]["ports"][0]["port"]}]
+
+
+def test_probes_use_the_real_paths_and_port(scenario):
+    _, objects, _ = scenario
+    container = bridge_container(objects)
+    (port,) = container["ports"]
+    assert port["name"] == "http"
+    listen = env_of(container)["BRIDGE_LISTEN"]["value"]
+    assert listen == f"0.0.0.0:{port['containerPort']}"
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    service = component(objects, "Service", "bridge")
+    assert service["spec"]["ports"][0]["targetPort"] == "http"
+
+
+def test_every_pod_is_locked_down(scenario):
+    _, objects, _ = scenario
+    for obj, spec in pod_specs(objects):
+        where = f"{obj['kind']}/{obj['metadata']['name']}"
+        pod = spec["securityContext"]
+        assert pod["runAsNonRoot"] is True, where
+        assert pod["seccompProfile"] == {"type": "RuntimeDefault"}, where
+        assert spec.get("automountServiceAccountToken") is False, where
+        for c in spec["containers"] + spec.get("initContainers", []):
+            sc = c["securityContext"]
+            assert sc["allowPrivilegeEscalation"] is False, where
+            assert sc["readOnlyRootFilesystem"] is True, where
+            assert sc["capabilities"]["drop"] == ["ALL"] and "add" not in sc["capabilities"], where
+            assert sc.get("privileged", False) is False, where
+            assert "resources" in c and c["resources"].get("limits", {}).get("memory"), where
+
+
+def test_pdb_when_more_than_one_replica(scenario):
+    name, objects, values = scenario
+    deployment = component(objects, "Deployment", "bridge")
+    hpa = of_kind(objects, "HorizontalPodAutoscaler")
+    min_replicas = hpa[0]["spec"]["minReplicas"] if hpa else deployment["spec"]["replicas"]
+    pdbs = of_kind(objects, "PodDisruptionBudget")
+    if min_replicas > 1:
+        (pdb,) = pdbs
+        assert pdb["spec"]["selector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
+        assert pdb["spec"]["maxUnavailable"] >= 1
+    else:
+        assert not pdbs, f"{name}: a PDB over one replica would block node drains"
+    if hpa:
+        assert "replicas" not in deployment["spec"], "the HPA owns the replica count"
+
+
+def test_grace_period_covers_prestop_and_drain(scenario):
+    _, objects, _ = scenario
+    spec = component(objects, "Deployment", "bridge")["spec"]["template"]["spec"]
+    container = bridge_container(objects)
+    pre_stop = container["lifecycle"]["preStop"]["sleep"]["seconds"]
+    drain = seconds(env_of(container)["BRIDGE_DRAIN_TIMEOUT"]["value"])
+    assert pre_stop > 0
+    assert spec["terminationGracePeriodSeconds"] >= pre_stop + drain + 1
+
+
+def test_inconsistent_grace_period_fails_rendering():
+    values = load_values(CHART / "ci" / "minimal-values.yaml") | {
+        "bridge": {"drainTimeout": "30s"},
+        "lifecycle": {"preStopSleepSeconds": 10, "terminationGracePeriodSeconds": 20},
+    }
+    with pytest.raises(helm.HelmError, match=r"terminationGracePeriodSeconds=20 is shorter .* = 45"):
+        render(values)
+    values["lifecycle"]["terminationGracePeriodSeconds"] = None
+    spec = component(render(values), "Deployment", "bridge")["spec"]["template"]["spec"]
+    assert spec["terminationGracePeriodSeconds"] == 45
+
+
+def test_rolling_update_never_drops_ready_pods(scenario):
+    _, objects, _ = scenario
+    strategy = component(objects, "Deployment", "bridge")["spec"]["strategy"]
+    assert strategy["type"] == "RollingUpdate"
+    assert strategy["rollingUpdate"]["maxUnavailable"] == 0
+
+
+def test_ingress_is_ready_for_sse():
+    values = load_values(CHART / "ci" / "production-values.yaml")
+    objects = render(values)
+    (ingress,) = of_kind(objects, "Ingress")
+    a = ingress["metadata"]["annotations"]
+    heartbeat = seconds(env_of(bridge_container(objects))["BRIDGE_HEARTBEAT"]["value"])
+    assert a["nginx.ingress.kubernetes.io/proxy-buffering"] == "off"
+    assert a["nginx.ingress.kubernetes.io/proxy-request-buffering"] == "off"
+    assert int(a["nginx.ingress.kubernetes.io/proxy-read-timeout"]) > heartbeat
+    assert int(a["nginx.ingress.kubernetes.io/proxy-send-timeout"]) > heartbeat
+    # Nothing turns compression on for the event stream.
+    assert not any("gzip" in str(v) or "gzip" in k for k, v in a.items())
+    assert ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["port"] == {"name": "http"}
+
+    too_short = copy.deepcopy(values)
+    too_short["ingress"]["streamTimeoutSeconds"] = 10
+    with pytest.raises(helm.HelmError, match="must exceed bridge.heartbeat"):
+        render(too_short)
+
+
+def test_secrets_only_by_reference(scenario):
+    """No secret is ever a literal: not in env, not in a ConfigMap, no Secret rendered."""
+    _, objects, _ = scenario
+    assert not of_kind(objects, "Secret")
+    for cm in of_kind(objects, "ConfigMap"):
+        text = json.dumps(cm.get("data", {}))
+        assert "password" not in text.lower() and "@" not in text, cm["metadata"]["name"]
+    for obj, spec in pod_specs(objects):
+        mounts = {}
+        for v in spec.get("volumes", []):
+            if "secret" in v:
+                mounts[v["name"]] = v["secret"]["secretName"]
+        for c in spec["containers"]:
+            secret_dirs = [m["mountPath"] for m in c.get("volumeMounts", []) if m["name"] in mounts]
+            for e in c.get("env", []):
+                if not any(s in e["name"] for s in SECRETISH):
+                    continue
+                if e["name"].endswith("_FILE"):
+                    assert any(e["value"].startswith(d + "/") for d in secret_dirs), e
+                elif "value" in e:
+                    # Only the unauthenticated in-release demo Redis may be a literal URL.
+                    assert e["name"] == "BRIDGE_HUB" and "@" not in e["value"], e
+                else:
+                    assert set(e["valueFrom"]) == {"secretKeyRef"}, e
+
+
+def test_production_takes_every_secret_by_reference():
+    objects = render(load_values(CHART / "ci" / "production-values.yaml"))
+    env = env_of(bridge_container(objects))
+    assert env["BRIDGE_HUB"]["valueFrom"]["secretKeyRef"] == {"name": "agent-bridge-redis", "key": "redis-url"}
+    assert env["BRIDGE_JWT_SECRET"]["valueFrom"]["secretKeyRef"]["name"] == "agent-bridge-auth"
+    assert env["BRIDGE_API_KEYS_FILE"]["value"] == "/etc/agent-bridge/api-keys/api-keys"
+    assert env["BRIDGE_AGENT_TOKEN_FILE"]["value"] == "/etc/agent-bridge/agent-token/token"
+    assert env["OTEL_EXPORTER_OTLP_ENDPOINT"]["value"].startswith("http://otel-collector")
+    (hpa,) = of_kind(objects, "HorizontalPodAutoscaler")
+    assert {m["type"] for m in hpa["spec"]["metrics"]} == {"Resource", "Pods"}
+    assert of_kind(objects, "NetworkPolicy") and of_kind(objects, "ServiceMonitor")
+
+
+def test_future_settings_are_off_by_default():
+    """Settings waiting for issues 3, 4 and 5 render nothing unless turned on."""
+    env = env_of(bridge_container(render(load_values(CHART / "ci" / "minimal-values.yaml"))))
+    assert not [n for n in env if n.startswith("OTEL_") or n in {
+        "BRIDGE_HUB", "BRIDGE_JWT_SECRET", "BRIDGE_JWKS_URL", "BRIDGE_API_KEYS_FILE",
+        "BRIDGE_AGENT_TOKEN_FILE", "BRIDGE_CORS_ORIGINS", "BRIDGE_RATE_LIMIT_PER_MINUTE", "BRIDGE_RATE_LIMIT_BURST"}]
+
+
+def test_agents_render_into_bridge_agents():
+    values = {"agents": [
+        {"name": "assistant", "service": {"name": "assistant-agent", "port": 50051}},
+        {"name": "coder", "url": "https://coder.example.com:443"},
+    ]}
+    env = env_of(bridge_container(render(values)))
+    assert env["BRIDGE_AGENTS"]["value"] == (
+        f"assistant=http://assistant-agent.{NAMESPACE}.svc.cluster.local:50051,coder=https://coder.example.com:443"
+    )
+    values["agents"].append({"name": "coder", "url": "http://x:1"})
+    with pytest.raises(helm.HelmError, match="listed twice"):
+        render(values)
+
+
+def test_demo_redis_and_hub():
+    values = load_values(CHART / "ci" / "demo-values.yaml") | {"redis": {"enabled": True}, "hub": {"enabled": True}}
+    objects = render(values)
+    assert component(objects, "Deployment", "redis") and component(objects, "Service", "redis")
+    assert env_of(bridge_container(objects))["BRIDGE_HUB"]["value"] == "redis://ab-agent-bridge-redis:6379/0"
+    for version in KUBE_VERSIONS:
+        for obj in objects:
+            kubernetes_validate.validate(obj, version, strict=True)
+
+
+def test_helm_test_hook_checks_readiness(scenario):
+    _, objects, _ = scenario
+    (pod,) = of_kind(objects, "Pod")
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    service = component(objects, "Service", "bridge")
+    url = pod["spec"]["containers"][0]["command"][-1]
+    assert url == f"http://{service['metadata']['name']}.{NAMESPACE}.svc.cluster.local:{service['spec']['ports'][0]['port']}/readyz"
+
+
+def test_topology_spread_and_notes():
+    values = load_values(CHART / "ci" / "minimal-values.yaml")
+    spec = component(render(values), "Deployment", "bridge")["spec"]["template"]["spec"]
+    keys = {t["topologyKey"] for t in spec["topologySpreadConstraints"]}
+    assert keys == {"kubernetes.io/hostname", "topology.kubernetes.io/zone"}
+    notes = render_notes(values)
+    assert "port-forward svc/ab-agent-bridge" in notes and "/v1/agents/" in notes
+
+
+BAD_VALUES = {
+    "typo at the top": {"replicaCont": 3},
+    "typo in bridge": {"bridge": {"drainTimout": "10s"}},
+    "typo in ingress": {"ingress": {"enable": True}},
+    "literal redis url": {"hub": {"enabled": True, "url": "redis://:hunter2@redis:6379"}},
+    "replicas as text": {"replicaCount": "two"},
+    "duration as number": {"bridge": {"heartbeat": 15}},
+    "duration without unit": {"bridge": {"drainTimeout": "10"}},
+    "port out of range": {"bridge": {"port": 70000}},
+    "log format": {"bridge": {"logFormat": "xml"}},
+    "agent without url or service": {"agents": [{"name": "a"}]},
+    "agent name with a space": {"agents": [{"name": "my agent", "url": "http://a:1"}]},
+    "agent url scheme": {"agents": [{"name": "a", "url": "grpc://a:1"}]},
+    "boolean as text": {"ingress": {"enabled": "yes"}},
+}
+
+
+@pytest.mark.parametrize("bad", BAD_VALUES.values(), ids=BAD_VALUES.keys())
+def test_schema_rejects(bad):
+    values = {"agents": [{"name": "assistant", "url": "http://agent:50051"}]}
+    for key, value in bad.items():
+        values[key] = value
+    with helm.Chart.load(CHART) as chart:
+        with pytest.raises(helm.HelmValuesError):
+            chart.validate_schema(values)
+        with pytest.raises(helm.HelmValuesError):
+            chart.render(values, name="ab", namespace=NAMESPACE)
+
+
+def _has_doc_comment(lines, i):
+    j = i - 1
+    while j >= 0 and lines[j].strip().startswith("#") and not lines[j].strip().startswith("# --"):
+        j -= 1
+    return j >= 0 and lines[j].strip().startswith("# --")
+
+
+def test_values_file_is_fully_documented():
+    """Every leaf of values.yaml has a `# --` comment, on itself or on an enclosing key (a
+    documented default object such as `resources`)."""
+    lines = (CHART / "values.yaml").read_text().splitlines()
+    undocumented = []
+    for i, line in enumerate(lines):
+        stripped = line.strip()
+        if not stripped or stripped.startswith(("#", "-")) or ":" not in stripped:
+            continue
+        key, _, rest = stripped.partition(":")
+        if rest.strip() == "":
+            continue  # a block: documented through its leaves
+        documented = _has_doc_comment(lines, i)
+        indent = len(line) - len(line.lstrip())
+        for k in range(i - 1, -1, -1):
+            if documented or indent == 0:
+                break
+            pl = lines[k]
+            if pl.strip() and not pl.strip().startswith("#") and len(pl) - len(pl.lstrip()) < indent:
+                indent = len(pl) - len(pl.lstrip())
+                documented = _has_doc_comment(lines, k)
+        if not documented:
+            undocumented.append(f"line {i + 1}: {key}")
+    assert not undocumented, undocumented
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    assert set(yaml.safe_load((CHART / "values.yaml").read_text())) <= set(schema["properties"])
+
+
+@pytest.mark.parametrize("package, port_key", [("bridge", "bridge"), ("agent-stub", "agentStub")])
+def test_dockerfiles_match_the_chart(package, port_key):
+    """The images build the workspace's own binary, run as the chart's numeric user and
+    listen where the chart expects (the images themselves are not built here)."""
+    from conftest import REPO
+
+    text = (REPO / package / "Dockerfile").read_text()
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert f"cargo build --release --locked -p {package}" in text
+    uid = values["podSecurityContext"]["runAsUser"]
+    assert f"USER {uid}:{uid}" in text
+    assert f"EXPOSE {values[port_key]['port']}" in text
+    assert f'ENTRYPOINT ["/usr/local/bin/{package}"]' in text
