@@ -5,8 +5,20 @@ use std::net::SocketAddr;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use std::sync::Arc;
+
 use crate::{
-    config::Config, routes, run::Limits, sse::SseSettings, state::AppState, upstream::Agents,
+    auth::Auth,
+    config::Config,
+    cors::CorsSettings,
+    policy,
+    ratelimit::{Admission, RateLimits},
+    routes,
+    run::Limits,
+    secret::Secret,
+    sse::SseSettings,
+    state::AppState,
+    upstream::Agents,
 };
 
 /// Serves the bridge on `listener` until `shutdown` is cancelled, then drains: readiness
@@ -19,7 +31,33 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     config.validate().map_err(anyhow::Error::msg)?;
-    let agents = Agents::new(&config.agents, config.connect_timeout).map_err(anyhow::Error::msg)?;
+    let agent_token = config
+        .agent_token_file
+        .as_deref()
+        .map(|p| Secret::from_file(p, "--agent-token-file/BRIDGE_AGENT_TOKEN_FILE"))
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
+    let policies = policy::policies(
+        config.agents.iter().map(|a| a.name.clone()),
+        &config.hide_events,
+        &config.redact_fields,
+    );
+    let agents = Agents::new(
+        &config.agents,
+        config.connect_timeout,
+        agent_token,
+        policies,
+    )
+    .map_err(anyhow::Error::msg)?;
+    let auth = Auth::from_config(&config).map_err(anyhow::Error::msg)?;
+    if config.allow_anonymous {
+        tracing::warn!(
+            "anonymous access is enabled (--allow-anonymous): anyone who can reach this \
+             bridge may call every agent"
+        );
+    }
+    let cors =
+        CorsSettings::new(&config.cors_origins, config.cors_max_age).map_err(anyhow::Error::msg)?;
     let state = AppState {
         agents,
         limits: Limits {
@@ -34,6 +72,13 @@ pub async fn serve(
         },
         max_body_bytes: config.max_body_bytes,
         shutdown: shutdown.clone(),
+        auth: Arc::new(auth),
+        rate_limits: Arc::new(RateLimits::new(
+            config.rate_limit_chat,
+            config.rate_limit_read,
+        )),
+        admission: Admission::new(config.max_streams_per_identity, config.max_streams),
+        cors,
     };
     let app = routes::router(state).into_make_service_with_connect_info::<SocketAddr>();
 

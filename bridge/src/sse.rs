@@ -32,7 +32,12 @@ pub struct SseSettings {
 pub fn response(run: Run, settings: SseSettings) -> Response {
     let retry = settings.retry_hint;
     let open = stream::iter([Ok::<_, Infallible>(Event::default().retry(retry))]);
-    let events = ReceiverStream::new(run.events).map(move |emitted| Ok(frame(&emitted, retry)));
+    // The stream owns the admission permit: the slot frees when the client's stream ends.
+    let permit = run.permit;
+    let events = ReceiverStream::new(run.events).map(move |emitted| {
+        let _held = &permit;
+        Ok(frame(&emitted, retry))
+    });
     let sse = Sse::new(open.chain(events)).keep_alive(
         KeepAlive::new()
             .interval(settings.heartbeat)

@@ -1,8 +1,16 @@
 //! What every request handler shares.
 
+use std::sync::Arc;
+
 use tokio_util::sync::CancellationToken;
 
-use crate::{run::Limits, sse::SseSettings, upstream::Agents};
+use crate::{
+    auth::Auth,
+    ratelimit::{Admission, RateLimits},
+    run::Limits,
+    sse::SseSettings,
+    upstream::Agents,
+};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -13,4 +21,9 @@ pub struct AppState {
     /// Cancelled when the bridge starts draining: readiness fails, new runs are refused and
     /// open streams end with a final event.
     pub shutdown: CancellationToken,
+    pub auth: Arc<Auth>,
+    pub rate_limits: Arc<RateLimits>,
+    pub admission: Arc<Admission>,
+    /// The CORS policy; `None` when no origin is allowed (no CORS headers at all).
+    pub cors: Option<crate::cors::CorsSettings>,
 }

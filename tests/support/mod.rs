@@ -77,8 +77,23 @@ pub struct Bridge {
     pub http: reqwest::Client,
 }
 
-/// A bridge in front of `agents` (route name, gRPC URL), with extra flags.
+/// A bridge in front of `agents` (route name, gRPC URL), with extra flags, open to
+/// anonymous callers and without request budgets (the core suite is not about the edge
+/// policy; the edge suite is, with [`spawn_bridge_strict`]).
 pub async fn spawn_bridge(agents: &[(&str, &str)], flags: &[&str]) -> Bridge {
+    let mut all = vec![
+        "--allow-anonymous",
+        "--rate-limit-chat",
+        "off",
+        "--max-streams-per-identity",
+        "4096",
+    ];
+    all.extend_from_slice(flags);
+    spawn_bridge_strict(agents, &all).await
+}
+
+/// A bridge in front of `agents` with exactly `flags`: no anonymous access unless asked for.
+pub async fn spawn_bridge_strict(agents: &[(&str, &str)], flags: &[&str]) -> Bridge {
     init_logs();
     let (listener, addr) = loopback().await;
     let mut args: Vec<String> = vec!["bridge".into()];

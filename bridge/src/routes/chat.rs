@@ -1,18 +1,26 @@
 //! `POST /v1/agents/{agent}/chat`: one run, as an SSE stream or as one JSON answer.
 
+use std::collections::HashMap;
+
 use agent_bridge_proto::v1::ChatRequest;
 use axum::{
-    Json,
+    Extension, Json,
     body::Bytes,
-    extract::{Path, State, rejection::BytesRejection},
+    extract::{
+        Path, Query, State,
+        rejection::{BytesRejection, QueryRejection},
+    },
     http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
 };
 
-use crate::{answer, error::ApiError, run, sse, state::AppState, validate};
+use serde::Deserialize;
+
+use crate::{answer, auth::Identity, error::ApiError, run, sse, state::AppState, validate};
 
 pub async fn chat(
     State(state): State<AppState>,
+    Extension(identity): Extension<Identity>,
     Path(agent_name): Path<String>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -21,11 +29,13 @@ pub async fn chat(
         .agents
         .get(&agent_name)
         .ok_or_else(|| ApiError::UnknownAgent(agent_name.clone()))?;
+    identity.authorize(&agent_name, None)?;
     let body = body.map_err(|rejection| body_rejection(&rejection, state.max_body_bytes))?;
     let body = validate::chat_body(&headers, &body)?;
     if state.shutdown.is_cancelled() {
         return Err(ApiError::ShuttingDown);
     }
+    let permit = state.admission.admit(&identity)?;
 
     let request = ChatRequest {
         thread_id: body.thread_id.unwrap_or_default(),
@@ -34,12 +44,58 @@ pub async fn chat(
         run_id: String::new(),
         agent: agent_name,
     };
-    let run = run::start(agent, request, state.limits, &state.shutdown).await?;
+    let mut run = run::start(agent, request, &identity, state.limits, &state.shutdown).await?;
+    run.permit = Some(permit);
     if wants_event_stream(&headers) {
         Ok(sse::response(run, state.sse))
     } else {
         Ok(Json(answer::collect(run).await?).into_response())
     }
+}
+
+/// The query of the EventSource endpoint.
+#[derive(Debug, Deserialize)]
+pub struct StreamQuery {
+    message: String,
+    /// Read by the auth layer; named here so it is not mistaken for an unknown parameter.
+    #[serde(default)]
+    #[allow(dead_code)]
+    ticket: Option<String>,
+}
+
+/// `GET /v1/agents/{agent}/threads/{thread_id}/stream?message=…[&ticket=…]`: one run in a
+/// thread, always as SSE, for `EventSource` (which can only GET and cannot send headers,
+/// hence the stream ticket).
+pub async fn stream(
+    State(state): State<AppState>,
+    Extension(identity): Extension<Identity>,
+    Path((agent_name, thread_id)): Path<(String, String)>,
+    query: Result<Query<StreamQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let agent = state
+        .agents
+        .get(&agent_name)
+        .ok_or_else(|| ApiError::UnknownAgent(agent_name.clone()))?;
+    validate::check_id("thread_id", &thread_id)?;
+    identity.authorize(&agent_name, Some(&thread_id))?;
+    let Query(query) = query.map_err(|_| {
+        ApiError::InvalidRequest("the query must carry `message` (and may carry `ticket`)".into())
+    })?;
+    validate::check_message(&query.message)?;
+    if state.shutdown.is_cancelled() {
+        return Err(ApiError::ShuttingDown);
+    }
+    let permit = state.admission.admit(&identity)?;
+    let request = ChatRequest {
+        thread_id,
+        message: query.message,
+        metadata: HashMap::new(),
+        run_id: String::new(),
+        agent: agent_name,
+    };
+    let mut run = run::start(agent, request, &identity, state.limits, &state.shutdown).await?;
+    run.permit = Some(permit);
+    Ok(sse::response(run, state.sse))
 }
 
 /// A client that lists `text/event-stream` in `Accept` gets the stream.
