@@ -48,9 +48,13 @@ pub struct Agent {
 }
 
 pub async fn spawn_agent() -> Agent {
+    spawn_agent_with(agent_stub::Config::default()).await
+}
+
+pub async fn spawn_agent_with(config: agent_stub::Config) -> Agent {
     init_logs();
     let (listener, addr) = loopback().await;
-    let stub = agent_stub::Stub::new(agent_stub::Config::default());
+    let stub = agent_stub::Stub::new(config);
     let stats = stub.stats();
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(agent_stub::serve(listener, stub, shutdown.clone()));
