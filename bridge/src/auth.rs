@@ -32,6 +32,7 @@ use axum::{
 use crate::{
     config::{Config, IpNet},
     error::ApiError,
+    ratelimit::RateLimits,
     secret::Secret,
 };
 
@@ -267,8 +268,9 @@ impl Auth {
 }
 
 /// The auth middleware: puts the [`Identity`] into the request's extensions, or refuses.
+/// Refusals count against the client IP's failure budget.
 pub async fn middleware(
-    State(auth): State<Arc<Auth>>,
+    State((auth, limits)): State<(Arc<Auth>, Arc<RateLimits>)>,
     mut request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
@@ -276,14 +278,22 @@ pub async fn middleware(
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip());
-    let identity = auth
+    let identity = match auth
         .authenticate(
             request.method(),
             request.uri().query(),
             request.headers(),
             peer,
         )
-        .await?;
+        .await
+    {
+        Ok(identity) => identity,
+        Err(ApiError::AuthUnavailable) => return Err(ApiError::AuthUnavailable),
+        Err(refusal) => {
+            let ip = auth.client_ip(peer, request.headers());
+            return Err(limits.auth_failed(ip, refusal));
+        }
+    };
     request.extensions_mut().insert(identity);
     Ok(next.run(request).await)
 }

@@ -150,6 +150,11 @@ pub struct Config {
     #[arg(long, env = "BRIDGE_RATE_LIMIT_READ", default_value = "600/1m")]
     pub rate_limit_read: RateSpec,
 
+    /// Failed authentications per client IP (`N/PERIOD` or `off`); beyond it the IP's
+    /// failures are answered 429 instead of 401, so credentials cannot be guessed at speed.
+    #[arg(long, env = "BRIDGE_RATE_LIMIT_AUTH_FAILURES", default_value = "30/1m")]
+    pub rate_limit_auth_failures: RateSpec,
+
     /// Runs (streams and JSON answers) one identity may have open at once.
     #[arg(long, env = "BRIDGE_MAX_STREAMS_PER_IDENTITY", default_value_t = 16)]
     pub max_streams_per_identity: usize,

@@ -47,13 +47,28 @@ struct Class {
 pub struct RateLimits {
     chat: Option<Class>,
     read: Option<Class>,
+    /// Failed authentications, keyed by client IP.
+    auth_failures: Option<Class>,
 }
 
 impl RateLimits {
-    pub fn new(chat: RateSpec, read: RateSpec) -> Self {
+    pub fn new(chat: RateSpec, read: RateSpec, auth_failures: RateSpec) -> Self {
         Self {
             chat: class("chat", chat),
             read: class("read", read),
+            auth_failures: class("auth-failures", auth_failures),
+        }
+    }
+
+    /// Counts one failed authentication from `ip`: the refusal to send, which becomes a
+    /// 429 once the IP has failed too often.
+    pub fn auth_failed(&self, ip: std::net::IpAddr, refusal: ApiError) -> ApiError {
+        match &self.auth_failures {
+            Some(class) => match take(class, &format!("ip:{ip}")) {
+                Ok(_) => refusal,
+                Err(limited) => limited,
+            },
+            None => refusal,
         }
     }
 
@@ -68,36 +83,41 @@ impl RateLimits {
         } else {
             &self.read
         };
-        let Some(class) = class else {
-            return Ok(None);
-        };
-        let policy = HeaderValue::from_str(&format!(
-            "\"{}\";q={};w={}",
-            class.name, class.limit, class.window_secs
-        ))
-        .unwrap_or(HeaderValue::from_static("\"default\""));
-        match class.limiter.check_key(&identity.rate_key()) {
-            Ok(snapshot) => {
-                let remaining = snapshot.remaining_burst_capacity();
-                Ok(Some(RateLimitHeaders {
+        match class {
+            Some(class) => take(class, &identity.rate_key()).map(Some),
+            None => Ok(None),
+        }
+    }
+}
+
+/// Takes one token from `key`'s bucket in `class`; the headers to send either way.
+fn take(class: &Class, key: &str) -> Result<RateLimitHeaders, ApiError> {
+    let policy = HeaderValue::from_str(&format!(
+        "\"{}\";q={};w={}",
+        class.name, class.limit, class.window_secs
+    ))
+    .unwrap_or(HeaderValue::from_static("\"default\""));
+    match class.limiter.check_key(&key.to_owned()) {
+        Ok(snapshot) => {
+            let remaining = snapshot.remaining_burst_capacity();
+            Ok(RateLimitHeaders {
+                policy,
+                state: header(class.name, remaining, 0),
+            })
+        }
+        Err(not_until) => {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            // Round up: retrying a fraction of a second early would be refused again.
+            let retry_after = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            let retry_after = retry_after.max(1);
+            Err(ApiError::RateLimited {
+                class: class.name,
+                retry_after,
+                headers: RateLimitHeaders {
                     policy,
-                    state: header(class.name, remaining, 0),
-                }))
-            }
-            Err(not_until) => {
-                let wait = not_until.wait_time_from(DefaultClock::default().now());
-                // Round up: retrying a fraction of a second early would be refused again.
-                let retry_after = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-                let retry_after = retry_after.max(1);
-                Err(ApiError::RateLimited {
-                    class: class.name,
-                    retry_after,
-                    headers: RateLimitHeaders {
-                        policy,
-                        state: header(class.name, 0, retry_after),
-                    },
-                })
-            }
+                    state: header(class.name, 0, retry_after),
+                },
+            })
         }
     }
 }
@@ -249,7 +269,11 @@ mod tests {
 
     #[test]
     fn buckets_refuse_with_retry_after() {
-        let limits = RateLimits::new(RateSpec(Some((2, Duration::from_secs(60)))), RateSpec(None));
+        let limits = RateLimits::new(
+            RateSpec(Some((2, Duration::from_secs(60)))),
+            RateSpec(None),
+            RateSpec(None),
+        );
         let id = who("a");
         assert!(limits.check("/v1/agents/x/chat", &id).is_ok());
         assert!(limits.check("/v1/agents/x/chat", &id).is_ok());

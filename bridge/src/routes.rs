@@ -28,13 +28,17 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/tickets", post(tickets::issue))
         // Route layers run only for matched routes, the last added first:
-        // - auth: every /v1 request needs an identity (probes do not);
+        // - auth: every /v1 request needs an identity (probes do not); failures count
+        //   against the client IP, so credentials cannot be guessed at speed;
         // - rate limit: after auth, because the bucket is the identity's.
         .route_layer(from_fn_with_state(
             state.rate_limits.clone(),
             ratelimit::middleware,
         ))
-        .route_layer(from_fn_with_state(state.auth.clone(), auth::middleware));
+        .route_layer(from_fn_with_state(
+            (state.auth.clone(), state.rate_limits.clone()),
+            auth::middleware,
+        ));
     Router::new()
         .merge(api)
         .route("/healthz", get(health::live))

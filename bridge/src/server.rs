@@ -76,6 +76,7 @@ pub async fn serve(
         rate_limits: Arc::new(RateLimits::new(
             config.rate_limit_chat,
             config.rate_limit_read,
+            config.rate_limit_auth_failures,
         )),
         admission: Admission::new(config.max_streams_per_identity, config.max_streams),
         cors,

@@ -64,6 +64,40 @@ async fn the_request_budget_is_per_identity() {
 }
 
 #[tokio::test]
+async fn failed_authentications_are_budgeted_per_ip() {
+    let agent = spawn_agent().await;
+    let secrets = Secrets::new();
+    let flags = flags_with(&secrets, &["--rate-limit-auth-failures", "2/1h"]);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let bridge = spawn_bridge_strict(&[("assistant", &agent.url)], &flags).await;
+    let guess = |key: &str| {
+        bridge
+            .http
+            .post(bridge.url("/v1/agents/assistant/chat"))
+            .header("x-api-key", key)
+            .json(&chat_body("hi"))
+            .send()
+    };
+    refused(
+        guess("guess-number-one-xxxx").await.unwrap(),
+        401,
+        "unauthenticated",
+    )
+    .await;
+    refused(
+        guess("guess-number-two-xxxx").await.unwrap(),
+        401,
+        "unauthenticated",
+    )
+    .await;
+    let third = guess("guess-number-three-xx").await.unwrap();
+    assert!(third.headers().contains_key("retry-after"));
+    refused(third, 429, "rate-limited").await;
+    // A caller with valid credentials from the same address is not locked out.
+    assert_eq!(guess(API_KEY).await.unwrap().status(), 200);
+}
+
+#[tokio::test]
 async fn open_streams_are_capped_per_identity_and_per_process() {
     let agent = spawn_agent().await;
     let secrets = Secrets::new();
