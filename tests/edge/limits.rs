@@ -208,3 +208,48 @@ async fn hostile_ids_are_refused_precisely() {
     refused(no_message, 422, "invalid-request").await;
     assert_eq!(agent.stats.runs_started(), 0);
 }
+
+#[tokio::test]
+async fn anonymous_callers_are_keyed_by_ip_and_forwarded_for_only_from_trusted_proxies() {
+    let agent = spawn_agent().await;
+    let budget = ["--allow-anonymous", "--rate-limit-chat", "1/1h"];
+    let behind_proxy = spawn_bridge_strict(
+        &[("assistant", &agent.url)],
+        &[&budget[..], &["--trusted-proxy", "127.0.0.0/8"]].concat(),
+    )
+    .await;
+    let direct = spawn_bridge_strict(&[("assistant", &agent.url)], &budget).await;
+    let call = |bridge: &crate::support::Bridge, client: &str| {
+        bridge
+            .http
+            .post(bridge.url("/v1/agents/assistant/chat"))
+            .header("x-forwarded-for", format!("{client}, 127.0.0.2"))
+            .json(&chat_body("hi"))
+            .send()
+    };
+
+    // Behind a trusted proxy, each forwarded client has its own budget.
+    assert_eq!(
+        call(&behind_proxy, "203.0.113.1").await.unwrap().status(),
+        200
+    );
+    refused(
+        call(&behind_proxy, "203.0.113.1").await.unwrap(),
+        429,
+        "rate-limited",
+    )
+    .await;
+    assert_eq!(
+        call(&behind_proxy, "203.0.113.2").await.unwrap().status(),
+        200
+    );
+
+    // Without one, the header is ignored: a client cannot pick a fresh budget.
+    assert_eq!(call(&direct, "203.0.113.1").await.unwrap().status(), 200);
+    refused(
+        call(&direct, "203.0.113.2").await.unwrap(),
+        429,
+        "rate-limited",
+    )
+    .await;
+}
