@@ -57,7 +57,14 @@ async fn main() -> anyhow::Result<()> {
 
     let bridge_listener = TcpListener::bind("127.0.0.1:0").await?;
     let bridge_url = format!("http://{}", bridge_listener.local_addr()?);
-    let config = bridge::Config::from_args(["bridge", "--agent", &format!("bench={agent_url}")])?;
+    let config = bridge::Config::from_args([
+        "bridge",
+        "--allow-anonymous",
+        "--rate-limit-chat",
+        "off",
+        "--agent",
+        &format!("bench={agent_url}"),
+    ])?;
     tokio::spawn(bridge::serve(bridge_listener, config, shutdown.clone()));
 
     let mut grpc = AgentClient::connect(agent_url.clone()).await?;

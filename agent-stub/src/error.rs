@@ -18,6 +18,8 @@ pub(crate) enum Error {
     ThreadNotFound(String),
     #[error("agent is shutting down")]
     ShuttingDown,
+    #[error("missing or wrong bearer credential")]
+    Unauthenticated,
 }
 
 impl From<Error> for Status {
@@ -30,6 +32,7 @@ impl From<Error> for Status {
             }
             Error::ThreadNotFound(_) => Status::not_found(message),
             Error::ShuttingDown => Status::unavailable(message),
+            Error::Unauthenticated => Status::unauthenticated(message),
         }
     }
 }

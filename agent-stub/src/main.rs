@@ -22,6 +22,11 @@ struct Args {
     /// (for example 20ms, 0s). A `pace=` trigger overrides it per run.
     #[arg(long, env = "AGENT_STUB_PACE", default_value = "20ms", value_parser = humantime::parse_duration)]
     pace: Duration,
+
+    /// A file holding the bearer credential callers must present (`authorization: Bearer`);
+    /// the bridge sends it with `--agent-token-file`. Unset: calls are not authenticated.
+    #[arg(long, env = "AGENT_STUB_REQUIRE_TOKEN_FILE")]
+    require_token_file: Option<std::path::PathBuf>,
 }
 
 #[tokio::main]
@@ -47,7 +52,19 @@ async fn main() -> anyhow::Result<()> {
             shutdown.cancel();
         }
     });
-    let stub = agent_stub::Stub::new(agent_stub::Config { pace: args.pace });
+    let require_token = match &args.require_token_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("reading --require-token-file {}", path.display()))?
+                .trim()
+                .to_owned(),
+        ),
+        None => None,
+    };
+    let stub = agent_stub::Stub::new(agent_stub::Config {
+        pace: args.pace,
+        require_token,
+    });
     agent_stub::serve(listener, stub, shutdown).await
 }
 

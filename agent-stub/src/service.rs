@@ -65,6 +65,23 @@ impl Stub {
         }
     }
 
+    /// Refuses a call without the configured bearer credential.
+    fn check_token(&self, metadata: &tonic::metadata::MetadataMap) -> Result<(), Status> {
+        let Some(expected) = &self.shared.config.require_token else {
+            return Ok(());
+        };
+        let presented = metadata
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if constant_time_eq(presented.as_bytes(), expected.as_bytes()) {
+            Ok(())
+        } else {
+            Err(Error::Unauthenticated.into())
+        }
+    }
+
     /// Waits out `silent-before` ahead of a `fail-before` status, unless shutdown comes first.
     async fn silence(&self, duration: Option<Duration>) -> Result<(), Error> {
         let Some(duration) = duration else {
@@ -85,6 +102,7 @@ impl Agent for Stub {
         &self,
         request: Request<ChatRequest>,
     ) -> Result<Response<Self::ChatStream>, Status> {
+        self.check_token(request.metadata())?;
         if self.stop.is_cancelled() {
             return Err(Error::ShuttingDown.into());
         }
@@ -147,6 +165,7 @@ impl Agent for Stub {
         &self,
         request: Request<ListThreadsRequest>,
     ) -> Result<Response<ListThreadsResponse>, Status> {
+        self.check_token(request.metadata())?;
         let owner = Owner::from_metadata(request.metadata());
         let request = request.get_ref();
         let page = Page::new(request.page_size, &request.page_token)?;
@@ -161,6 +180,7 @@ impl Agent for Stub {
         &self,
         request: Request<ListMessagesRequest>,
     ) -> Result<Response<ListMessagesResponse>, Status> {
+        self.check_token(request.metadata())?;
         let owner = Owner::from_metadata(request.metadata());
         let request = request.get_ref();
         let page = Page::new(request.page_size, &request.page_token)?;
@@ -178,6 +198,7 @@ impl Agent for Stub {
         &self,
         request: Request<DeleteThreadRequest>,
     ) -> Result<Response<DeleteThreadResponse>, Status> {
+        self.check_token(request.metadata())?;
         let owner = Owner::from_metadata(request.metadata());
         let deleted_messages = self
             .shared
@@ -193,4 +214,9 @@ fn is_valid_thread_id(thread_id: &str) -> bool {
         && thread_id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+}
+
+/// Compares without an early exit, so timing does not tell how much of a guess was right.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

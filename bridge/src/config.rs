@@ -2,7 +2,7 @@
 //! (`--help` lists them with their defaults). Values are checked once, at start-up, with
 //! messages that name the setting and the fix.
 
-use std::{net::SocketAddr, str::FromStr, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
 
 use clap::Args;
 
@@ -86,6 +86,248 @@ pub struct Config {
     /// Log format: `text` for people, `json` for log pipelines.
     #[arg(long, env = "BRIDGE_LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,
+
+    // ---- Authentication -------------------------------------------------------------
+    /// Serve requests without credentials (as the identity `anonymous`, allowed every
+    /// agent). Off by default: only for demos and trusted networks.
+    #[arg(long, env = "BRIDGE_ALLOW_ANONYMOUS")]
+    pub allow_anonymous: bool,
+
+    /// File holding the HS256 shared secret for bearer JWTs.
+    #[arg(long, env = "BRIDGE_JWT_SECRET_FILE")]
+    pub jwt_secret_file: Option<PathBuf>,
+
+    /// URL of a JWKS document with the RS256/ES256 keys that sign bearer JWTs. Fetched at
+    /// start, cached, and refetched when a token names an unknown `kid`.
+    #[arg(long, env = "BRIDGE_JWKS_URL")]
+    pub jwks_url: Option<String>,
+
+    /// Shortest interval between two JWKS refetches (bounds what unknown `kid`s cost).
+    #[arg(long, env = "BRIDGE_JWKS_MIN_REFRESH", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub jwks_min_refresh: Duration,
+
+    /// Required `iss` of JWTs (repeatable). Unset: `iss` is not checked.
+    #[arg(long = "jwt-issuer", env = "BRIDGE_JWT_ISSUERS", value_delimiter = ',')]
+    pub jwt_issuers: Vec<String>,
+
+    /// Required `aud` of JWTs (repeatable; one must match). Unset: `aud` is not checked.
+    #[arg(
+        long = "jwt-audience",
+        env = "BRIDGE_JWT_AUDIENCES",
+        value_delimiter = ','
+    )]
+    pub jwt_audiences: Vec<String>,
+
+    /// Clock skew tolerated on `exp` and `nbf`.
+    #[arg(long, env = "BRIDGE_JWT_LEEWAY", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub jwt_leeway: Duration,
+
+    /// The JWT claim holding the tenant.
+    #[arg(long, env = "BRIDGE_JWT_TENANT_CLAIM", default_value = "tenant")]
+    pub jwt_tenant_claim: String,
+
+    /// Name of the HttpOnly cookie that may carry the same JWT (same-site EventSource).
+    #[arg(long, env = "BRIDGE_AUTH_COOKIE", default_value = "bridge_token")]
+    pub auth_cookie: String,
+
+    /// File of API keys, one `NAME:KEY` a line (`#` comments). Keys are kept only as SHA-256
+    /// digests and compared in constant time; clients send `X-API-Key: KEY`.
+    #[arg(long, env = "BRIDGE_API_KEYS_FILE")]
+    pub api_keys_file: Option<PathBuf>,
+
+    /// File holding the key that signs stream tickets. Unset: a random key per process (tickets
+    /// then only work on the replica that issued them).
+    #[arg(long, env = "BRIDGE_TICKET_SECRET_FILE")]
+    pub ticket_secret_file: Option<PathBuf>,
+
+    /// Lifetime of a stream ticket.
+    #[arg(long, env = "BRIDGE_TICKET_TTL", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub ticket_ttl: Duration,
+
+    /// File holding the bearer credential the bridge presents to agents.
+    #[arg(long, env = "BRIDGE_AGENT_TOKEN_FILE")]
+    pub agent_token_file: Option<PathBuf>,
+
+    // ---- CORS ------------------------------------------------------------------------
+    /// A browser origin allowed to call the API with credentials (repeatable, exact match,
+    /// e.g. `https://app.example.com`). Unset: no CORS headers at all.
+    #[arg(
+        long = "cors-origin",
+        env = "BRIDGE_CORS_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub cors_origins: Vec<String>,
+
+    /// How long browsers may cache a preflight answer.
+    #[arg(long, env = "BRIDGE_CORS_MAX_AGE", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub cors_max_age: Duration,
+
+    // ---- Rate limits and admission -----------------------------------------------------
+    /// Request rate per identity on chat routes (runs and tickets), as `N/PERIOD` (a token
+    /// bucket of N refilled over PERIOD), or `off`.
+    #[arg(long, env = "BRIDGE_RATE_LIMIT_CHAT", default_value = "60/1m")]
+    pub rate_limit_chat: RateSpec,
+
+    /// Request rate per identity on read routes (everything else under /v1), or `off`.
+    #[arg(long, env = "BRIDGE_RATE_LIMIT_READ", default_value = "600/1m")]
+    pub rate_limit_read: RateSpec,
+
+    /// Failed authentications per client IP (`N/PERIOD` or `off`); beyond it the IP's
+    /// failures are answered 429 instead of 401, so credentials cannot be guessed at speed.
+    #[arg(long, env = "BRIDGE_RATE_LIMIT_AUTH_FAILURES", default_value = "30/1m")]
+    pub rate_limit_auth_failures: RateSpec,
+
+    /// Runs (streams and JSON answers) one identity may have open at once.
+    #[arg(long, env = "BRIDGE_MAX_STREAMS_PER_IDENTITY", default_value_t = 16)]
+    pub max_streams_per_identity: usize,
+
+    /// Runs this process serves at once; beyond it new runs are shed with 503.
+    #[arg(long, env = "BRIDGE_MAX_STREAMS", default_value_t = 2048)]
+    pub max_streams: usize,
+
+    /// A proxy (IP or CIDR, repeatable) whose `X-Forwarded-For` is believed when keying
+    /// anonymous clients by IP. Unset: the socket peer is the client.
+    #[arg(
+        long = "trusted-proxy",
+        env = "BRIDGE_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<IpNet>,
+
+    // ---- What leaves the edge ----------------------------------------------------------
+    /// Event kinds an agent's clients do not see, as `AGENT=KIND,KIND` or `*=KIND` (repeatable;
+    /// kinds: thought, tool_call, tool_result, text_delta, message).
+    #[arg(
+        long = "hide-events",
+        env = "BRIDGE_HIDE_EVENTS",
+        value_delimiter = ';'
+    )]
+    pub hide_events: Vec<HideRule>,
+
+    /// A JSON field name whose value is replaced by `"[redacted]"` in tool arguments and
+    /// results, at any depth (repeatable).
+    #[arg(
+        long = "redact-field",
+        env = "BRIDGE_REDACT_FIELDS",
+        value_delimiter = ','
+    )]
+    pub redact_fields: Vec<String>,
+}
+
+/// A request rate: `N/PERIOD` (`60/1m`), or none (`off`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateSpec(pub Option<(u32, Duration)>);
+
+impl FromStr for RateSpec {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.trim() == "off" {
+            return Ok(Self(None));
+        }
+        let bad = || format!("`{s}` is not N/PERIOD (e.g. 60/1m) or `off`");
+        let (n, period) = s.split_once('/').ok_or_else(bad)?;
+        let n: u32 = n.trim().parse().map_err(|_| bad())?;
+        let period = humantime::parse_duration(period.trim()).map_err(|_| bad())?;
+        if n == 0 || period.is_zero() {
+            return Err(format!(
+                "`{s}`: N and PERIOD must be more than 0 (or say `off`)"
+            ));
+        }
+        Ok(Self(Some((n, period))))
+    }
+}
+
+/// An IP network: `10.0.0.0/8`, `::1/128`, or a bare address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNet {
+    pub addr: std::net::IpAddr,
+    pub prefix: u8,
+}
+
+impl IpNet {
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr;
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl FromStr for IpNet {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr: std::net::IpAddr = addr
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{s}` is not an IP address or CIDR network"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(p) => p
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("`{s}`: prefix must be 0-{max}"))?,
+        };
+        Ok(Self { addr, prefix })
+    }
+}
+
+/// Event kinds hidden from one agent's clients (`*` for every agent).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HideRule {
+    pub agent: String,
+    pub kinds: Vec<String>,
+}
+
+/// Kinds a policy may hide. Run boundaries (`run_started`, `run_completed`, `run_error`)
+/// always pass: clients rely on them to know a run began and ended.
+pub const HIDEABLE_KINDS: [&str; 5] = [
+    "thought",
+    "tool_call",
+    "tool_result",
+    "text_delta",
+    "message",
+];
+
+impl FromStr for HideRule {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (agent, kinds) = s
+            .split_once('=')
+            .ok_or_else(|| format!("`{s}` is not AGENT=KIND,KIND (e.g. assistant=thought)"))?;
+        let kinds: Vec<String> = kinds.split(',').map(|k| k.trim().to_owned()).collect();
+        if let Some(bad) = kinds.iter().find(|k| !HIDEABLE_KINDS.contains(&k.as_str())) {
+            return Err(format!(
+                "`{bad}` cannot be hidden; hideable kinds: {}",
+                HIDEABLE_KINDS.join(", ")
+            ));
+        }
+        Ok(Self {
+            agent: agent.trim().to_owned(),
+            kinds,
+        })
+    }
 }
 
 /// How logs are written.
@@ -176,6 +418,32 @@ impl Config {
         if self.heartbeat.is_zero() {
             return Err("--heartbeat/BRIDGE_HEARTBEAT must be more than 0s".into());
         }
+        if let Some(origin) = self
+            .cors_origins
+            .iter()
+            .find(|o| o.as_str() == "*" || !(o.starts_with("http://") || o.starts_with("https://")))
+        {
+            return Err(format!(
+                "--cors-origin/BRIDGE_CORS_ORIGINS `{origin}` must be an exact origin such as \
+                 https://app.example.com (`*` is refused: the API is called with credentials)"
+            ));
+        }
+        if self.max_streams == 0 || self.max_streams_per_identity == 0 {
+            return Err("--max-streams and --max-streams-per-identity must be at least 1".into());
+        }
+        if self.ticket_ttl.is_zero() || self.ticket_ttl > Duration::from_secs(600) {
+            return Err("--ticket-ttl/BRIDGE_TICKET_TTL must be between 1s and 10m".into());
+        }
+        let has_credentials = self.jwt_secret_file.is_some()
+            || self.jwks_url.is_some()
+            || self.api_keys_file.is_some();
+        if !has_credentials && !self.allow_anonymous {
+            return Err(
+                "no way to authenticate clients: set --jwt-secret-file, --jwks-url or \
+                 --api-keys-file, or pass --allow-anonymous for a trusted network"
+                    .into(),
+            );
+        }
         Ok(())
     }
 }
@@ -188,6 +456,7 @@ mod tests {
     fn agents_are_repeatable_and_validated() {
         let c = Config::from_args([
             "bridge",
+            "--allow-anonymous",
             "--agent",
             "a=http://127.0.0.1:1",
             "--agent",
@@ -207,8 +476,15 @@ mod tests {
         assert!(Config::from_args(["bridge", "--agent", "no-equals"]).is_err());
         assert!(Config::from_args(["bridge", "--agent", "bad name=http://x"]).is_err());
         assert!(Config::from_args(["bridge", "--agent", "a=ftp://x"]).is_err());
-        let dup = Config::from_args(["bridge", "--agent", "a=http://x", "--agent", "a=http://y"])
-            .unwrap();
+        let dup = Config::from_args([
+            "bridge",
+            "--allow-anonymous",
+            "--agent",
+            "a=http://x",
+            "--agent",
+            "a=http://y",
+        ])
+        .unwrap();
         assert!(dup.validate().unwrap_err().contains("twice"));
         assert!(
             Config::from_args(["bridge"])
@@ -225,5 +501,42 @@ mod tests {
             Config::from_args(["bridge", "--heartbeat", "250ms", "--drain-timeout", "1m"]).unwrap();
         assert_eq!(c.heartbeat, Duration::from_millis(250));
         assert_eq!(c.drain_timeout, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn edge_settings_parse_and_are_checked() {
+        assert_eq!(
+            "30/1m".parse::<RateSpec>().unwrap(),
+            RateSpec(Some((30, Duration::from_secs(60))))
+        );
+        assert_eq!("off".parse::<RateSpec>().unwrap(), RateSpec(None));
+        assert!("0/1m".parse::<RateSpec>().is_err());
+        let net: IpNet = "10.0.0.0/8".parse().unwrap();
+        assert!(net.contains("10.1.2.3".parse().unwrap()));
+        assert!(!net.contains("11.0.0.1".parse().unwrap()));
+        assert!(
+            "::1"
+                .parse::<IpNet>()
+                .unwrap()
+                .contains("::1".parse().unwrap())
+        );
+        assert!("a=run_started".parse::<HideRule>().is_err());
+        let no_auth = Config::from_args(["bridge", "--agent", "a=http://x"]).unwrap();
+        assert!(
+            no_auth
+                .validate()
+                .unwrap_err()
+                .contains("--allow-anonymous")
+        );
+        let star = Config::from_args([
+            "bridge",
+            "--allow-anonymous",
+            "--agent",
+            "a=http://x",
+            "--cors-origin",
+            "*",
+        ])
+        .unwrap();
+        assert!(star.validate().unwrap_err().contains("`*` is refused"));
     }
 }

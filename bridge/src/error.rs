@@ -58,6 +58,46 @@ pub enum ApiError {
     /// The hub (the threads' event logs) cannot be reached.
     #[error("hub unavailable: {0}")]
     HubUnavailable(String),
+    /// No credentials, or credentials that do not verify.
+    #[error("unauthenticated: {0}")]
+    Unauthenticated(String),
+    /// A stream ticket that is invalid, expired, reused, for another stream, or on a POST.
+    #[error("ticket refused: {0}")]
+    TicketRefused(String),
+    /// Authenticated, but not allowed to do this.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    /// The key set needed to verify a token could not be fetched.
+    #[error("the JWKS endpoint is unavailable")]
+    AuthUnavailable,
+    /// The identity's request budget for this route class is spent.
+    #[error("rate limited ({class})")]
+    RateLimited {
+        class: &'static str,
+        retry_after: u64,
+        headers: RateLimitHeaders,
+    },
+    /// The identity already has as many open runs as allowed.
+    #[error("too many open streams for this identity (limit {limit})")]
+    TooManyStreams { limit: usize },
+    /// The process serves as many runs as allowed; new ones are shed.
+    #[error("overloaded (limit {limit} open streams)")]
+    Overloaded { limit: usize },
+}
+
+/// The `RateLimit-Policy` and `RateLimit` header values
+/// (draft-ietf-httpapi-ratelimit-headers), sent on every rate-limited route.
+#[derive(Debug, Clone)]
+pub struct RateLimitHeaders {
+    pub policy: HeaderValue,
+    pub state: HeaderValue,
+}
+
+impl RateLimitHeaders {
+    pub fn apply(&self, headers: &mut axum::http::HeaderMap) {
+        headers.insert("ratelimit-policy", self.policy.clone());
+        headers.insert("ratelimit", self.state.clone());
+    }
 }
 
 impl From<crate::hub::HubError> for ApiError {
@@ -86,6 +126,9 @@ pub struct Problem {
     /// Seconds after which retrying makes sense (mirrors `Retry-After`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_after: Option<u64>,
+    /// Response headers beyond the standard ones (`WWW-Authenticate`, `RateLimit`).
+    #[serde(skip)]
+    pub headers: Vec<(&'static str, HeaderValue)>,
 }
 
 impl Problem {
@@ -98,7 +141,13 @@ impl Problem {
             code: None,
             run_id: None,
             retry_after: None,
+            headers: Vec::new(),
         }
+    }
+
+    fn with_header(mut self, name: &'static str, value: HeaderValue) -> Self {
+        self.headers.push((name, value));
+        self
     }
 
     fn with_code(mut self, code: Code) -> Self {
@@ -108,9 +157,10 @@ impl Problem {
 }
 
 impl IntoResponse for Problem {
-    fn into_response(self) -> Response {
+    fn into_response(mut self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let retry_after = self.retry_after;
+        let extra = std::mem::take(&mut self.headers);
         let body = serde_json::to_vec(&self).unwrap_or_default();
         let mut response = (status, body).into_response();
         let headers = response.headers_mut();
@@ -121,6 +171,9 @@ impl IntoResponse for Problem {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if let Some(secs) = retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        for (name, value) in extra {
+            headers.insert(name, value);
         }
         response
     }
@@ -243,6 +296,79 @@ impl ApiError {
                     "Service Unavailable",
                     StatusCode::SERVICE_UNAVAILABLE,
                     "this bridge instance is shutting down; retry",
+                )
+                .with_code(Code::Unavailable);
+                p.retry_after = Some(1);
+                p
+            }
+            ApiError::Unauthenticated(detail) => Problem::new(
+                "unauthenticated",
+                "Unauthorized",
+                StatusCode::UNAUTHORIZED,
+                detail.clone(),
+            )
+            .with_code(Code::Unauthenticated)
+            .with_header("www-authenticate", HeaderValue::from_static("Bearer")),
+            ApiError::TicketRefused(detail) => Problem::new(
+                "ticket-refused",
+                "Unauthorized",
+                StatusCode::UNAUTHORIZED,
+                detail.clone(),
+            )
+            .with_code(Code::Unauthenticated)
+            .with_header("www-authenticate", HeaderValue::from_static("Bearer")),
+            ApiError::Forbidden(detail) => Problem::new(
+                "forbidden",
+                "Forbidden",
+                StatusCode::FORBIDDEN,
+                detail.clone(),
+            )
+            .with_code(Code::PermissionDenied),
+            ApiError::AuthUnavailable => {
+                let mut p = Problem::new(
+                    "auth-unavailable",
+                    "Service Unavailable",
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the keys needed to verify this token cannot be fetched right now; retry",
+                )
+                .with_code(Code::Unavailable);
+                p.retry_after = Some(5);
+                p
+            }
+            ApiError::RateLimited {
+                class,
+                retry_after,
+                headers,
+            } => {
+                let mut p = Problem::new(
+                    "rate-limited",
+                    "Too Many Requests",
+                    StatusCode::TOO_MANY_REQUESTS,
+                    format!("too many {class} requests; retry after {retry_after}s"),
+                )
+                .with_code(Code::ResourceExhausted)
+                .with_header("ratelimit-policy", headers.policy.clone())
+                .with_header("ratelimit", headers.state.clone());
+                p.retry_after = Some(*retry_after);
+                p
+            }
+            ApiError::TooManyStreams { limit } => {
+                let mut p = Problem::new(
+                    "too-many-streams",
+                    "Too Many Requests",
+                    StatusCode::TOO_MANY_REQUESTS,
+                    format!("you already have {limit} open streams; close one first"),
+                )
+                .with_code(Code::ResourceExhausted);
+                p.retry_after = Some(1);
+                p
+            }
+            ApiError::Overloaded { .. } => {
+                let mut p = Problem::new(
+                    "overloaded",
+                    "Service Unavailable",
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "this bridge instance serves as many streams as it can; retry",
                 )
                 .with_code(Code::Unavailable);
                 p.retry_after = Some(1);

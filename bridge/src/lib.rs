@@ -12,17 +12,25 @@
 //! - [`sse`] and [`answer`]: the two ways a run reaches a client; [`wire`]: the JSON of an
 //!   event, shared by both.
 //! - [`error`]: failures, problem+json, the gRPC/HTTP status table; [`validate`]: input rules.
+//! - Edge policy: [`auth`] (who is calling: JWT, JWKS, API keys, cookie, stream tickets),
+//!   [`ratelimit`] (request budgets and open-stream caps), [`cors`], [`policy`] (which
+//!   events reach clients, redaction), [`secret`] (values that never print).
 //! - [`demo`]: the embedded agent stub; [`telemetry`], [`shutdown`]: process plumbing.
 #![forbid(unsafe_code)]
 
 pub mod answer;
+pub mod auth;
 pub mod config;
+pub mod cors;
 pub mod demo;
 pub mod error;
 pub mod hub;
+pub mod policy;
+pub mod ratelimit;
 pub mod record;
 pub mod routes;
 pub mod run;
+pub mod secret;
 pub mod server;
 pub mod shutdown;
 pub mod sse;

@@ -38,8 +38,16 @@ async fn main() -> anyhow::Result<()> {
         None => cli.config,
         Some(Command::Demo { mut config, pace }) => {
             bridge::telemetry::init(config.log_format);
-            let stub =
-                demo::start_stub(agent_stub::Config { pace }, shutdown.child_token()).await?;
+            // The demo is for trying the bridge on one machine; serve() logs a warning.
+            config.allow_anonymous = true;
+            let stub = demo::start_stub(
+                agent_stub::Config {
+                    pace,
+                    ..Default::default()
+                },
+                shutdown.child_token(),
+            )
+            .await?;
             config.agents.retain(|a: &AgentTarget| a.name != stub.name);
             config.agents.push(stub);
             return serve(config, shutdown, true).await;

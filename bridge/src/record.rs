@@ -30,6 +30,7 @@ pub fn tee(hub: Hub, key: ThreadKey, run: Run, lease: Duration, buffer: usize) -
         run_id: run.run_id.clone(),
         thread_id: run.thread_id.clone(),
         events: rx,
+        permit: None,
     };
     tokio::spawn(record(hub, key, run, Some(tx), lease));
     teed

@@ -5,20 +5,25 @@ mod compat;
 mod health;
 mod socket;
 mod threads;
+mod tickets;
 
 use axum::{
     Router,
     extract::DefaultBodyLimit,
+    http::Request,
+    middleware::from_fn_with_state,
     routing::{get, post},
 };
+use tower::util::option_layer;
 use tower_http::trace::TraceLayer;
 
-use crate::{error::ApiError, state::AppState};
+use crate::{auth, error::ApiError, ratelimit, state::AppState};
 
 /// Every route of the bridge.
 pub fn router(state: AppState) -> Router {
     let max_body = state.max_body_bytes;
-    Router::new()
+    let cors = state.cors.as_ref().map(crate::cors::CorsSettings::layer);
+    let api = Router::new()
         .route("/v1/agents/{agent}/chat", post(chat::chat))
         .route("/v1/agents/{agent}/threads", get(threads::list_threads))
         .route(
@@ -40,14 +45,46 @@ pub fn router(state: AppState) -> Router {
         // Seed 004's API, as written.
         .route("/agents/{agent}/sse", get(compat::sse))
         .route("/agents/{agent}/messages", post(compat::messages))
+        .route(
+            "/v1/agents/{agent}/threads/{thread_id}/stream",
+            get(chat::stream),
+        )
+        .route("/v1/tickets", post(tickets::issue))
+        // Route layers run only for matched routes, the last added first:
+        // - auth: every /v1 request needs an identity (probes do not); failures count
+        //   against the client IP, so credentials cannot be guessed at speed;
+        // - rate limit: after auth, because the bucket is the identity's.
+        .route_layer(from_fn_with_state(
+            state.rate_limits.clone(),
+            ratelimit::middleware,
+        ))
+        .route_layer(from_fn_with_state(
+            (state.auth.clone(), state.rate_limits.clone()),
+            auth::middleware,
+        ));
+    Router::new()
+        .merge(api)
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         // Outermost first:
         // - trace: one span per request, around everything else, so refusals are visible;
+        //   it records the path only, never the query string (tickets travel there);
+        // - CORS: answers preflights before auth (browsers send them without credentials)
+        //   and adds its headers to refusals too, so a browser can read them;
+        // - (auth and rate limit: route layers above);
         // - body limit: enforced while the body is read, before any parsing.
         .layer(DefaultBodyLimit::max(max_body))
-        .layer(TraceLayer::new_for_http())
+        .layer(option_layer(cors))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+                tracing::info_span!(
+                    "request",
+                    method = %request.method(),
+                    path = %request.uri().path(),
+                )
+            }),
+        )
         .with_state(state)
 }

@@ -7,7 +7,10 @@
 //! the bridge shuts down. Dropping the receiving side (the client left) drops the call, which
 //! cancels it at the agent at once.
 
-use std::time::{Duration, SystemTime};
+use std::{
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
 
 use agent_bridge_proto::v1::{ChatEvent, ChatRequest, RunError, chat_event::Payload};
 use tokio::{sync::mpsc, time::Instant};
@@ -15,7 +18,10 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Code, Streaming};
 
 use crate::{
+    auth::Identity,
     error::{ApiError, code_name, safe_message},
+    policy::EventPolicy,
+    ratelimit::Permit,
     upstream::Agent,
 };
 
@@ -45,12 +51,15 @@ pub struct Run {
     pub run_id: String,
     pub thread_id: String,
     pub events: mpsc::Receiver<Emitted>,
+    /// The admission slot this run holds; freed when the run's consumer drops it.
+    pub permit: Option<Permit>,
 }
 
 /// Calls the agent and waits for its first event.
 pub async fn start(
     agent: &Agent,
     mut request: ChatRequest,
+    identity: &Identity,
     limits: Limits,
     shutdown: &CancellationToken,
 ) -> Result<Run, ApiError> {
@@ -58,7 +67,7 @@ pub async fn start(
         request.run_id = uuid::Uuid::new_v4().to_string();
     }
     let started = Instant::now();
-    let mut call = tonic::Request::new(request);
+    let mut call = agent.request(request, identity);
     // The agent learns the deadline too, so it can stop work the bridge would discard.
     call.set_timeout(limits.max_duration);
 
@@ -97,6 +106,7 @@ pub async fn start(
         run_id: first.run_id.clone(),
         thread_id: first.thread_id.clone(),
         events: rx,
+        permit: None,
     };
     let terminal = first.payload.as_ref().is_some_and(Payload::is_terminal);
     // Capacity is at least one and nobody else holds `tx` yet.
@@ -120,6 +130,7 @@ pub async fn start(
             limits,
             deadline: started + limits.max_duration,
             shutdown: shutdown.clone(),
+            policy: Arc::clone(&agent.policy),
         };
         tokio::spawn(pump.run());
     }
@@ -138,6 +149,7 @@ struct Pump {
     limits: Limits,
     deadline: Instant,
     shutdown: CancellationToken,
+    policy: Arc<EventPolicy>,
 }
 
 /// Why the pump stopped without the agent's own terminal event.
@@ -230,6 +242,12 @@ impl Pump {
                     });
                 }
             };
+            let mut event = event;
+            if !self.policy.apply(&mut event) {
+                // Hidden: not sent, but counted, so ids stay the agent's (gaps, no renumbering).
+                self.sequence = event.sequence;
+                continue;
+            }
             let terminal = event.payload.as_ref().is_some_and(Payload::is_terminal);
             let sequence = event.sequence;
             let sent = tokio::select! {

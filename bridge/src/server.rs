@@ -6,10 +6,15 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
+    auth::Auth,
     config::Config,
+    cors::CorsSettings,
     hub::{Hub, Retention, memory::MemoryHub, redis::RedisHub},
+    policy,
+    ratelimit::{Admission, RateLimits},
     routes,
     run::Limits,
+    secret::Secret,
     sse::SseSettings,
     state::AppState,
     upstream::Agents,
@@ -25,7 +30,6 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     config.validate().map_err(anyhow::Error::msg)?;
-    let agents = Agents::new(&config.agents, config.connect_timeout).map_err(anyhow::Error::msg)?;
     let retention = Retention {
         max_events: config.hub_max_events,
         ttl: config.hub_ttl,
@@ -40,6 +44,33 @@ pub async fn serve(
         ))
     };
     tracing::info!(hub = hub.backend(), "threads' event logs");
+    let agent_token = config
+        .agent_token_file
+        .as_deref()
+        .map(|p| Secret::from_file(p, "--agent-token-file/BRIDGE_AGENT_TOKEN_FILE"))
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
+    let policies = policy::policies(
+        config.agents.iter().map(|a| a.name.clone()),
+        &config.hide_events,
+        &config.redact_fields,
+    );
+    let agents = Agents::new(
+        &config.agents,
+        config.connect_timeout,
+        agent_token,
+        policies,
+    )
+    .map_err(anyhow::Error::msg)?;
+    let auth = Auth::from_config(&config).map_err(anyhow::Error::msg)?;
+    if config.allow_anonymous {
+        tracing::warn!(
+            "anonymous access is enabled (--allow-anonymous): anyone who can reach this \
+             bridge may call every agent"
+        );
+    }
+    let cors =
+        CorsSettings::new(&config.cors_origins, config.cors_max_age).map_err(anyhow::Error::msg)?;
     let state = AppState {
         agents,
         limits: Limits {
@@ -56,6 +87,14 @@ pub async fn serve(
         hub,
         run_lease: config.run_lease,
         shutdown: shutdown.clone(),
+        auth: Arc::new(auth),
+        rate_limits: Arc::new(RateLimits::new(
+            config.rate_limit_chat,
+            config.rate_limit_read,
+            config.rate_limit_auth_failures,
+        )),
+        admission: Admission::new(config.max_streams_per_identity, config.max_streams),
+        cors,
     };
     let app = routes::router(state).into_make_service_with_connect_info::<SocketAddr>();
 

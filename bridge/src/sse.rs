@@ -48,7 +48,11 @@ pub struct SseSettings {
 /// The SSE response for a started run.
 pub fn response(run: Run, settings: SseSettings) -> Response {
     let retry = settings.retry_hint;
+    // The stream owns the run's admission permit: the slot frees when the client's stream
+    // ends.
+    let permit = run.permit;
     stream(run.events, settings, move |buf, emitted: &Emitted| {
+        let _held = &permit;
         encode(buf, emitted, retry)
     })
 }

@@ -1,10 +1,17 @@
 //! What every request handler shares.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::{hub::Hub, run::Limits, sse::SseSettings, upstream::Agents};
+use crate::{
+    auth::Auth,
+    hub::Hub,
+    ratelimit::{Admission, RateLimits},
+    run::Limits,
+    sse::SseSettings,
+    upstream::Agents,
+};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -19,4 +26,9 @@ pub struct AppState {
     /// Cancelled when the bridge starts draining: readiness fails, new runs are refused and
     /// open streams end with a final event.
     pub shutdown: CancellationToken,
+    pub auth: Arc<Auth>,
+    pub rate_limits: Arc<RateLimits>,
+    pub admission: Arc<Admission>,
+    /// The CORS policy; `None` when no origin is allowed (no CORS headers at all).
+    pub cors: Option<crate::cors::CorsSettings>,
 }

@@ -6,21 +6,51 @@
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use agent_bridge_proto::v1::agent_client::AgentClient;
-use tonic::transport::{Channel, Endpoint};
+use tonic::{
+    metadata::MetadataValue,
+    transport::{Channel, Endpoint},
+};
 
-use crate::config::AgentTarget;
+use crate::{auth::Identity, config::AgentTarget, policy::EventPolicy, secret::Secret};
 
 /// One configured agent.
 #[derive(Clone)]
 pub struct Agent {
     pub name: Arc<str>,
     client: AgentClient<Channel>,
+    /// What of this agent's events reaches clients.
+    pub policy: Arc<EventPolicy>,
+    /// The bridge's own credential, presented on every call.
+    token: Option<Secret>,
 }
 
 impl Agent {
     /// A client for one call. Cloning a tonic client is cheap (it shares the channel).
     pub fn client(&self) -> AgentClient<Channel> {
         self.client.clone()
+    }
+
+    /// A call carrying the caller's identity (`x-subject`, `x-tenant`: the agent scopes
+    /// threads by them) and the bridge's credential (`authorization: Bearer`).
+    pub fn request<T>(&self, message: T, identity: &Identity) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        let metadata = request.metadata_mut();
+        // Identities come from verified credentials, but a subject may still hold bytes
+        // metadata cannot carry; such a call goes out without it rather than failing.
+        for (key, value) in [
+            ("x-subject", &identity.subject),
+            ("x-tenant", &identity.tenant),
+        ] {
+            if let Ok(value) = MetadataValue::try_from(value.as_str()) {
+                metadata.insert(key, value);
+            }
+        }
+        if let Some(token) = &self.token
+            && let Ok(value) = MetadataValue::try_from(format!("Bearer {}", token.expose()))
+        {
+            metadata.insert("authorization", value);
+        }
+        request
     }
 }
 
@@ -31,7 +61,12 @@ pub struct Agents {
 }
 
 impl Agents {
-    pub fn new(targets: &[AgentTarget], connect_timeout: Duration) -> Result<Self, String> {
+    pub fn new(
+        targets: &[AgentTarget],
+        connect_timeout: Duration,
+        token: Option<Secret>,
+        mut policies: HashMap<String, EventPolicy>,
+    ) -> Result<Self, String> {
         let mut by_name = HashMap::with_capacity(targets.len());
         for target in targets {
             let endpoint = Endpoint::from_shared(target.url.clone())
@@ -48,6 +83,8 @@ impl Agents {
                 Agent {
                     name: target.name.as_str().into(),
                     client,
+                    policy: Arc::new(policies.remove(&target.name).unwrap_or_default()),
+                    token: token.clone(),
                 },
             );
         }

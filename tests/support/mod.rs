@@ -50,9 +50,13 @@ pub struct Agent {
 }
 
 pub async fn spawn_agent() -> Agent {
+    spawn_agent_with(agent_stub::Config::default()).await
+}
+
+pub async fn spawn_agent_with(config: agent_stub::Config) -> Agent {
     init_logs();
     let (listener, addr) = loopback().await;
-    let stub = agent_stub::Stub::new(agent_stub::Config::default());
+    let stub = agent_stub::Stub::new(config);
     let stats = stub.stats();
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(agent_stub::serve(listener, stub, shutdown.clone()));
@@ -79,17 +83,42 @@ pub struct Bridge {
     pub http: reqwest::Client,
 }
 
-/// A bridge in front of `agents` (route name, gRPC URL), with extra flags.
+/// A bridge in front of `agents` (route name, gRPC URL), with extra flags, open to
+/// anonymous callers and without request budgets (the core suite is not about the edge
+/// policy; the edge suite is, with [`spawn_bridge_strict`]).
 pub async fn spawn_bridge(agents: &[(&str, &str)], flags: &[&str]) -> Bridge {
-    init_logs();
-    let (listener, addr) = loopback().await;
+    spawn_bridge_strict(agents, &open_flags(flags)).await
+}
+
+/// `flags` after the flags that open a bridge to anonymous callers without budgets.
+fn open_flags<'a>(flags: &[&'a str]) -> Vec<&'a str> {
+    let mut all = vec![
+        "--allow-anonymous",
+        "--rate-limit-chat",
+        "off",
+        "--max-streams-per-identity",
+        "4096",
+    ];
+    all.extend_from_slice(flags);
+    all
+}
+
+/// The `bridge` arguments for `agents` and `flags`.
+fn bridge_config(agents: &[(&str, &str)], flags: &[&str]) -> bridge::Config {
     let mut args: Vec<String> = vec!["bridge".into()];
     for (name, url) in agents {
         args.push("--agent".into());
         args.push(format!("{name}={url}"));
     }
     args.extend(flags.iter().map(|f| f.to_string()));
-    let config = bridge::Config::from_args(args).expect("bridge flags");
+    bridge::Config::from_args(args).expect("bridge flags")
+}
+
+/// A bridge in front of `agents` with exactly `flags`: no anonymous access unless asked for.
+pub async fn spawn_bridge_strict(agents: &[(&str, &str)], flags: &[&str]) -> Bridge {
+    init_logs();
+    let (listener, addr) = loopback().await;
+    let config = bridge_config(agents, flags);
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(bridge::serve(listener, config, shutdown.clone()));
     Bridge {
@@ -216,13 +245,7 @@ pub struct KillableBridge {
 
 pub fn spawn_killable_bridge(agents: &[(&str, &str)], flags: &[&str]) -> KillableBridge {
     init_logs();
-    let mut args: Vec<String> = vec!["bridge".into()];
-    for (name, url) in agents {
-        args.push("--agent".into());
-        args.push(format!("{name}={url}"));
-    }
-    args.extend(flags.iter().map(|f| f.to_string()));
-    let config = bridge::Config::from_args(args).expect("bridge flags");
+    let config = bridge_config(agents, &open_flags(flags));
     let (addr_tx, addr_rx) = std::sync::mpsc::channel();
     let (kill_tx, kill_rx) = std::sync::mpsc::channel::<()>();
     std::thread::spawn(move || {

@@ -1,68 +1,145 @@
 //! `POST /v1/agents/{agent}/chat`: one run, as an SSE stream or as one JSON answer.
 
+use std::collections::HashMap;
+
 use agent_bridge_proto::v1::ChatRequest;
 use axum::{
-    Json,
+    Extension, Json,
     body::Bytes,
-    extract::{Path, State, rejection::BytesRejection},
+    extract::{
+        Path, Query, State,
+        rejection::{BytesRejection, QueryRejection},
+    },
     http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
 };
 
+use serde::Deserialize;
+
 use super::threads::resolve;
-use crate::{answer, error::ApiError, record, run, sse, state::AppState, validate};
+use crate::{answer, auth::Identity, error::ApiError, record, run, sse, state::AppState, validate};
 
 pub async fn chat(
     State(state): State<AppState>,
+    Extension(identity): Extension<Identity>,
     Path(agent_name): Path<String>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let agent = state
+    state
         .agents
         .get(&agent_name)
         .ok_or_else(|| ApiError::UnknownAgent(agent_name.clone()))?;
+    identity.authorize(&agent_name, None)?;
     let body = body.map_err(|rejection| body_rejection(&rejection, state.max_body_bytes))?;
     let body = validate::chat_body(&headers, &body)?;
     if state.shutdown.is_cancelled() {
         return Err(ApiError::ShuttingDown);
     }
-
-    let request = ChatRequest {
-        thread_id: body.thread_id.clone().unwrap_or_default(),
-        message: body.message,
-        metadata: body.metadata,
-        run_id: uuid::Uuid::new_v4().to_string(),
-        agent: agent_name.clone(),
-    };
-    let run = match body.thread_id {
-        // On a thread, the run is also recorded for the thread's other subscribers and
-        // history, and takes the thread's one active-run slot.
-        Some(thread) => {
-            let (_, key) = resolve(&state, &agent_name, &thread)?;
-            state.hub.begin_run(&key, &request.run_id).await?;
-            let run_id = request.run_id.clone();
-            match run::start(agent, request, state.limits, &state.shutdown).await {
-                Ok(run) => record::tee(
-                    state.hub.clone(),
-                    key,
-                    run,
-                    state.run_lease,
-                    state.limits.buffer,
-                ),
-                Err(e) => {
-                    let _ = state.hub.end_run(&key, &run_id).await;
-                    return Err(e);
-                }
-            }
-        }
-        None => run::start(agent, request, state.limits, &state.shutdown).await?,
-    };
+    let permit = state.admission.admit(&identity)?;
+    let mut run = start_chat(
+        &state,
+        &identity,
+        &agent_name,
+        body.thread_id,
+        body.message,
+        body.metadata,
+    )
+    .await?;
+    run.permit = Some(permit);
     if wants_event_stream(&headers) {
         Ok(sse::response(run, state.sse))
     } else {
         Ok(Json(answer::collect(run).await?).into_response())
     }
+}
+
+/// Starts a run. On a thread, the run is also recorded for the thread's other subscribers
+/// and its history, and takes the thread's one active-run slot.
+async fn start_chat(
+    state: &AppState,
+    identity: &Identity,
+    agent_name: &str,
+    thread: Option<String>,
+    message: String,
+    metadata: HashMap<String, String>,
+) -> Result<run::Run, ApiError> {
+    let agent = state
+        .agents
+        .get(agent_name)
+        .ok_or_else(|| ApiError::UnknownAgent(agent_name.to_owned()))?;
+    let request = ChatRequest {
+        thread_id: thread.clone().unwrap_or_default(),
+        message,
+        metadata,
+        run_id: uuid::Uuid::new_v4().to_string(),
+        agent: agent_name.to_owned(),
+    };
+    let Some(thread) = thread else {
+        return run::start(agent, request, identity, state.limits, &state.shutdown).await;
+    };
+    let (_, key) = resolve(state, identity, agent_name, &thread)?;
+    state.hub.begin_run(&key, &request.run_id).await?;
+    let run_id = request.run_id.clone();
+    match run::start(agent, request, identity, state.limits, &state.shutdown).await {
+        Ok(run) => Ok(record::tee(
+            state.hub.clone(),
+            key,
+            run,
+            state.run_lease,
+            state.limits.buffer,
+        )),
+        Err(e) => {
+            let _ = state.hub.end_run(&key, &run_id).await;
+            Err(e)
+        }
+    }
+}
+
+/// The query of the EventSource endpoint.
+#[derive(Debug, Deserialize)]
+pub struct StreamQuery {
+    message: String,
+    /// Read by the auth layer; named here so it is not mistaken for an unknown parameter.
+    #[serde(default)]
+    #[allow(dead_code)]
+    ticket: Option<String>,
+}
+
+/// `GET /v1/agents/{agent}/threads/{thread_id}/stream?message=…[&ticket=…]`: one run in a
+/// thread, always as SSE, for `EventSource` (which can only GET and cannot send headers,
+/// hence the stream ticket).
+pub async fn stream(
+    State(state): State<AppState>,
+    Extension(identity): Extension<Identity>,
+    Path((agent_name, thread_id)): Path<(String, String)>,
+    query: Result<Query<StreamQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    state
+        .agents
+        .get(&agent_name)
+        .ok_or_else(|| ApiError::UnknownAgent(agent_name.clone()))?;
+    validate::check_id("thread_id", &thread_id)?;
+    identity.authorize(&agent_name, Some(&thread_id))?;
+    let Query(query) = query.map_err(|_| {
+        ApiError::InvalidRequest("the query must carry `message` (and may carry `ticket`)".into())
+    })?;
+    validate::check_message(&query.message)?;
+    if state.shutdown.is_cancelled() {
+        return Err(ApiError::ShuttingDown);
+    }
+    let permit = state.admission.admit(&identity)?;
+    let mut run = start_chat(
+        &state,
+        &identity,
+        &agent_name,
+        Some(thread_id),
+        query.message,
+        HashMap::new(),
+    )
+    .await?;
+    run.permit = Some(permit);
+    Ok(sse::response(run, state.sse))
 }
 
 /// A client that lists `text/event-stream` in `Accept` gets the stream.

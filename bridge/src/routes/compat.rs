@@ -3,7 +3,7 @@
 //! sees unnamed events, so this stream's events are unnamed (the kind is the JSON `type`).
 
 use axum::{
-    Json,
+    Extension, Json,
     body::Bytes,
     extract::{
         Path, Query, State,
@@ -19,7 +19,7 @@ use super::{
     chat::body_rejection,
     threads::{query, resolve, start_position, start_thread_run, subscribe_sse},
 };
-use crate::{error::ApiError, state::AppState, validate};
+use crate::{auth::Identity, error::ApiError, state::AppState, validate};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -37,14 +37,16 @@ pub struct MessageBody {
 
 pub async fn sse(
     State(state): State<AppState>,
+    Extension(identity): Extension<Identity>,
     Path(agent): Path<String>,
     headers: HeaderMap,
     q: Result<Query<SseQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let q = query(q)?;
-    let (_, key) = resolve(&state, &agent, &q.thread_id)?;
+    let (_, key) = resolve(&state, &identity, &agent, &q.thread_id)?;
     subscribe_sse(
         &state,
+        &identity,
         key,
         start_position(&headers, q.last_event_id.as_deref()),
         false,
@@ -54,6 +56,7 @@ pub async fn sse(
 
 pub async fn messages(
     State(state): State<AppState>,
+    Extension(identity): Extension<Identity>,
     Path(agent): Path<String>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -63,6 +66,7 @@ pub async fn messages(
     let body: MessageBody = validate::parse_json(&body)?;
     start_thread_run(
         &state,
+        &identity,
         &agent,
         &body.thread_id,
         body.message,

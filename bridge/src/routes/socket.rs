@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 
 use axum::{
+    Extension,
     extract::{
         Path, Query, State, WebSocketUpgrade,
         rejection::QueryRejection,
@@ -21,7 +22,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::threads::{EventsQuery, notice, query, resolve, start_position, start_thread_run};
-use crate::{error::ApiError, hub::Delivery, state::AppState};
+use crate::{auth::Identity, error::ApiError, hub::Delivery, state::AppState};
 
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
@@ -36,15 +37,18 @@ enum ClientFrame {
 pub async fn thread_socket(
     ws: WebSocketUpgrade,
     State(state): State<AppState>,
+    Extension(identity): Extension<Identity>,
     Path((agent, thread)): Path<(String, String)>,
     headers: HeaderMap,
     q: Result<Query<EventsQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let (_, key) = resolve(&state, &agent, &thread)?;
+    let (_, key) = resolve(&state, &identity, &agent, &thread)?;
     let q = query(q)?;
     if state.shutdown.is_cancelled() {
         return Err(ApiError::ShuttingDown);
     }
+    // A socket is an open stream: it counts against the caller's and the process's caps.
+    let permit = state.admission.admit(&identity)?;
     // Subscribe before upgrading, so a hub failure is still an HTTP error.
     let subscription = state
         .hub
@@ -53,13 +57,17 @@ pub async fn thread_socket(
     let max = state.max_body_bytes;
     Ok(ws
         .max_message_size(max)
-        .on_upgrade(move |socket| serve(socket, subscription, state, agent, thread)))
+        .on_upgrade(move |socket| async move {
+            serve(socket, subscription, state, identity, agent, thread).await;
+            drop(permit);
+        }))
 }
 
 async fn serve(
     mut socket: WebSocket,
     mut subscription: crate::hub::Subscription,
     state: AppState,
+    identity: Identity,
     agent: String,
     thread: String,
 ) {
@@ -74,7 +82,7 @@ async fn serve(
             }
             incoming = socket.recv() => match incoming {
                 Some(Ok(Message::Text(text))) => {
-                    let reply = handle(&state, &agent, &thread, text.as_str()).await;
+                    let reply = handle(&state, &identity, &agent, &thread, text.as_str()).await;
                     if socket.send(Message::Text(reply.to_string().into())).await.is_err() {
                         break;
                     }
@@ -114,14 +122,20 @@ fn frame(delivery: &Delivery) -> String {
     }
 }
 
-async fn handle(state: &AppState, agent: &str, thread: &str, text: &str) -> serde_json::Value {
+async fn handle(
+    state: &AppState,
+    identity: &Identity,
+    agent: &str,
+    thread: &str,
+    text: &str,
+) -> serde_json::Value {
     let frame: ClientFrame = match crate::validate::parse_json(text.as_bytes()) {
         Ok(frame) => frame,
         Err(e) => return error_frame(e),
     };
     match frame {
         ClientFrame::Message { message, metadata } => {
-            match start_thread_run(state, agent, thread, message, metadata).await {
+            match start_thread_run(state, identity, agent, thread, message, metadata).await {
                 Ok(run_id) => json!({ "type": "accepted", "run_id": run_id, "thread_id": thread }),
                 Err(e) => error_frame(e),
             }

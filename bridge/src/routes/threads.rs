@@ -7,7 +7,7 @@ use agent_bridge_proto::v1::{
     ChatRequest, DeleteThreadRequest, ListMessagesRequest, ListThreadsRequest,
 };
 use axum::{
-    Json,
+    Extension, Json,
     body::Bytes,
     extract::{
         Path, Query, State,
@@ -21,6 +21,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::{
+    auth::Identity,
     error::{ApiError, truncate},
     hub::{Delivery, Start, ThreadKey},
     record,
@@ -64,9 +65,12 @@ pub struct PageQuery {
     pub page_token: String,
 }
 
-/// The agent and the thread's key, after validating both names.
+/// The agent and the thread's key, after validating both names and checking the caller may
+/// use them. Keys are namespaced by the caller's tenant and subject: knowing another user's
+/// thread id is not enough to read it.
 pub(crate) fn resolve<'a>(
     state: &'a AppState,
+    identity: &Identity,
     agent: &str,
     thread: &str,
 ) -> Result<(&'a Agent, ThreadKey), ApiError> {
@@ -75,11 +79,11 @@ pub(crate) fn resolve<'a>(
         .get(agent)
         .ok_or_else(|| ApiError::UnknownAgent(agent.to_owned()))?;
     validate::check_id("thread", thread)?;
-    // Until the edge policy identifies callers, every caller shares the anonymous namespace.
+    identity.authorize(agent, Some(thread))?;
     let key = ThreadKey {
         agent: agent.to_owned(),
-        tenant: String::new(),
-        subject: String::new(),
+        tenant: identity.tenant.clone(),
+        subject: identity.subject.clone(),
         thread: thread.to_owned(),
     };
     Ok((found, key))
@@ -93,12 +97,13 @@ pub(crate) fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiErro
 /// Starts a run on a thread; it goes on without the request. Returns the run id.
 pub(crate) async fn start_thread_run(
     state: &AppState,
+    identity: &Identity,
     agent_name: &str,
     thread: &str,
     message: String,
     metadata: HashMap<String, String>,
 ) -> Result<String, ApiError> {
-    let (agent, key) = resolve(state, agent_name, thread)?;
+    let (agent, key) = resolve(state, identity, agent_name, thread)?;
     validate::check_message(&message)?;
     validate::check_metadata(&metadata)?;
     if state.shutdown.is_cancelled() {
@@ -113,7 +118,7 @@ pub(crate) async fn start_thread_run(
         run_id: run_id.clone(),
         agent: agent_name.to_owned(),
     };
-    match run::start(agent, request, state.limits, &state.shutdown).await {
+    match run::start(agent, request, identity, state.limits, &state.shutdown).await {
         Ok(run) => {
             record::detach(state.hub.clone(), key, run, state.run_lease);
             Ok(run_id)
@@ -128,15 +133,24 @@ pub(crate) async fn start_thread_run(
 /// `POST /v1/agents/{agent}/threads/{thread}/messages` -> 202 with the run id.
 pub async fn post_message(
     State(state): State<AppState>,
+    Extension(identity): Extension<Identity>,
     Path((agent, thread)): Path<(String, String)>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    resolve(&state, &agent, &thread)?;
+    resolve(&state, &identity, &agent, &thread)?;
     let body = body.map_err(|r| body_rejection(&r, state.max_body_bytes))?;
     validate::require_json(&headers)?;
     let body: MessageBody = validate::parse_json(&body)?;
-    let run_id = start_thread_run(&state, &agent, &thread, body.message, body.metadata).await?;
+    let run_id = start_thread_run(
+        &state,
+        &identity,
+        &agent,
+        &thread,
+        body.message,
+        body.metadata,
+    )
+    .await?;
     let events = format!("/v1/agents/{agent}/threads/{thread}/events");
     Ok((
         StatusCode::ACCEPTED,
@@ -155,14 +169,16 @@ pub(crate) fn start_position(headers: &HeaderMap, query: Option<&str>) -> Start 
 /// position, then live events.
 pub async fn events(
     State(state): State<AppState>,
+    Extension(identity): Extension<Identity>,
     Path((agent, thread)): Path<(String, String)>,
     headers: HeaderMap,
     q: Result<Query<EventsQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let (_, key) = resolve(&state, &agent, &thread)?;
+    let (_, key) = resolve(&state, &identity, &agent, &thread)?;
     let q = query(q)?;
     subscribe_sse(
         &state,
+        &identity,
         key,
         start_position(&headers, q.last_event_id.as_deref()),
         q.named,
@@ -172,6 +188,7 @@ pub async fn events(
 
 pub(crate) async fn subscribe_sse(
     state: &AppState,
+    identity: &Identity,
     key: ThreadKey,
     start: Start,
     named: bool,
@@ -179,12 +196,17 @@ pub(crate) async fn subscribe_sse(
     if state.shutdown.is_cancelled() {
         return Err(ApiError::ShuttingDown);
     }
+    // A subscription is an open stream: it counts against the caller's and the process's caps.
+    let permit = state.admission.admit(identity)?;
     let subscription = state.hub.subscribe(&key, start).await?;
     let retry = state.sse.retry_hint;
     Ok(sse::stream(
         subscription,
         state.sse,
-        move |buf, d: &Delivery| encode_delivery(buf, d, named, retry),
+        move |buf, d: &Delivery| {
+            let _held = &permit;
+            encode_delivery(buf, d, named, retry)
+        },
     ))
 }
 
@@ -253,6 +275,7 @@ pub(crate) fn event_name(kind: &str) -> &str {
 /// `GET /v1/agents/{agent}/threads`: the caller's threads (from the agent).
 pub async fn list_threads(
     State(state): State<AppState>,
+    Extension(identity): Extension<Identity>,
     Path(agent): Path<String>,
     q: Result<Query<PageQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
@@ -260,10 +283,13 @@ pub async fn list_threads(
         .agents
         .get(&agent)
         .ok_or_else(|| ApiError::UnknownAgent(agent.clone()))?;
+    identity.authorize(&agent, None)?;
     let q = page(query(q)?)?;
     let answer = found
         .client()
         .list_threads(unary(
+            found,
+            &identity,
             ListThreadsRequest {
                 page_size: q.page_size,
                 page_token: q.page_token,
@@ -297,10 +323,11 @@ pub async fn list_threads(
 /// `GET /v1/agents/{agent}/threads/{thread}/messages`: history, a page at a time.
 pub async fn list_messages(
     State(state): State<AppState>,
+    Extension(identity): Extension<Identity>,
     Path((agent, thread)): Path<(String, String)>,
     q: Result<Query<PageQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let (found, _) = resolve(&state, &agent, &thread)?;
+    let (found, _) = resolve(&state, &identity, &agent, &thread)?;
     let q = page(query(q)?)?;
     let request = ListMessagesRequest {
         thread_id: thread,
@@ -309,7 +336,7 @@ pub async fn list_messages(
     };
     let answer = found
         .client()
-        .list_messages(unary(request, &state))
+        .list_messages(unary(found, &identity, request, &state))
         .await
         .map_err(|status| ApiError::Upstream {
             agent: agent.clone(),
@@ -338,13 +365,16 @@ pub async fn list_messages(
 /// `DELETE /v1/agents/{agent}/threads/{thread}`: the history at the agent and the log here.
 pub async fn delete_thread(
     State(state): State<AppState>,
+    Extension(identity): Extension<Identity>,
     Path((agent, thread)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    let (found, key) = resolve(&state, &agent, &thread)?;
+    let (found, key) = resolve(&state, &identity, &agent, &thread)?;
     state.hub.delete(&key).await?;
     let answer = found
         .client()
         .delete_thread(unary(
+            found,
+            &identity,
             DeleteThreadRequest {
                 thread_id: thread.clone(),
             },
@@ -376,8 +406,8 @@ fn page(q: PageQuery) -> Result<PageQuery, ApiError> {
 }
 
 /// A unary agent call, bounded like a run's first event.
-fn unary<T>(message: T, state: &AppState) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
+fn unary<T>(agent: &Agent, identity: &Identity, message: T, state: &AppState) -> tonic::Request<T> {
+    let mut request = agent.request(message, identity);
     request.set_timeout(state.limits.first_event);
     request
 }

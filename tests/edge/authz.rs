@@ -1,0 +1,137 @@
+//! Authorization: scopes decide the agents; the identity reaches the agent, which scopes
+//! threads by it; the bridge authenticates itself to the agent.
+
+use agent_bridge_proto::v1::{ListThreadsRequest, agent_client::AgentClient};
+use serde_json::json;
+
+use crate::{
+    fixtures::{Secrets, chat_body, claims, hs256, refused},
+    support::{spawn_agent, spawn_agent_with, spawn_bridge_strict},
+};
+
+#[tokio::test]
+async fn scopes_decide_which_agents_may_be_called() {
+    let agent = spawn_agent().await;
+    let secrets = Secrets::new();
+    let flags = secrets.auth_flags();
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let bridge =
+        spawn_bridge_strict(&[("assistant", &agent.url), ("admin", &agent.url)], &flags).await;
+    let mut scoped = claims("carol");
+    scoped["scope"] = json!("read agent:assistant");
+    let token = hs256(&scoped);
+    let call = |agent: &str| {
+        bridge
+            .http
+            .post(bridge.url(&format!("/v1/agents/{agent}/chat")))
+            .bearer_auth(&token)
+            .json(&chat_body("hi"))
+            .send()
+    };
+    assert_eq!(call("assistant").await.unwrap().status(), 200);
+    let body = refused(call("admin").await.unwrap(), 403, "forbidden").await;
+    assert!(
+        body["detail"].as_str().unwrap().contains("agent:admin"),
+        "{body}"
+    );
+
+    let mut none = claims("dave");
+    none.as_object_mut().unwrap().remove("scope");
+    let unscoped = bridge
+        .http
+        .post(bridge.url("/v1/agents/assistant/chat"))
+        .bearer_auth(hs256(&none))
+        .json(&chat_body("hi"))
+        .send()
+        .await
+        .unwrap();
+    refused(unscoped, 403, "forbidden").await;
+    // Tickets are only issued for agents the caller may call.
+    let ticket = bridge
+        .http
+        .post(bridge.url("/v1/tickets"))
+        .bearer_auth(&token)
+        .json(&json!({ "agent": "admin", "thread_id": "t1" }))
+        .send()
+        .await
+        .unwrap();
+    refused(ticket, 403, "forbidden").await;
+    assert_eq!(agent.stats.runs_started(), 1);
+}
+
+#[tokio::test]
+async fn the_agent_sees_the_caller_and_the_bridge_credential() {
+    let agent = spawn_agent_with(agent_stub::Config {
+        require_token: Some("agent-credential-42".into()),
+        ..Default::default()
+    })
+    .await;
+    let secrets = Secrets::new();
+    let mut flags = secrets.auth_flags();
+    flags.extend(["--agent-token-file".into(), secrets.path("agent-token")]);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let bridge = spawn_bridge_strict(&[("assistant", &agent.url)], &flags).await;
+
+    let response = bridge
+        .http
+        .post(bridge.url("/v1/agents/assistant/chat"))
+        .bearer_auth(hs256(&claims("alice")))
+        .json(&json!({ "message": "hi", "thread_id": "alice-thread" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+
+    // Ask the agent directly, as each owner: only alice of acme sees the thread.
+    let mut client = AgentClient::connect(agent.url.clone()).await.unwrap();
+    let list = |tenant: &str, subject: &str| {
+        let mut request = tonic::Request::new(ListThreadsRequest::default());
+        let md = request.metadata_mut();
+        md.insert("x-tenant", tenant.parse().unwrap());
+        md.insert("x-subject", subject.parse().unwrap());
+        md.insert(
+            "authorization",
+            "Bearer agent-credential-42".parse().unwrap(),
+        );
+        request
+    };
+    let mine = client
+        .list_threads(list("acme", "alice"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(mine.threads.len(), 1);
+    assert_eq!(mine.threads[0].thread_id, "alice-thread");
+    let other_tenant = client
+        .list_threads(list("globex", "alice"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(other_tenant.threads.is_empty());
+    let other_user = client
+        .list_threads(list("acme", "mallory"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(other_user.threads.is_empty());
+
+    // Without the bridge's credential the agent refuses.
+    let no_token = client
+        .list_threads(tonic::Request::new(ListThreadsRequest::default()))
+        .await
+        .unwrap_err();
+    assert_eq!(no_token.code(), tonic::Code::Unauthenticated);
+    let bare_flags = secrets.auth_flags();
+    let bare_flags: Vec<&str> = bare_flags.iter().map(String::as_str).collect();
+    let bare = spawn_bridge_strict(&[("assistant", &agent.url)], &bare_flags).await;
+    let refused_upstream = bare
+        .http
+        .post(bare.url("/v1/agents/assistant/chat"))
+        .bearer_auth(hs256(&claims("alice")))
+        .json(&chat_body("hi"))
+        .send()
+        .await
+        .unwrap();
+    let body = refused(refused_upstream, 401, "upstream-error").await;
+    assert_eq!(body["code"], "UNAUTHENTICATED");
+}

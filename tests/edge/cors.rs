@@ -1,0 +1,108 @@
+//! CORS from a real HTTP client speaking as a browser would: preflights and actual requests.
+
+use crate::{
+    fixtures::{Secrets, chat_body, refused},
+    support::{spawn_agent, spawn_bridge_strict},
+};
+
+const APP: &str = "https://app.example.com";
+
+#[tokio::test]
+async fn allowed_origins_get_cors_headers_and_others_none() {
+    let agent = spawn_agent().await;
+    let secrets = Secrets::new();
+    let mut flags = secrets.auth_flags();
+    flags.extend([
+        "--cors-origin".into(),
+        APP.into(),
+        "--cors-max-age".into(),
+        "5m".into(),
+    ]);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let bridge = spawn_bridge_strict(&[("assistant", &agent.url)], &flags).await;
+    let chat = bridge.url("/v1/agents/assistant/chat");
+    let preflight = |origin: &str| {
+        bridge
+            .http
+            .request(reqwest::Method::OPTIONS, chat.clone())
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "authorization, content-type",
+            )
+            .send()
+    };
+
+    let allowed = preflight(APP).await.unwrap();
+    assert!(allowed.status().is_success(), "{}", allowed.status());
+    let h = allowed.headers();
+    assert_eq!(h["access-control-allow-origin"], APP);
+    assert_eq!(h["access-control-allow-credentials"], "true");
+    assert_eq!(h["access-control-max-age"], "300");
+    let methods = h["access-control-allow-methods"]
+        .to_str()
+        .unwrap()
+        .to_ascii_uppercase();
+    assert!(
+        methods.contains("POST") && methods.contains("GET"),
+        "{methods}"
+    );
+    let headers = h["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(
+        headers.contains("authorization") && headers.contains("content-type"),
+        "{headers}"
+    );
+
+    for origin in ["https://evil.example.com", "http://app.example.com", "null"] {
+        let denied = preflight(origin).await.unwrap();
+        assert!(
+            denied
+                .headers()
+                .get("access-control-allow-origin")
+                .is_none(),
+            "{origin}: {:?}",
+            denied.headers()
+        );
+    }
+
+    // An actual (refused) request from the allowed origin: the browser may read the problem
+    // and the headers a client needs.
+    let actual = bridge
+        .http
+        .post(chat.clone())
+        .header("origin", APP)
+        .json(&chat_body("hi"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(actual.headers()["access-control-allow-origin"], APP);
+    let exposed = actual.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(
+        exposed.contains("retry-after") && exposed.contains("ratelimit"),
+        "{exposed}"
+    );
+    refused(actual, 401, "unauthenticated").await;
+
+    let from_evil = bridge
+        .http
+        .post(chat)
+        .header("origin", "https://evil.example.com")
+        .json(&chat_body("hi"))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        from_evil
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+    assert_eq!(agent.stats.runs_started(), 0);
+}
