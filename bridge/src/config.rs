@@ -61,6 +61,11 @@ pub struct Config {
     #[arg(long, env = "BRIDGE_CONNECT_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
     pub connect_timeout: Duration,
 
+    /// How long `/readyz` reuses the agents' gRPC health answers, so that a probe storm does
+    /// not reach the agents.
+    #[arg(long, env = "BRIDGE_READINESS_CACHE", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub readiness_cache: Duration,
+
     /// Log format: `text` for people, `json` for log pipelines.
     #[arg(long, env = "BRIDGE_LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,

@@ -52,6 +52,9 @@ pub enum ApiError {
     EmptyRun { agent: String },
     #[error("bridge is shutting down")]
     ShuttingDown,
+    /// `/readyz` only: a configured agent does not report SERVING on `grpc.health.v1`.
+    #[error("agent {agent} is not ready: {reason}")]
+    AgentNotReady { agent: String, reason: String },
 }
 
 /// An RFC 9457 problem document.
@@ -211,6 +214,13 @@ impl ApiError {
                 p.retry_after = Some(1);
                 p
             }
+            ApiError::AgentNotReady { agent, .. } => Problem::new(
+                "agent-not-ready",
+                "Service Unavailable",
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("agent {agent:?} is not serving (gRPC health check)"),
+            )
+            .with_code(Code::Unavailable),
         }
     }
 }

@@ -12,13 +12,17 @@
 //! - [`sse`] and [`answer`]: the two ways a run reaches a client; [`wire`]: the JSON of an
 //!   event, shared by both.
 //! - [`error`]: failures, problem+json, the gRPC/HTTP status table; [`validate`]: input rules.
-//! - [`demo`]: the embedded agent stub; [`telemetry`], [`shutdown`]: process plumbing.
+//! - [`metrics`]: the Prometheus series; [`readiness`]: `/readyz` and the agents' gRPC health.
+//! - [`demo`]: the embedded agent stub; [`telemetry`] (logs, traces), [`shutdown`]: process
+//!   plumbing.
 #![forbid(unsafe_code)]
 
 pub mod answer;
 pub mod config;
 pub mod demo;
 pub mod error;
+pub mod metrics;
+pub mod readiness;
 pub mod routes;
 pub mod run;
 pub mod server;

@@ -8,9 +8,7 @@ use axum::{
     extract::DefaultBodyLimit,
     routing::{get, post},
 };
-use tower_http::trace::TraceLayer;
-
-use crate::{error::ApiError, state::AppState};
+use crate::{error::ApiError, state::AppState, telemetry};
 
 /// Every route of the bridge.
 pub fn router(state: AppState) -> Router {
@@ -19,12 +17,15 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/agents/{agent}/chat", post(chat::chat))
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
+        .route("/metrics", get(crate::metrics::scrape))
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         // Outermost first:
-        // - trace: one span per request, around everything else, so refusals are visible;
+        // - trace: one span per request (child of the caller's `traceparent`), around
+        //   everything else, so refusals are visible; `traceresponse` is added inside it;
         // - body limit: enforced while the body is read, before any parsing.
         .layer(DefaultBodyLimit::max(max_body))
-        .layer(TraceLayer::new_for_http())
+        .layer(axum::middleware::map_response(telemetry::http::traceresponse))
+        .layer(telemetry::http::trace_layer())
         .with_state(state)
 }

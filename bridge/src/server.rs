@@ -6,7 +6,8 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    config::Config, routes, run::Limits, sse::SseSettings, state::AppState, upstream::Agents,
+    config::Config, metrics::Metrics, readiness::Readiness, routes, run::Limits,
+    sse::SseSettings, state::AppState, upstream::Agents,
 };
 
 /// Serves the bridge on `listener` until `shutdown` is cancelled, then drains: readiness
@@ -20,6 +21,8 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     config.validate().map_err(anyhow::Error::msg)?;
     let agents = Agents::new(&config.agents, config.connect_timeout).map_err(anyhow::Error::msg)?;
+    let metrics = Metrics::new();
+    let readiness = Readiness::new(&agents, config.readiness_cache, config.connect_timeout);
     let state = AppState {
         agents,
         limits: Limits {
@@ -34,6 +37,8 @@ pub async fn serve(
         },
         max_body_bytes: config.max_body_bytes,
         shutdown: shutdown.clone(),
+        metrics: metrics.clone(),
+        readiness: std::sync::Arc::new(readiness),
     };
     let app = routes::router(state).into_make_service_with_connect_info::<SocketAddr>();
 
@@ -44,6 +49,7 @@ pub async fn serve(
         joined = &mut server => return Ok(joined??),
         _ = shutdown.cancelled() => {}
     }
+    metrics.drain_in_progress.set(1);
     tracing::info!(drain_timeout = ?config.drain_timeout, "draining");
     match tokio::time::timeout(config.drain_timeout, &mut server).await {
         Ok(joined) => Ok(joined??),

@@ -32,7 +32,13 @@ pub struct SseSettings {
 pub fn response(run: Run, settings: SseSettings) -> Response {
     let retry = settings.retry_hint;
     let open = stream::iter([Ok::<_, Infallible>(Event::default().retry(retry))]);
-    let events = ReceiverStream::new(run.events).map(move |emitted| Ok(frame(&emitted, retry)));
+    // The stream owns the open-stream guard: it closes when the client's stream does.
+    let open_stream = run.open_stream;
+    let trace_id = run.trace_id;
+    let events = ReceiverStream::new(run.events).map(move |emitted| {
+        let _open = &open_stream;
+        Ok(frame(&emitted, retry, trace_id.as_deref()))
+    });
     let sse = Sse::new(open.chain(events)).keep_alive(
         KeepAlive::new()
             .interval(settings.heartbeat)
@@ -46,12 +52,12 @@ pub fn response(run: Run, settings: SseSettings) -> Response {
     response
 }
 
-fn frame(emitted: &Emitted, retry: Duration) -> Event {
+fn frame(emitted: &Emitted, retry: Duration, trace_id: Option<&str>) -> Event {
     let event = &emitted.event;
     let sse = Event::default()
         .id(event.sequence.to_string())
         .event(wire::kind(event))
-        .data(wire::to_json(event));
+        .data(wire::to_json_traced(event, trace_id));
     if emitted.reconnect {
         sse.retry(retry)
     } else {

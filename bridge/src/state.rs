@@ -2,7 +2,11 @@
 
 use tokio_util::sync::CancellationToken;
 
-use crate::{run::Limits, sse::SseSettings, upstream::Agents};
+use std::sync::Arc;
+
+use crate::{
+    metrics::Metrics, readiness::Readiness, run::Limits, sse::SseSettings, upstream::Agents,
+};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -13,4 +17,6 @@ pub struct AppState {
     /// Cancelled when the bridge starts draining: readiness fails, new runs are refused and
     /// open streams end with a final event.
     pub shutdown: CancellationToken,
+    pub metrics: Metrics,
+    pub readiness: Arc<Readiness>,
 }

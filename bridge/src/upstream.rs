@@ -15,12 +15,19 @@ use crate::config::AgentTarget;
 pub struct Agent {
     pub name: Arc<str>,
     client: AgentClient<Channel>,
+    /// The same channel, for health checks.
+    channel: Channel,
 }
 
 impl Agent {
     /// A client for one call. Cloning a tonic client is cheap (it shares the channel).
     pub fn client(&self) -> AgentClient<Channel> {
         self.client.clone()
+    }
+
+    /// The agent's channel, shared with its client.
+    pub fn channel(&self) -> Channel {
+        self.channel.clone()
     }
 }
 
@@ -42,12 +49,14 @@ impl Agents {
                 .http2_keep_alive_interval(Duration::from_secs(30))
                 .keep_alive_timeout(Duration::from_secs(10))
                 .keep_alive_while_idle(true);
-            let client = AgentClient::new(endpoint.connect_lazy());
+            let channel = endpoint.connect_lazy();
+            let client = AgentClient::new(channel.clone());
             by_name.insert(
                 target.name.clone(),
                 Agent {
                     name: target.name.as_str().into(),
                     client,
+                    channel,
                 },
             );
         }
@@ -58,6 +67,10 @@ impl Agents {
 
     pub fn get(&self, name: &str) -> Option<&Agent> {
         self.by_name.get(name)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Agent> {
+        self.by_name.values()
     }
 
     pub fn names(&self) -> impl Iterator<Item = &str> {

@@ -9,7 +9,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
-use crate::{answer, error::ApiError, run, sse, state::AppState, validate};
+use crate::{answer, error::ApiError, metrics::Transport, run, sse, state::AppState, validate};
 
 pub async fn chat(
     State(state): State<AppState>,
@@ -34,10 +34,12 @@ pub async fn chat(
         run_id: String::new(),
         agent: agent_name,
     };
-    let run = run::start(agent, request, state.limits, &state.shutdown).await?;
+    let mut run = run::start(agent, request, state.limits, &state.shutdown, &state.metrics).await?;
     if wants_event_stream(&headers) {
+        run.open_stream = Some(state.metrics.stream_opened(&agent.name, Transport::sse));
         Ok(sse::response(run, state.sse))
     } else {
+        run.open_stream = Some(state.metrics.stream_opened(&agent.name, Transport::json));
         Ok(Json(answer::collect(run).await?).into_response())
     }
 }
