@@ -15,4 +15,7 @@ if [ ${#need_debs[@]} -gt 0 ]; then
   fi
 fi
 
+# Some suites run the binaries as separate processes, as in production; `cargo test` alone
+# does not build them.
+cargo build --workspace --bins --locked
 cargo test --workspace --locked "$@"

@@ -207,11 +207,7 @@ impl Playing {
                 tool.name = %result.tool_name,
                 tool.call_id = %result.call_id,
             ),
-            other => info_span!(
-                "step",
-                otel.name = other.kind(),
-                team_member = step.agent,
-            ),
+            other => info_span!("step", otel.name = other.kind(), team_member = step.agent,),
         };
         self.emit(step.agent, step.payload).instrument(span).await
     }

@@ -3,12 +3,12 @@
 mod chat;
 mod health;
 
+use crate::{error::ApiError, state::AppState, telemetry};
 use axum::{
     Router,
     extract::DefaultBodyLimit,
     routing::{get, post},
 };
-use crate::{error::ApiError, state::AppState, telemetry};
 
 /// Every route of the bridge.
 pub fn router(state: AppState) -> Router {
@@ -25,7 +25,9 @@ pub fn router(state: AppState) -> Router {
         //   everything else, so refusals are visible; `traceresponse` is added inside it;
         // - body limit: enforced while the body is read, before any parsing.
         .layer(DefaultBodyLimit::max(max_body))
-        .layer(axum::middleware::map_response(telemetry::http::traceresponse))
+        .layer(axum::middleware::map_response(
+            telemetry::http::traceresponse,
+        ))
         .layer(telemetry::http::trace_layer())
         .with_state(state)
 }

@@ -19,7 +19,8 @@ use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use crate::{
     error::{ApiError, code_name, safe_message},
     metrics::{Metrics, OpenStream},
-    telemetry, upstream::Agent,
+    telemetry,
+    upstream::Agent,
     wire,
 };
 

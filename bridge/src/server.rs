@@ -6,8 +6,8 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    config::Config, metrics::Metrics, readiness::Readiness, routes, run::Limits,
-    sse::SseSettings, state::AppState, upstream::Agents,
+    config::Config, metrics::Metrics, readiness::Readiness, routes, run::Limits, sse::SseSettings,
+    state::AppState, upstream::Agents,
 };
 
 /// Serves the bridge on `listener` until `shutdown` is cancelled, then drains: readiness

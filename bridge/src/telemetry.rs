@@ -78,7 +78,9 @@ pub fn init_service(format: LogFormat, service: &'static str) -> Telemetry {
         .with_target("bridge", tracing::Level::INFO)
         .with_target("agent_stub", tracing::Level::INFO);
     let otel_layer = tracing_opentelemetry::layer()
-        .with_tracer(opentelemetry::trace::TracerProvider::tracer(&provider, service))
+        .with_tracer(opentelemetry::trace::TracerProvider::tracer(
+            &provider, service,
+        ))
         .with_filter(otel_targets);
     let installed = tracing_subscriber::registry()
         .with(fmt_layer.with_filter(filter))

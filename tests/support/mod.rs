@@ -5,6 +5,8 @@
 //! server to come up. Logs are quiet unless `TEST_LOG` is set.
 #![allow(dead_code)] // Each suite uses a different part of the harness.
 
+pub mod process;
+
 use std::{net::SocketAddr, sync::Once, time::Duration};
 
 use eventsource_stream::Eventsource as _;

@@ -34,7 +34,14 @@ pub async fn chat(
         run_id: String::new(),
         agent: agent_name,
     };
-    let mut run = run::start(agent, request, state.limits, &state.shutdown, &state.metrics).await?;
+    let mut run = run::start(
+        agent,
+        request,
+        state.limits,
+        &state.shutdown,
+        &state.metrics,
+    )
+    .await?;
     if wants_event_stream(&headers) {
         run.open_stream = Some(state.metrics.stream_opened(&agent.name, Transport::sse));
         Ok(sse::response(run, state.sse))
