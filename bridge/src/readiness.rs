@@ -18,8 +18,11 @@ pub struct Readiness {
     /// Bounds one check, so a black-holed agent cannot hold the probe.
     timeout: Duration,
     /// The last round: when it ran and the first agent that was not ready (name, reason).
-    last: Mutex<Option<(Instant, Result<(), (String, String)>)>>,
+    last: Mutex<Option<(Instant, Verdict)>>,
 }
+
+/// Ready, or the first agent that is not: (name, reason).
+type Verdict = Result<(), (String, String)>;
 
 impl Readiness {
     pub fn new(agents: &Agents, ttl: Duration, timeout: Duration) -> Self {
@@ -55,7 +58,7 @@ impl Readiness {
         answer.map_err(|(agent, reason)| ApiError::AgentNotReady { agent, reason })
     }
 
-    async fn round(&self) -> Result<(), (String, String)> {
+    async fn round(&self) -> Verdict {
         let checks = self.agents.iter().map(|(name, channel)| async move {
             let mut client = HealthClient::new(channel.clone());
             let call = client.check(HealthCheckRequest {
