@@ -6,7 +6,12 @@
 //! without sleeping or racing for a port. Dropping a [`Process`] sends SIGTERM (a graceful
 //! shutdown, spans flushed); [`Process::stop`] also waits for the exit.
 
-use std::{net::SocketAddr, path::PathBuf, process::Stdio};
+use std::{
+    net::SocketAddr,
+    path::PathBuf,
+    process::Stdio,
+    sync::{Arc, Mutex},
+};
 
 use tokio::{
     io::{AsyncBufReadExt as _, BufReader, Lines},
@@ -66,28 +71,49 @@ pub async fn spawn(
     command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(if std::env::var_os("TEST_LOG").is_some() {
-            Stdio::inherit()
-        } else {
-            Stdio::null()
-        })
+        .stderr(Stdio::piped())
         // A safety net only: Drop sends SIGTERM first, and tests that care call `stop`.
         .kill_on_drop(false);
     let mut child = command
         .spawn()
         .unwrap_or_else(|e| panic!("starting {name}: {e}"));
+    // Stderr is kept (and shown with TEST_LOG), so a failed start says why.
+    let stderr = Arc::new(Mutex::new(String::new()));
+    let mut errors = BufReader::new(child.stderr.take().expect("piped stderr")).lines();
+    tokio::spawn({
+        let stderr = Arc::clone(&stderr);
+        async move {
+            while let Ok(Some(line)) = errors.next_line().await {
+                if std::env::var_os("TEST_LOG").is_some() {
+                    eprintln!("[{name}] {line}");
+                }
+                let mut kept = stderr.lock().unwrap();
+                if kept.len() < 64 * 1024 {
+                    kept.push_str(&line);
+                    kept.push('\n');
+                }
+            }
+        }
+    });
     let stdout = child.stdout.take().expect("piped stdout");
     let mut lines = BufReader::new(stdout).lines();
-    let addr = tokio::time::timeout(PATIENCE, read_addr(&mut lines, "listening on http://"))
-        .await
-        .unwrap_or_else(|_| panic!("{name} did not print its address in time"));
     let mut extra = Vec::new();
-    for prefix in also {
-        let addr = tokio::time::timeout(PATIENCE, read_addr(&mut lines, prefix))
-            .await
-            .unwrap_or_else(|_| panic!("{name} did not print `{prefix}` in time"));
-        extra.push(addr);
+    let mut addr = None;
+    for prefix in std::iter::once("listening on http://").chain(also.iter().copied()) {
+        let read = tokio::time::timeout(PATIENCE, read_addr(&mut lines, prefix)).await;
+        match read {
+            Ok(Some(read)) if addr.is_none() => addr = Some(read),
+            Ok(Some(read)) => extra.push(read),
+            _ => {
+                let _ = child.start_kill();
+                panic!(
+                    "{name} did not print `{prefix}ADDR` (a binary from another build?); stderr:\n{}",
+                    stderr.lock().unwrap()
+                );
+            }
+        }
     }
+    let addr = addr.expect("the main address");
     // Keep reading, so a chatty process never blocks on a full pipe.
     tokio::spawn(async move {
         while let Ok(Some(line)) = lines.next_line().await {
@@ -104,15 +130,12 @@ pub async fn spawn(
     }
 }
 
-async fn read_addr(lines: &mut Lines<BufReader<ChildStdout>>, prefix: &str) -> SocketAddr {
+/// The address on the next line starting with `prefix`; `None` if the process exits first.
+async fn read_addr(lines: &mut Lines<BufReader<ChildStdout>>, prefix: &str) -> Option<SocketAddr> {
     loop {
-        let line = lines
-            .next_line()
-            .await
-            .expect("reading stdout")
-            .unwrap_or_else(|| panic!("process exited before printing `{prefix}`"));
+        let line = lines.next_line().await.ok()??;
         if let Some(addr) = line.trim().strip_prefix(prefix) {
-            return addr.parse().expect("a socket address");
+            return Some(addr.parse().expect("a socket address"));
         }
         if std::env::var_os("TEST_LOG").is_some() {
             eprintln!("{line}");
