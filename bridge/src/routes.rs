@@ -3,12 +3,13 @@
 mod chat;
 mod health;
 
-use crate::{error::ApiError, state::AppState, telemetry};
 use axum::{
     Router,
     extract::DefaultBodyLimit,
     routing::{get, post},
 };
+
+use crate::{error::ApiError, state::AppState, telemetry};
 
 /// Every route of the bridge.
 pub fn router(state: AppState) -> Router {
