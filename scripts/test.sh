@@ -22,9 +22,9 @@ if [ ${#need_debs[@]} -gt 0 ]; then
   fi
 fi
 
-# The binaries the chart tests start (target/debug/bridge, target/debug/agent-stub).
+# Some suites run the binaries as separate processes, as in production; `cargo test` alone
+# does not build them.
 cargo build --workspace --bins --locked
-
 cargo test --workspace --locked "$@"
 
 # Chart tests (tests/helm/): real Helm through helm-python-sdk, kubernetes-validate, and the

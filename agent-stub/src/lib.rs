@@ -40,15 +40,19 @@
 //! - [`Stub`] (`service`): the `agent.v1.Agent` implementation.
 //! - [`serve`] (`server`): the gRPC server with health and reflection, and its shutdown.
 //! - `error`: the crate's failures and their gRPC statuses.
+//! - [`telemetry`]: the caller's trace context, and the binary's logs and OTLP export;
+//!   [`metrics`]: the Prometheus endpoint over [`Stats`].
 #![forbid(unsafe_code)]
 
 mod config;
 mod error;
+pub mod metrics;
 mod run;
 mod script;
 mod server;
 mod service;
 mod stats;
+pub mod telemetry;
 mod threads;
 mod trigger;
 

@@ -7,7 +7,6 @@ use clap::Parser;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
-use tracing_subscriber::EnvFilter;
 
 /// The reference agent: a gRPC server implementing agent.v1.Agent with scripted,
 /// deterministic runs, for demos, tests and benchmarks.
@@ -27,21 +26,23 @@ struct Args {
     /// the bridge sends it with `--agent-token-file`. Unset: calls are not authenticated.
     #[arg(long, env = "AGENT_STUB_REQUIRE_TOKEN_FILE")]
     require_token_file: Option<std::path::PathBuf>,
+    /// Serve Prometheus metrics (`GET /metrics`) over HTTP on this address; off when unset.
+    #[arg(long, env = "AGENT_STUB_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
+    let telemetry = agent_stub::telemetry::init();
 
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding --listen / AGENT_STUB_LISTEN {}", args.listen))?;
-    info!(addr = %listener.local_addr()?, pace = ?args.pace, "agent-stub listening");
+    let addr = listener.local_addr()?;
+    info!(%addr, pace = ?args.pace, "agent-stub listening");
+    // Parseable lines, for supervisors and tests that pass 127.0.0.1:0.
+    println!("listening on http://{addr}");
 
     let shutdown = CancellationToken::new();
     tokio::spawn({
@@ -65,7 +66,26 @@ async fn main() -> anyhow::Result<()> {
         pace: args.pace,
         require_token,
     });
-    agent_stub::serve(listener, stub, shutdown).await
+    if let Some(metrics_addr) = args.metrics_listen {
+        let metrics = TcpListener::bind(metrics_addr).await.with_context(|| {
+            format!("binding --metrics-listen / AGENT_STUB_METRICS_LISTEN {metrics_addr}")
+        })?;
+        let metrics_addr = metrics.local_addr()?;
+        println!("metrics listening on http://{metrics_addr}");
+        let app = agent_stub::metrics::router(stub.stats());
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            let served = axum::serve(metrics, app)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await;
+            if let Err(error) = served {
+                tracing::error!(%error, "metrics server failed");
+            }
+        });
+    }
+    let served = agent_stub::serve(listener, stub, shutdown).await;
+    telemetry.shutdown().await;
+    served
 }
 
 /// Resolves on ctrl-c, or SIGTERM (how containers are stopped) on Unix.

@@ -15,7 +15,7 @@ use tokio::sync::mpsc::{self, Permit, Sender, error::TrySendError};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Code, Status};
-use tracing::{Instrument as _, debug, info, info_span};
+use tracing::{Instrument as _, Span, debug, info, info_span};
 
 use crate::{
     script::{CODER, SYSTEM, Script, Step},
@@ -59,13 +59,15 @@ pub(crate) struct Run {
     /// Cancelled when the agent shuts down; a child token per run, so that the per-event
     /// check locks the run's own node rather than one shared by every run.
     pub(crate) stop: CancellationToken,
+    /// The run's span (a child of the caller's trace); the task runs in it.
+    pub(crate) span: Span,
 }
 
 impl Run {
     /// Starts playing `script` in a task and returns the stream the caller reads.
     pub(crate) fn spawn(self, script: Script) -> ReceiverStream<Item> {
         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
-        let span = info_span!("run", run_id = %self.run_id, thread_id = %self.thread_id);
+        let span = self.span.clone();
         tokio::spawn(
             Playing {
                 run: self,
@@ -89,7 +91,18 @@ struct Playing {
 
 impl Playing {
     async fn finish(mut self, script: Script) {
-        match self.play(script).await {
+        let played = self.play(script).await;
+        let code = match (played, self.run.ending) {
+            (Err(Stop::Cancelled), _) => Code::Cancelled,
+            (Err(Stop::Shutdown), _) => Code::Unavailable,
+            (Ok(()), Ending::FailAfter(_)) => self.run.code,
+            (Ok(()), _) => Code::Ok,
+        };
+        self.run.span.record("rpc.grpc.status_code", code as i32);
+        if !matches!(code, Code::Ok | Code::Cancelled) {
+            self.run.span.record("otel.status_code", "ERROR");
+        }
+        match played {
             Ok(()) => debug!(events = self.sequence, "run finished"),
             Err(Stop::Cancelled) => {
                 self.run.stats.run_cancelled();
@@ -176,7 +189,27 @@ impl Playing {
                 },
             );
         }
-        self.emit(step.agent, step.payload).await
+        // One span per step, except the many small text deltas (a burst sends thousands):
+        // thoughts, tool calls and results, the message and the completion.
+        let span = match &step.payload {
+            Payload::TextDelta(_) => return self.emit(step.agent, step.payload).await,
+            Payload::ToolCall(call) => info_span!(
+                "tool_call",
+                otel.name = %format_args!("tool_call {}", call.tool_name),
+                team_member = step.agent,
+                tool.name = %call.tool_name,
+                tool.call_id = %call.call_id,
+            ),
+            Payload::ToolResult(result) => info_span!(
+                "tool_result",
+                otel.name = %format_args!("tool_result {}", result.tool_name),
+                team_member = step.agent,
+                tool.name = %result.tool_name,
+                tool.call_id = %result.call_id,
+            ),
+            other => info_span!("step", otel.name = other.kind(), team_member = step.agent,),
+        };
+        self.emit(step.agent, step.payload).instrument(span).await
     }
 
     /// Sends one event once the channel has room; its sequence and time are taken then.
@@ -238,4 +271,13 @@ fn envelope(run: &Run, sequence: &mut u64, agent: &'static str, payload: Payload
         timestamp: Some(SystemTime::now().into()),
         payload: Some(payload),
     }
+}
+
+/// Marks `span` failed when a call is refused before its run starts.
+pub(crate) fn record_failure<T>(span: &Span, result: Result<T, Status>) -> Result<T, Status> {
+    if let Err(status) = &result {
+        span.record("rpc.grpc.status_code", status.code() as i32);
+        span.record("otel.status_code", "ERROR");
+    }
+    result
 }

@@ -9,7 +9,8 @@ use agent_bridge_proto::v1::{
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
-use tracing::debug;
+use tracing::{debug, field::Empty};
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use uuid::Uuid;
 
 use crate::{
@@ -106,17 +107,35 @@ impl Agent for Stub {
         if self.stop.is_cancelled() {
             return Err(Error::ShuttingDown.into());
         }
+        // The run's span continues the caller's trace; it lives as long as the run's task.
+        // Only ids and names are recorded: the message and metadata may carry user data.
+        let span = tracing::info_span!(
+            "run",
+            otel.name = "agent.v1.Agent/Chat",
+            otel.kind = "server",
+            otel.status_code = Empty,
+            rpc.system = "grpc",
+            rpc.service = "agent.v1.Agent",
+            rpc.method = "Chat",
+            rpc.grpc.status_code = Empty,
+            run_id = Empty,
+            thread_id = Empty,
+        );
+        let _ = span.set_parent(crate::telemetry::parent_context(request.metadata()));
         let owner = Owner::from_metadata(request.metadata());
         let request = request.into_inner();
-        let triggers = Triggers::parse(&request.message).map_err(Error::from)?;
+        let triggers = Triggers::parse(&request.message).map_err(|e| Status::from(Error::from(e)));
+        let triggers = crate::run::record_failure(&span, triggers)?;
         if !is_valid_thread_id(&request.thread_id) {
-            return Err(Error::ThreadId(request.thread_id).into());
+            let error: Status = Error::ThreadId(request.thread_id).into();
+            return crate::run::record_failure(&span, Err(error));
         }
         self.shared.stats.run_started();
 
         if triggers.ending == Ending::FailBefore {
             self.silence(triggers.silent_before).await?;
-            return Err(Status::new(triggers.code, SCRIPTED_FAILURE));
+            let failure = Err(Status::new(triggers.code, SCRIPTED_FAILURE));
+            return crate::run::record_failure(&span, failure);
         }
 
         let run_id = if request.run_id.is_empty() {
@@ -144,7 +163,9 @@ impl Agent for Stub {
                 self.shared.config.pace,
             ),
         };
-        debug!(%run_id, %thread_id, agent = %request.agent, ?triggers, "run started");
+        span.record("run_id", run_id.as_str());
+        span.record("thread_id", thread_id.as_str());
+        debug!(parent: &span, agent = %request.agent, ?triggers, "run started");
 
         let run = Run {
             run_id,
@@ -157,6 +178,7 @@ impl Agent for Stub {
             threads: Arc::clone(&self.shared.threads),
             stats: self.shared.stats.clone(),
             stop: self.stop.child_token(),
+            span,
         };
         Ok(Response::new(run.spawn(script)))
     }

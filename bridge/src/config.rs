@@ -82,6 +82,10 @@ pub struct Config {
     /// `run_error` within about this long.
     #[arg(long, env = "BRIDGE_RUN_LEASE", default_value = "10s", value_parser = humantime::parse_duration)]
     pub run_lease: Duration,
+    /// How long `/readyz` reuses the agents' gRPC health answers, so that a probe storm does
+    /// not reach the agents.
+    #[arg(long, env = "BRIDGE_READINESS_CACHE", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub readiness_cache: Duration,
 
     /// Log format: `text` for people, `json` for log pipelines.
     #[arg(long, env = "BRIDGE_LOG_FORMAT", default_value = "text")]

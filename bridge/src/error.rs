@@ -83,6 +83,9 @@ pub enum ApiError {
     /// The process serves as many runs as allowed; new ones are shed.
     #[error("overloaded (limit {limit} open streams)")]
     Overloaded { limit: usize },
+    /// `/readyz` only: a configured agent does not report SERVING on `grpc.health.v1`.
+    #[error("agent {agent} is not ready: {reason}")]
+    AgentNotReady { agent: String, reason: String },
 }
 
 /// The `RateLimit-Policy` and `RateLimit` header values
@@ -374,6 +377,13 @@ impl ApiError {
                 p.retry_after = Some(1);
                 p
             }
+            ApiError::AgentNotReady { agent, .. } => Problem::new(
+                "agent-not-ready",
+                "Service Unavailable",
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("agent {agent:?} is not serving (gRPC health check)"),
+            )
+            .with_code(Code::Unavailable),
         }
     }
 }

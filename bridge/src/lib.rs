@@ -15,7 +15,9 @@
 //! - Edge policy: [`auth`] (who is calling: JWT, JWKS, API keys, cookie, stream tickets),
 //!   [`ratelimit`] (request budgets and open-stream caps), [`cors`], [`policy`] (which
 //!   events reach clients, redaction), [`secret`] (values that never print).
-//! - [`demo`]: the embedded agent stub; [`telemetry`], [`shutdown`]: process plumbing.
+//! - [`metrics`]: the Prometheus series; [`readiness`]: `/readyz` and the agents' gRPC health.
+//! - [`demo`]: the embedded agent stub; [`telemetry`] (logs, traces), [`shutdown`]: process
+//!   plumbing.
 #![forbid(unsafe_code)]
 
 pub mod answer;
@@ -25,8 +27,10 @@ pub mod cors;
 pub mod demo;
 pub mod error;
 pub mod hub;
+pub mod metrics;
 pub mod policy;
 pub mod ratelimit;
+pub mod readiness;
 pub mod record;
 pub mod routes;
 pub mod run;

@@ -37,7 +37,7 @@ async fn main() -> anyhow::Result<()> {
     let config = match cli.command {
         None => cli.config,
         Some(Command::Demo { mut config, pace }) => {
-            bridge::telemetry::init(config.log_format);
+            let telemetry = bridge::telemetry::init(config.log_format);
             // The demo is for trying the bridge on one machine; serve() logs a warning.
             config.allow_anonymous = true;
             let stub = demo::start_stub(
@@ -50,11 +50,16 @@ async fn main() -> anyhow::Result<()> {
             .await?;
             config.agents.retain(|a: &AgentTarget| a.name != stub.name);
             config.agents.push(stub);
-            return serve(config, shutdown, true).await;
+            let served = serve(config, shutdown, true).await;
+            telemetry.shutdown().await;
+            return served;
         }
     };
-    bridge::telemetry::init(config.log_format);
-    serve(config, shutdown, false).await
+    let telemetry = bridge::telemetry::init(config.log_format);
+    let served = serve(config, shutdown, false).await;
+    // Spans of the last requests, drained or not, still reach the collector.
+    telemetry.shutdown().await;
+    served
 }
 
 async fn serve(config: Config, shutdown: CancellationToken, demo: bool) -> anyhow::Result<()> {
@@ -67,6 +72,10 @@ async fn serve(config: Config, shutdown: CancellationToken, demo: bool) -> anyho
     let addr = listener.local_addr()?;
     let agents: Vec<&str> = config.agents.iter().map(|a| a.name.as_str()).collect();
     tracing::info!(%addr, ?agents, "bridge listening");
+    if !demo {
+        // One parseable line, for supervisors and tests that pass --listen 127.0.0.1:0.
+        println!("listening on http://{addr}");
+    }
     if demo {
         println!("bridge demo listening on http://{addr}");
         println!(

@@ -31,6 +31,8 @@ pub fn tee(hub: Hub, key: ThreadKey, run: Run, lease: Duration, buffer: usize) -
         thread_id: run.thread_id.clone(),
         events: rx,
         permit: None,
+        trace_id: run.trace_id.clone(),
+        open_stream: None,
     };
     tokio::spawn(record(hub, key, run, Some(tx), lease));
     teed
@@ -44,6 +46,8 @@ async fn record(
     lease: Duration,
 ) {
     let run_id = run.run_id.clone();
+    // The run's trace, on its `run_started` in the log: subscribers on any replica can find it.
+    let trace_id = run.trace_id.clone();
     let mut renew = tokio::time::interval(lease / 3);
     renew.tick().await;
     let mut last_sequence = 0;
@@ -59,7 +63,7 @@ async fn record(
             // The streaming client left while the agent is quiet.
             _ = client_left(forward.as_ref()) => {
                 let left = follow_up(&run_id, &key.thread, last_sequence, Code::Cancelled, CLIENT_LEFT);
-                let _ = hub.append(&key, entry(&left)).await;
+                let _ = hub.append(&key, entry(&left, None)).await;
                 break;
             }
         };
@@ -71,7 +75,10 @@ async fn record(
             .payload
             .as_ref()
             .is_some_and(Payload::is_terminal);
-        if let Err(e) = hub.append(&key, entry(&emitted.event)).await {
+        if let Err(e) = hub
+            .append(&key, entry(&emitted.event, trace_id.as_deref()))
+            .await
+        {
             tracing::warn!(%run_id, error = %e, "cannot record the run; cancelling it");
             if let Some(forward) = &forward {
                 let e = &emitted.event;
@@ -97,7 +104,7 @@ async fn record(
                 if !terminal {
                     let left =
                         follow_up(&run_id, &key.thread, sequence, Code::Cancelled, CLIENT_LEFT);
-                    let _ = hub.append(&key, entry(&left)).await;
+                    let _ = hub.append(&key, entry(&left, None)).await;
                 }
                 break;
             }
@@ -124,13 +131,13 @@ async fn client_left(forward: Option<&mpsc::Sender<Emitted>>) {
 }
 
 /// The log entry of an event: its JSON, encoded once.
-pub fn entry(event: &ChatEvent) -> NewEntry {
+pub fn entry(event: &ChatEvent, trace_id: Option<&str>) -> NewEntry {
     NewEntry {
         kind: wire::kind(event),
         run_id: event.run_id.clone(),
         sequence: event.sequence,
         terminal: event.payload.as_ref().is_some_and(Payload::is_terminal),
-        json: Bytes::from(wire::to_json(event)),
+        json: Bytes::from(wire::to_json_traced(event, trace_id)),
     }
 }
 

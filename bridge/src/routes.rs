@@ -10,14 +10,12 @@ mod tickets;
 use axum::{
     Router,
     extract::DefaultBodyLimit,
-    http::Request,
     middleware::from_fn_with_state,
     routing::{get, post},
 };
 use tower::util::option_layer;
-use tower_http::trace::TraceLayer;
 
-use crate::{auth, error::ApiError, ratelimit, state::AppState};
+use crate::{auth, error::ApiError, ratelimit, state::AppState, telemetry};
 
 /// Every route of the bridge.
 pub fn router(state: AppState) -> Router {
@@ -66,25 +64,22 @@ pub fn router(state: AppState) -> Router {
         .merge(api)
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
+        .route("/metrics", get(crate::metrics::scrape))
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         // Outermost first:
-        // - trace: one span per request, around everything else, so refusals are visible;
-        //   it records the path only, never the query string (tickets travel there);
+        // - trace: one span per request (child of the caller's `traceparent`), around
+        //   everything else, so refusals are visible; it records the path only, never the
+        //   query string (tickets travel there); `traceresponse` is added inside it;
         // - CORS: answers preflights before auth (browsers send them without credentials)
         //   and adds its headers to refusals too, so a browser can read them;
         // - (auth and rate limit: route layers above);
         // - body limit: enforced while the body is read, before any parsing.
         .layer(DefaultBodyLimit::max(max_body))
         .layer(option_layer(cors))
-        .layer(
-            TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
-                tracing::info_span!(
-                    "request",
-                    method = %request.method(),
-                    path = %request.uri().path(),
-                )
-            }),
-        )
+        .layer(axum::middleware::map_response(
+            telemetry::http::traceresponse,
+        ))
+        .layer(telemetry::http::trace_layer())
         .with_state(state)
 }

@@ -16,13 +16,18 @@ use agent_bridge_proto::v1::{ChatEvent, ChatRequest, RunError, chat_event::Paylo
 use tokio::{sync::mpsc, time::Instant};
 use tokio_util::sync::CancellationToken;
 use tonic::{Code, Streaming};
+use tracing::{Instrument as _, Span, field::Empty};
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use crate::{
     auth::Identity,
     error::{ApiError, code_name, safe_message},
+    metrics::{Metrics, OpenStream},
     policy::EventPolicy,
     ratelimit::Permit,
+    telemetry,
     upstream::Agent,
+    wire,
 };
 
 /// The agent name on events the bridge writes itself.
@@ -53,6 +58,10 @@ pub struct Run {
     pub events: mpsc::Receiver<Emitted>,
     /// The admission slot this run holds; freed when the run's consumer drops it.
     pub permit: Option<Permit>,
+    /// The request's trace, shown to clients on `run_started`.
+    pub trace_id: Option<String>,
+    /// Counts the run as an open stream until the transport drops it.
+    pub open_stream: Option<OpenStream>,
 }
 
 /// Calls the agent and waits for its first event.
@@ -62,12 +71,28 @@ pub async fn start(
     identity: &Identity,
     limits: Limits,
     shutdown: &CancellationToken,
+    metrics: &Metrics,
 ) -> Result<Run, ApiError> {
     if request.run_id.is_empty() {
         request.run_id = uuid::Uuid::new_v4().to_string();
     }
     let started = Instant::now();
+    // The client span covers the whole gRPC call, to its last event: the pump owns it.
+    let span = tracing::info_span!(
+        "grpc call",
+        otel.name = "agent.v1.Agent/Chat",
+        otel.kind = "client",
+        otel.status_code = Empty,
+        rpc.system = "grpc",
+        rpc.service = "agent.v1.Agent",
+        rpc.method = "Chat",
+        rpc.grpc.status_code = Empty,
+        agent = %agent.name,
+        run_id = %request.run_id,
+    );
+    let trace_id = telemetry::current_trace_id();
     let mut call = agent.request(request, identity);
+    telemetry::propagation::inject(&span.context(), call.metadata_mut());
     // The agent learns the deadline too, so it can stop work the bridge would discard.
     call.set_timeout(limits.max_duration);
 
@@ -93,13 +118,32 @@ pub async fn start(
             }),
         }
     };
-    let (stream, first) = tokio::select! {
-        _ = shutdown.cancelled() => return Err(ApiError::ShuttingDown),
+    let first = first.instrument(span.clone());
+    let outcome = tokio::select! {
+        _ = shutdown.cancelled() => Err(ApiError::ShuttingDown),
         r = tokio::time::timeout(limits.first_event, first) => match r {
-            Ok(r) => r?,
-            Err(_) => return Err(ApiError::FirstEventTimeout { agent: name, waited: limits.first_event }),
+            Ok(r) => r,
+            Err(_) => Err(ApiError::FirstEventTimeout { agent: name.clone(), waited: limits.first_event }),
         },
     };
+    let (stream, first) = match outcome {
+        Ok(started) => started,
+        Err(error) => {
+            let code = match &error {
+                ApiError::Upstream { status, .. } => {
+                    metrics.upstream_error(&name, status.code());
+                    status.code()
+                }
+                ApiError::FirstEventTimeout { .. } => Code::DeadlineExceeded,
+                ApiError::ShuttingDown => Code::Cancelled,
+                _ => Code::Internal,
+            };
+            record_end(&span, code);
+            return Err(error);
+        }
+    };
+    metrics.first_event(&name, started.elapsed());
+    metrics.event_forwarded(&name, wire::kind(&first));
 
     let (tx, rx) = mpsc::channel(limits.buffer.max(1));
     let run = Run {
@@ -107,10 +151,13 @@ pub async fn start(
         thread_id: first.thread_id.clone(),
         events: rx,
         permit: None,
+        trace_id,
+        open_stream: None,
     };
     let terminal = first.payload.as_ref().is_some_and(Payload::is_terminal);
     // Capacity is at least one and nobody else holds `tx` yet.
     if terminal {
+        record_end(&span, Code::Ok);
         let _ = tx.try_send(Emitted {
             event: first,
             reconnect: false,
@@ -131,8 +178,10 @@ pub async fn start(
             deadline: started + limits.max_duration,
             shutdown: shutdown.clone(),
             policy: Arc::clone(&agent.policy),
+            metrics: metrics.clone(),
+            span: span.clone(),
         };
-        tokio::spawn(pump.run());
+        tokio::spawn(pump.run().instrument(span));
     }
     Ok(run)
 }
@@ -150,6 +199,9 @@ struct Pump {
     deadline: Instant,
     shutdown: CancellationToken,
     policy: Arc<EventPolicy>,
+    metrics: Metrics,
+    /// The client span of the call, ended when the pump ends.
+    span: Span,
 }
 
 /// Why the pump stopped without the agent's own terminal event.
@@ -166,8 +218,9 @@ impl Pump {
     async fn run(mut self) {
         let ending = self.forward().await;
         match ending {
-            None => {}
+            None => record_end(&self.span, Code::Ok),
             Some(Ending::ClientLeft) => {
+                record_end(&self.span, Code::Cancelled);
                 tracing::info!(run_id = %self.run_id, agent = %self.agent, "client left; cancelling the agent call");
             }
             Some(Ending::Synthesized {
@@ -175,6 +228,7 @@ impl Pump {
                 message,
                 reconnect,
             }) => {
+                record_end(&self.span, code);
                 tracing::info!(run_id = %self.run_id, agent = %self.agent, code = code_name(code), %message, "ending run with run_error");
                 let event = self.follow_up(Payload::RunError(RunError {
                     code: code_name(code).into(),
@@ -182,7 +236,10 @@ impl Pump {
                 }));
                 // Best effort: a client that stopped reading cannot be told, and the drain
                 // deadline bounds how long we try.
-                let _ = self.tx.send(Emitted { event, reconnect }).await;
+                let kind = wire::kind(&event);
+                if self.tx.send(Emitted { event, reconnect }).await.is_ok() {
+                    self.metrics.event_forwarded(&self.agent, kind);
+                }
             }
         }
         // Dropping `self.stream` here cancels the call at the agent if it is still open.
@@ -235,6 +292,7 @@ impl Pump {
                 Err(status) => {
                     tracing::warn!(run_id = %self.run_id, agent = %self.agent, %status, "agent failed mid-run");
                     let code = status.code();
+                    self.metrics.upstream_error(&self.agent, code);
                     return Some(Ending::Synthesized {
                         code,
                         message: safe_message(&self.agent, code, status.message()),
@@ -250,6 +308,7 @@ impl Pump {
             }
             let terminal = event.payload.as_ref().is_some_and(Payload::is_terminal);
             let sequence = event.sequence;
+            let kind = wire::kind(&event);
             let sent = tokio::select! {
                 biased;
                 sent = self.tx.send(Emitted { event, reconnect: false }) => sent,
@@ -261,6 +320,7 @@ impl Pump {
             if sent.is_err() {
                 return Some(Ending::ClientLeft);
             }
+            self.metrics.event_forwarded(&self.agent, kind);
             self.sequence = sequence;
             if terminal {
                 return None;
@@ -278,5 +338,13 @@ impl Pump {
             timestamp: Some(SystemTime::now().into()),
             payload: Some(payload),
         }
+    }
+}
+
+/// Records how the call ended on its client span (OpenTelemetry RPC conventions).
+fn record_end(span: &Span, code: Code) {
+    span.record("rpc.grpc.status_code", code as i32);
+    if !matches!(code, Code::Ok | Code::Cancelled) {
+        span.record("otel.status_code", "ERROR");
     }
 }

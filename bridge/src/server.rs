@@ -10,8 +10,10 @@ use crate::{
     config::Config,
     cors::CorsSettings,
     hub::{Hub, Retention, memory::MemoryHub, redis::RedisHub},
+    metrics::Metrics,
     policy,
     ratelimit::{Admission, RateLimits},
+    readiness::Readiness,
     routes,
     run::Limits,
     secret::Secret,
@@ -71,6 +73,8 @@ pub async fn serve(
     }
     let cors =
         CorsSettings::new(&config.cors_origins, config.cors_max_age).map_err(anyhow::Error::msg)?;
+    let metrics = Metrics::new();
+    let readiness = Readiness::new(&agents, config.readiness_cache, config.connect_timeout);
     let state = AppState {
         agents,
         limits: Limits {
@@ -95,6 +99,8 @@ pub async fn serve(
         )),
         admission: Admission::new(config.max_streams_per_identity, config.max_streams),
         cors,
+        metrics: metrics.clone(),
+        readiness: std::sync::Arc::new(readiness),
     };
     let app = routes::router(state).into_make_service_with_connect_info::<SocketAddr>();
 
@@ -105,6 +111,7 @@ pub async fn serve(
         joined = &mut server => return Ok(joined??),
         _ = shutdown.cancelled() => {}
     }
+    metrics.drain_in_progress.set(1);
     tracing::info!(drain_timeout = ?config.drain_timeout, "draining");
     match tokio::time::timeout(config.drain_timeout, &mut server).await {
         Ok(joined) => Ok(joined??),

@@ -50,10 +50,13 @@ pub fn response(run: Run, settings: SseSettings) -> Response {
     let retry = settings.retry_hint;
     // The stream owns the run's admission permit: the slot frees when the client's stream
     // ends.
+    // It also owns the open-stream gauge's guard, and shows the trace id on `run_started`.
     let permit = run.permit;
+    let open_stream = run.open_stream;
+    let trace_id = run.trace_id;
     stream(run.events, settings, move |buf, emitted: &Emitted| {
-        let _held = &permit;
-        encode(buf, emitted, retry)
+        let _held = (&permit, &open_stream);
+        encode(buf, emitted, retry, trace_id.as_deref())
     })
 }
 
@@ -134,14 +137,14 @@ where
 }
 
 /// Appends one event frame.
-fn encode(buf: &mut BytesMut, emitted: &Emitted, retry: Duration) {
+fn encode(buf: &mut BytesMut, emitted: &Emitted, retry: Duration, trace_id: Option<&str>) {
     let event = &emitted.event;
     buf.put_slice(b"id: ");
     buf.put_slice(event.sequence.to_string().as_bytes());
     buf.put_slice(b"\nevent: ");
     buf.put_slice(wire::kind(event).as_bytes());
     buf.put_slice(b"\ndata: ");
-    wire::write_json(&mut buf.writer(), event);
+    wire::write_json(&mut buf.writer(), event, trace_id);
     buf.put_u8(b'\n');
     if emitted.reconnect {
         put_retry(buf, retry);
@@ -181,6 +184,7 @@ mod tests {
                 reconnect: false,
             },
             Duration::from_secs(2),
+            None,
         );
         let text = std::str::from_utf8(&buf).unwrap();
         assert!(
@@ -202,6 +206,7 @@ mod tests {
                 reconnect: true,
             },
             Duration::from_millis(1500),
+            None,
         );
         assert!(
             std::str::from_utf8(&buf)

@@ -7,7 +7,9 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     auth::Auth,
     hub::Hub,
+    metrics::Metrics,
     ratelimit::{Admission, RateLimits},
+    readiness::Readiness,
     run::Limits,
     sse::SseSettings,
     upstream::Agents,
@@ -31,4 +33,6 @@ pub struct AppState {
     pub admission: Arc<Admission>,
     /// The CORS policy; `None` when no origin is allowed (no CORS headers at all).
     pub cors: Option<crate::cors::CorsSettings>,
+    pub metrics: Metrics,
+    pub readiness: Arc<Readiness>,
 }

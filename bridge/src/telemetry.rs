@@ -1,14 +1,109 @@
-//! Logs. `RUST_LOG` filters (default `info`); `--log-format json` for log pipelines.
+//! Logs and traces.
+//!
+//! Logs: `RUST_LOG` filters (default `info`); `--log-format json` writes one JSON object per
+//! line carrying the `trace_id` and `span_id` of the current span.
+//!
+//! Traces: OpenTelemetry through `tracing` (tracing-opentelemetry). Every request gets a
+//! server span whose parent is the caller's W3C `traceparent` (a new trace when absent); every
+//! agent call gets a client span whose context travels in the gRPC metadata. Export is
+//! configured only by the standard `OTEL_*` variables: without `OTEL_EXPORTER_OTLP_ENDPOINT`
+//! (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) spans still get ids, for logs and the
+//! `traceresponse` header, but nothing is exported.
+//!
+//! Nothing here is global state the library needs: [`crate::serve`] works the same without
+//! [`init`] (the in-process tests run that way), only without trace ids.
+//!
+//! # Layout
+//! - [`http`]: the request span and the `traceresponse` header.
+//! - [`propagation`]: W3C trace context and baggage in and out of headers and gRPC metadata.
+//! - `json`: the JSON log line with trace ids.
+//! - `otlp`: the tracer provider built from `OTEL_*`.
 
-use tracing_subscriber::{EnvFilter, fmt};
+pub mod http;
+mod json;
+mod otlp;
+pub mod propagation;
+
+use opentelemetry::trace::{SpanContext, TraceContextExt as _};
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+use tracing_subscriber::{
+    EnvFilter, Layer as _, filter::Targets, fmt, layer::SubscriberExt as _,
+    util::SubscriberInitExt as _,
+};
 
 use crate::config::LogFormat;
 
-pub fn init(format: LogFormat) {
+/// What must outlive the server: the span exporter, flushed by [`Telemetry::shutdown`].
+#[must_use = "call shutdown() before exiting, or buffered spans are lost"]
+pub struct Telemetry {
+    provider: Option<opentelemetry_sdk::trace::SdkTracerProvider>,
+}
+
+impl Telemetry {
+    /// Exports the spans still buffered and stops the exporter. Blocking work, kept off the
+    /// async workers.
+    pub async fn shutdown(self) {
+        if let Some(provider) = self.provider {
+            let flushed = tokio::task::spawn_blocking(move || provider.shutdown()).await;
+            if let Ok(Err(error)) = flushed {
+                tracing::warn!(%error, "flushing spans on shutdown failed");
+            }
+        }
+    }
+}
+
+/// Installs the process's logger and tracer (once; later calls only return a no-op guard).
+/// `service` names the process when `OTEL_SERVICE_NAME` and `OTEL_RESOURCE_ATTRIBUTES` do not.
+pub fn init(format: LogFormat) -> Telemetry {
+    init_service(format, "bridge")
+}
+
+/// [`init`] with another default service name (the bridge's demo, other binaries).
+pub fn init_service(format: LogFormat, service: &'static str) -> Telemetry {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = fmt().with_env_filter(filter).with_target(false);
-    let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    let fmt_layer = match format {
+        LogFormat::Text => fmt::layer().with_target(false).boxed(),
+        LogFormat::Json => fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_target(false)
+            .map_event_format(json::WithTraceIds)
+            .boxed(),
     };
+    let (provider, notes) = otlp::provider(service);
+    // Only our own spans become OpenTelemetry spans: the exporter's own gRPC client (tonic,
+    // hyper, h2) must not trace itself into a feedback loop, and `RUST_LOG=warn` must not
+    // silence traces.
+    let otel_targets = Targets::new()
+        .with_target("bridge", tracing::Level::INFO)
+        .with_target("agent_stub", tracing::Level::INFO);
+    let otel_layer = tracing_opentelemetry::layer()
+        .with_tracer(opentelemetry::trace::TracerProvider::tracer(
+            &provider, service,
+        ))
+        .with_filter(otel_targets);
+    let installed = tracing_subscriber::registry()
+        .with(fmt_layer.with_filter(filter))
+        .with(otel_layer)
+        .try_init()
+        .is_ok();
+    for note in notes {
+        tracing::warn!("{note}");
+    }
+    Telemetry {
+        provider: installed.then_some(provider),
+    }
+}
+
+/// The OpenTelemetry identity of the current span, when tracing is installed.
+pub fn current_span_context() -> Option<SpanContext> {
+    let context = tracing::Span::current().context();
+    let span = context.span();
+    let span_context = span.span_context();
+    span_context.is_valid().then(|| span_context.clone())
+}
+
+/// The current trace id as 32 lowercase hex digits, when tracing is installed.
+pub fn current_trace_id() -> Option<String> {
+    current_span_context().map(|c| c.trace_id().to_string())
 }

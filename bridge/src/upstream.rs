@@ -22,6 +22,8 @@ pub struct Agent {
     pub policy: Arc<EventPolicy>,
     /// The bridge's own credential, presented on every call.
     token: Option<Secret>,
+    /// The same channel, for health checks.
+    channel: Channel,
 }
 
 impl Agent {
@@ -35,13 +37,13 @@ impl Agent {
     pub fn request<T>(&self, message: T, identity: &Identity) -> tonic::Request<T> {
         let mut request = tonic::Request::new(message);
         let metadata = request.metadata_mut();
-        // Identities come from verified credentials, but a subject may still hold bytes
-        // metadata cannot carry; such a call goes out without it rather than failing.
+        // A subject may hold bytes metadata cannot carry: they are percent-escaped, so every
+        // identity still reaches the agent, and distinct identities stay distinct.
         for (key, value) in [
             ("x-subject", &identity.subject),
             ("x-tenant", &identity.tenant),
         ] {
-            if let Ok(value) = MetadataValue::try_from(value.as_str()) {
+            if let Ok(value) = MetadataValue::try_from(metadata_safe(value).as_str()) {
                 metadata.insert(key, value);
             }
         }
@@ -52,6 +54,24 @@ impl Agent {
         }
         request
     }
+
+    /// The agent's channel, shared with its client.
+    pub fn channel(&self) -> Channel {
+        self.channel.clone()
+    }
+}
+
+/// `value` with `%`, controls and non-ASCII bytes percent-escaped (valid ASCII metadata).
+fn metadata_safe(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_graphic() && b != b'%' || b == b' ' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// The agents this bridge may call, by route name.
@@ -77,7 +97,8 @@ impl Agents {
                 .http2_keep_alive_interval(Duration::from_secs(30))
                 .keep_alive_timeout(Duration::from_secs(10))
                 .keep_alive_while_idle(true);
-            let client = AgentClient::new(endpoint.connect_lazy());
+            let channel = endpoint.connect_lazy();
+            let client = AgentClient::new(channel.clone());
             by_name.insert(
                 target.name.clone(),
                 Agent {
@@ -85,6 +106,7 @@ impl Agents {
                     client,
                     policy: Arc::new(policies.remove(&target.name).unwrap_or_default()),
                     token: token.clone(),
+                    channel,
                 },
             );
         }
@@ -95,6 +117,10 @@ impl Agents {
 
     pub fn get(&self, name: &str) -> Option<&Agent> {
         self.by_name.get(name)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Agent> {
+        self.by_name.values()
     }
 
     pub fn names(&self) -> impl Iterator<Item = &str> {

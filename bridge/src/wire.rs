@@ -17,6 +17,9 @@ pub struct WireEvent<'a> {
     sequence: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     timestamp: Option<String>,
+    /// On `run_started` only: the W3C trace id of the request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    trace_id: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -146,6 +149,7 @@ impl<'a> From<&'a ChatEvent> for WireEvent<'a> {
             sequence: e.sequence,
             // prost's Timestamp displays as RFC 3339.
             timestamp: e.timestamp.as_ref().map(ToString::to_string),
+            trace_id: None,
         }
     }
 }
@@ -158,13 +162,26 @@ pub fn kind(event: &ChatEvent) -> &'static str {
 /// Encodes an event as one line of JSON (serde escapes newlines, so it never breaks SSE
 /// framing).
 pub fn to_json(event: &ChatEvent) -> String {
-    serde_json::to_string(&WireEvent::from(event)).unwrap_or_else(|_| String::from("{}"))
+    to_json_traced(event, None)
 }
 
-/// Writes the same JSON as [`to_json`] into `out`, without an intermediate string.
-pub fn write_json<W: std::io::Write>(out: &mut W, event: &ChatEvent) {
+/// [`to_json`], with `"trace_id"` added to `run_started` so a client can find the run's trace.
+pub fn to_json_traced(event: &ChatEvent, trace_id: Option<&str>) -> String {
+    let mut wire = WireEvent::from(event);
+    if matches!(event.payload, Some(Payload::RunStarted(_))) {
+        wire.trace_id = trace_id;
+    }
+    serde_json::to_string(&wire).unwrap_or_else(|_| String::from("{}"))
+}
+
+/// Writes the same JSON as [`to_json_traced`] into `out`, without an intermediate string.
+pub fn write_json<W: std::io::Write>(out: &mut W, event: &ChatEvent, trace_id: Option<&str>) {
+    let mut wire = WireEvent::from(event);
+    if matches!(event.payload, Some(Payload::RunStarted(_))) {
+        wire.trace_id = trace_id;
+    }
     // Serializing borrowed strings and numbers into memory cannot fail.
-    let _ = serde_json::to_writer(out, &WireEvent::from(event));
+    let _ = serde_json::to_writer(out, &wire);
 }
 
 #[cfg(test)]

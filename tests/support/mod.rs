@@ -5,6 +5,7 @@
 //! server to come up. Logs are quiet unless `TEST_LOG` is set.
 #![allow(dead_code)] // Each suite uses a different part of the harness.
 
+pub mod process;
 pub mod redis;
 
 use std::{net::SocketAddr, sync::Once, time::Duration};

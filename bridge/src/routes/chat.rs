@@ -17,7 +17,10 @@ use axum::{
 use serde::Deserialize;
 
 use super::threads::resolve;
-use crate::{answer, auth::Identity, error::ApiError, record, run, sse, state::AppState, validate};
+use crate::{
+    answer, auth::Identity, error::ApiError, metrics::Transport, record, run, sse, state::AppState,
+    validate,
+};
 
 pub async fn chat(
     State(state): State<AppState>,
@@ -48,8 +51,10 @@ pub async fn chat(
     .await?;
     run.permit = Some(permit);
     if wants_event_stream(&headers) {
+        run.open_stream = Some(state.metrics.stream_opened(&agent_name, Transport::sse));
         Ok(sse::response(run, state.sse))
     } else {
+        run.open_stream = Some(state.metrics.stream_opened(&agent_name, Transport::json));
         Ok(Json(answer::collect(run).await?).into_response())
     }
 }
@@ -76,12 +81,29 @@ async fn start_chat(
         agent: agent_name.to_owned(),
     };
     let Some(thread) = thread else {
-        return run::start(agent, request, identity, state.limits, &state.shutdown).await;
+        return run::start(
+            agent,
+            request,
+            identity,
+            state.limits,
+            &state.shutdown,
+            &state.metrics,
+        )
+        .await;
     };
     let (_, key) = resolve(state, identity, agent_name, &thread)?;
     state.hub.begin_run(&key, &request.run_id).await?;
     let run_id = request.run_id.clone();
-    match run::start(agent, request, identity, state.limits, &state.shutdown).await {
+    match run::start(
+        agent,
+        request,
+        identity,
+        state.limits,
+        &state.shutdown,
+        &state.metrics,
+    )
+    .await
+    {
         Ok(run) => Ok(record::tee(
             state.hub.clone(),
             key,

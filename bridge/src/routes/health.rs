@@ -1,5 +1,7 @@
-//! Probes. `/healthz` answers while the process runs; `/readyz` stops answering 200 as soon
-//! as the bridge drains, so load balancers send new streams elsewhere.
+//! Probes. `/healthz` answers while the process runs (liveness: restarting would not help
+//! otherwise). `/readyz` answers 200 only while this instance should get new streams: not
+//! draining, and every configured agent SERVING on `grpc.health.v1` (cached, see
+//! [`Readiness`](crate::readiness::Readiness)).
 
 use axum::{Json, extract::State, response::IntoResponse};
 use serde_json::json;
@@ -14,5 +16,6 @@ pub async fn ready(State(state): State<AppState>) -> Result<impl IntoResponse, A
     if state.shutdown.is_cancelled() {
         return Err(ApiError::ShuttingDown);
     }
+    state.readiness.check().await?;
     Ok(Json(json!({ "status": "ready" })))
 }

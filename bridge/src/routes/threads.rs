@@ -118,7 +118,16 @@ pub(crate) async fn start_thread_run(
         run_id: run_id.clone(),
         agent: agent_name.to_owned(),
     };
-    match run::start(agent, request, identity, state.limits, &state.shutdown).await {
+    match run::start(
+        agent,
+        request,
+        identity,
+        state.limits,
+        &state.shutdown,
+        &state.metrics,
+    )
+    .await
+    {
         Ok(run) => {
             record::detach(state.hub.clone(), key, run, state.run_lease);
             Ok(run_id)

@@ -1,0 +1,231 @@
+//! Prometheus metrics, served as text on `GET /metrics`.
+//!
+//! `prometheus-client` (the Prometheus project's own Rust client) rather than `prometheus`:
+//! no global registry (each bridge, including the in-process test ones, has its own), typed
+//! label sets, and OpenMetrics text out of the box.
+//!
+//! [`Metrics`] is the one place metrics are defined. A feature that needs metrics adds its
+//! family here, registered in [`Metrics::new`], and only once its code path exists; pending:
+//! authentication failures by reason, rate-limit and shedding refusals, hub latency and
+//! errors.
+
+use std::{sync::Arc, time::Duration};
+
+use axum::{
+    extract::State,
+    http::{HeaderValue, header},
+    response::{IntoResponse, Response},
+};
+use prometheus_client::{
+    encoding::{EncodeLabelSet, EncodeLabelValue},
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
+    registry::{Registry, Unit},
+};
+use tokio::time::Instant;
+use tonic::Code;
+
+use crate::{error::code_name, state::AppState};
+
+/// How a client receives a run.
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)] // Label values are lowercase on the wire.
+pub enum Transport {
+    sse,
+    json,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AgentLabels {
+    pub agent: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StreamLabels {
+    pub agent: String,
+    pub transport: Transport,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EventLabels {
+    pub agent: String,
+    /// The event kind, as in SSE `event:` (`run_started`, `text_delta`, …).
+    pub r#type: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabels {
+    pub agent: String,
+    /// The gRPC code name (`UNAVAILABLE`, `INTERNAL`, …).
+    pub code: &'static str,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+/// The bridge's metrics. Clones share the same series.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Arc<Registry>,
+    /// Streams (SSE) and answers (JSON) in progress: the load signal to autoscale on.
+    pub open_streams: Family<StreamLabels, Gauge>,
+    pub events_forwarded: Family<EventLabels, Counter>,
+    pub time_to_first_event: HistogramFamily<AgentLabels>,
+    pub stream_duration: HistogramFamily<AgentLabels>,
+    pub upstream_errors: Family<ErrorLabels, Counter>,
+    pub drain_in_progress: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let open_streams = Family::<StreamLabels, Gauge>::default();
+        registry.register(
+            "bridge_open_streams",
+            "Client streams (SSE) and JSON answers currently open",
+            open_streams.clone(),
+        );
+        let events_forwarded = Family::<EventLabels, Counter>::default();
+        registry.register(
+            "bridge_events_forwarded",
+            "Agent events handed to client streams, including those the bridge writes itself",
+            events_forwarded.clone(),
+        );
+        let time_to_first_event: HistogramFamily<AgentLabels> =
+            Family::new_with_constructor(first_event_buckets);
+        registry.register_with_unit(
+            "bridge_time_to_first_event",
+            "From calling the agent to its first event (connect included)",
+            Unit::Seconds,
+            time_to_first_event.clone(),
+        );
+        let stream_duration: HistogramFamily<AgentLabels> =
+            Family::new_with_constructor(duration_buckets);
+        registry.register_with_unit(
+            "bridge_stream_duration",
+            "From the first event to the end of the client's stream or answer",
+            Unit::Seconds,
+            stream_duration.clone(),
+        );
+        let upstream_errors = Family::<ErrorLabels, Counter>::default();
+        registry.register(
+            "bridge_upstream_errors",
+            "Agent calls that failed with a gRPC status, before or after the first event",
+            upstream_errors.clone(),
+        );
+        let drain_in_progress = Gauge::default();
+        registry.register(
+            "bridge_drain_in_progress",
+            "1 while this instance drains after SIGTERM",
+            drain_in_progress.clone(),
+        );
+        Self {
+            registry: Arc::new(registry),
+            open_streams,
+            events_forwarded,
+            time_to_first_event,
+            stream_duration,
+            upstream_errors,
+            drain_in_progress,
+        }
+    }
+
+    /// The OpenMetrics text exposition of every series.
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        text
+    }
+
+    pub fn event_forwarded(&self, agent: &str, kind: &'static str) {
+        self.events_forwarded
+            .get_or_create(&EventLabels {
+                agent: agent.to_owned(),
+                r#type: kind,
+            })
+            .inc();
+    }
+
+    pub fn upstream_error(&self, agent: &str, code: Code) {
+        self.upstream_errors
+            .get_or_create(&ErrorLabels {
+                agent: agent.to_owned(),
+                code: code_name(code),
+            })
+            .inc();
+    }
+
+    pub fn first_event(&self, agent: &str, waited: Duration) {
+        self.time_to_first_event
+            .get_or_create(&AgentLabels {
+                agent: agent.to_owned(),
+            })
+            .observe(waited.as_secs_f64());
+    }
+
+    /// Counts a stream as open until the returned guard drops, then records its duration.
+    pub fn stream_opened(&self, agent: &str, transport: Transport) -> OpenStream {
+        let gauge = self
+            .open_streams
+            .get_or_create(&StreamLabels {
+                agent: agent.to_owned(),
+                transport,
+            })
+            .clone();
+        gauge.inc();
+        let duration = self
+            .stream_duration
+            .get_or_create(&AgentLabels {
+                agent: agent.to_owned(),
+            })
+            .clone();
+        OpenStream {
+            gauge,
+            duration,
+            opened: Instant::now(),
+        }
+    }
+}
+
+/// An open client stream; dropping it (the stream ended, or the client left) closes it.
+pub struct OpenStream {
+    gauge: Gauge,
+    duration: Histogram,
+    opened: Instant,
+}
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        self.gauge.dec();
+        self.duration.observe(self.opened.elapsed().as_secs_f64());
+    }
+}
+
+/// Agents answer their first event in milliseconds to tens of seconds.
+fn first_event_buckets() -> Histogram {
+    Histogram::new([
+        0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    ])
+}
+
+/// Runs last from under a second to the 30-minute default limit.
+fn duration_buckets() -> Histogram {
+    Histogram::new([
+        0.1, 0.5, 1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0,
+    ])
+}
+
+/// `GET /metrics`.
+pub async fn scrape(State(state): State<AppState>) -> Response {
+    let mut response = state.metrics.encode().into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    response
+}

@@ -1,0 +1,85 @@
+//! Readiness: every configured agent answers SERVING on `grpc.health.v1` (service `""`, the
+//! whole server). Answers are cached for `--readiness-cache`, and concurrent probes share one
+//! round of checks, so a probe storm reaches each agent at most once per period.
+
+use std::{sync::Arc, time::Duration};
+
+use tokio::{sync::Mutex, time::Instant};
+use tonic::transport::Channel;
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
+
+use crate::{error::ApiError, upstream::Agents};
+
+pub struct Readiness {
+    agents: Vec<(Arc<str>, Channel)>,
+    ttl: Duration,
+    /// Bounds one check, so a black-holed agent cannot hold the probe.
+    timeout: Duration,
+    /// The last round: when it ran and the first agent that was not ready (name, reason).
+    last: Mutex<Option<(Instant, Verdict)>>,
+}
+
+/// Ready, or the first agent that is not: (name, reason).
+type Verdict = Result<(), (String, String)>;
+
+impl Readiness {
+    pub fn new(agents: &Agents, ttl: Duration, timeout: Duration) -> Self {
+        let mut agents: Vec<_> = agents
+            .iter()
+            .map(|a| (Arc::clone(&a.name), a.channel()))
+            .collect();
+        agents.sort_by(|a, b| a.0.cmp(&b.0));
+        Self {
+            agents,
+            ttl,
+            timeout,
+            last: Mutex::new(None),
+        }
+    }
+
+    /// Ready, or the first configured agent (by name) that is not.
+    pub async fn check(&self) -> Result<(), ApiError> {
+        // Held across the round: probes arriving meanwhile wait for it and reuse its answer.
+        let mut last = self.last.lock().await;
+        let fresh = last
+            .as_ref()
+            .filter(|(at, _)| at.elapsed() < self.ttl)
+            .map(|(_, answer)| answer.clone());
+        let answer = match fresh {
+            Some(answer) => answer,
+            None => {
+                let answer = self.round().await;
+                *last = Some((Instant::now(), answer.clone()));
+                answer
+            }
+        };
+        answer.map_err(|(agent, reason)| ApiError::AgentNotReady { agent, reason })
+    }
+
+    async fn round(&self) -> Verdict {
+        let checks = self.agents.iter().map(|(name, channel)| async move {
+            let mut client = HealthClient::new(channel.clone());
+            let call = client.check(HealthCheckRequest {
+                service: String::new(),
+            });
+            let reason = match tokio::time::timeout(self.timeout, call).await {
+                Err(_) => Some("health check timed out".to_owned()),
+                Ok(Err(status)) => Some(format!("health check failed: {}", status.code())),
+                Ok(Ok(response)) => match response.into_inner().status() {
+                    ServingStatus::Serving => None,
+                    other => Some(format!("health status {}", other.as_str_name())),
+                },
+            };
+            (name, reason)
+        });
+        for (name, reason) in futures_util::future::join_all(checks).await {
+            if let Some(reason) = reason {
+                tracing::warn!(agent = %name, %reason, "agent not ready");
+                return Err((name.to_string(), reason));
+            }
+        }
+        Ok(())
+    }
+}

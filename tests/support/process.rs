@@ -1,0 +1,179 @@
+//! The workspace's binaries as separate processes, as they run in production.
+//!
+//! `scripts/test.sh` builds them (`cargo build --bins`) before `cargo test`; they sit next to
+//! the test executable's `deps/` folder. Each is started with `--listen 127.0.0.1:0` and
+//! prints `listening on http://ADDR` once bound, which is how a test learns its address
+//! without sleeping or racing for a port. Dropping a [`Process`] sends SIGTERM (a graceful
+//! shutdown, spans flushed); [`Process::stop`] also waits for the exit.
+
+use std::{
+    net::SocketAddr,
+    path::PathBuf,
+    process::Stdio,
+    sync::{Arc, Mutex},
+};
+
+use tokio::{
+    io::{AsyncBufReadExt as _, BufReader, Lines},
+    process::{Child, ChildStdout, Command},
+};
+
+use super::PATIENCE;
+
+/// `target/<profile>/<name>`, beside the running test binary (`target/<profile>/deps/..`).
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>/deps");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build the binaries first (scripts/test.sh runs `cargo build --workspace --bins`)",
+        path.display()
+    );
+    path
+}
+
+/// A running binary.
+pub struct Process {
+    pub name: &'static str,
+    /// Its main listen address.
+    pub addr: SocketAddr,
+    /// Further `... listening on http://ADDR` lines asked for, in order.
+    pub extra: Vec<SocketAddr>,
+    child: Child,
+}
+
+/// Starts `name` with `args` and `envs` (inherited `OTEL_*` variables are removed first, so
+/// only what the test sets applies), and waits until it printed `listening on http://ADDR`
+/// and then each prefix of `also` (e.g. `metrics listening on http://`).
+pub async fn spawn(
+    name: &'static str,
+    args: &[String],
+    envs: &[(String, String)],
+    also: &[&str],
+) -> Process {
+    super::init_logs();
+    let mut command = Command::new(binary(name));
+    command.args(args);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("OTEL_") {
+            command.env_remove(&key);
+        }
+    }
+    command.env(
+        "RUST_LOG",
+        std::env::var("TEST_LOG").unwrap_or_else(|_| "warn".into()),
+    );
+    command.envs(envs.iter().map(|(k, v)| (k, v)));
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // A safety net only: Drop sends SIGTERM first, and tests that care call `stop`.
+        .kill_on_drop(false);
+    let mut child = command
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {name}: {e}"));
+    // Stderr is kept (and shown with TEST_LOG), so a failed start says why.
+    let stderr = Arc::new(Mutex::new(String::new()));
+    let mut errors = BufReader::new(child.stderr.take().expect("piped stderr")).lines();
+    tokio::spawn({
+        let stderr = Arc::clone(&stderr);
+        async move {
+            while let Ok(Some(line)) = errors.next_line().await {
+                if std::env::var_os("TEST_LOG").is_some() {
+                    eprintln!("[{name}] {line}");
+                }
+                let mut kept = stderr.lock().unwrap();
+                if kept.len() < 64 * 1024 {
+                    kept.push_str(&line);
+                    kept.push('\n');
+                }
+            }
+        }
+    });
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let mut extra = Vec::new();
+    let mut addr = None;
+    for prefix in std::iter::once("listening on http://").chain(also.iter().copied()) {
+        let read = tokio::time::timeout(PATIENCE, read_addr(&mut lines, prefix)).await;
+        match read {
+            Ok(Some(read)) if addr.is_none() => addr = Some(read),
+            Ok(Some(read)) => extra.push(read),
+            _ => {
+                let _ = child.start_kill();
+                panic!(
+                    "{name} did not print `{prefix}ADDR` (a binary from another build?); stderr:\n{}",
+                    stderr.lock().unwrap()
+                );
+            }
+        }
+    }
+    let addr = addr.expect("the main address");
+    // Keep reading, so a chatty process never blocks on a full pipe.
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if std::env::var_os("TEST_LOG").is_some() {
+                eprintln!("[{name}] {line}");
+            }
+        }
+    });
+    Process {
+        name,
+        addr,
+        extra,
+        child,
+    }
+}
+
+/// The address on the next line starting with `prefix`; `None` if the process exits first.
+async fn read_addr(lines: &mut Lines<BufReader<ChildStdout>>, prefix: &str) -> Option<SocketAddr> {
+    loop {
+        let line = lines.next_line().await.ok()??;
+        if let Some(addr) = line.trim().strip_prefix(prefix) {
+            return Some(addr.parse().expect("a socket address"));
+        }
+        if std::env::var_os("TEST_LOG").is_some() {
+            eprintln!("{line}");
+        }
+    }
+}
+
+impl Process {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Sends SIGTERM (what Kubernetes sends): the process drains and exits by itself.
+    pub fn terminate(&self) {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+        }
+    }
+
+    /// SIGTERM, then waits for the exit; returns whether it exited successfully.
+    pub async fn stop(&mut self) -> bool {
+        self.terminate();
+        match tokio::time::timeout(PATIENCE, self.child.wait()).await {
+            Ok(status) => status.is_ok_and(|s| s.success()),
+            Err(_) => {
+                let _ = self.child.start_kill();
+                panic!("{} did not exit after SIGTERM", self.name);
+            }
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            self.terminate();
+        }
+    }
+}
