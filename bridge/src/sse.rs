@@ -27,6 +27,7 @@ use tokio::{
     time::{Instant, Sleep},
 };
 use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use crate::{
     run::{Emitted, Run},
@@ -66,12 +67,30 @@ where
     T: Send + 'static,
     E: Fn(&mut BytesMut, &T) + Send + Unpin + 'static,
 {
+    stream_until(items, settings, encode, None)
+}
+
+/// Like [`stream`], but when `closing`'s token is cancelled (the bridge drains), the stream
+/// ends with `closing`'s frame. For streams nothing else ends on shutdown (thread
+/// subscriptions); a run's stream gets its final event from the run itself.
+pub fn stream_until<T, E>(
+    items: mpsc::Receiver<T>,
+    settings: SseSettings,
+    encode: E,
+    closing: Option<(CancellationToken, Bytes)>,
+) -> Response
+where
+    T: Send + 'static,
+    E: Fn(&mut BytesMut, &T) + Send + Unpin + 'static,
+{
     let body = SseBody {
         items: ReceiverStream::new(items).ready_chunks(BATCH),
         encode,
         heartbeat: Box::pin(tokio::time::sleep(settings.heartbeat)),
         settings,
         opened: false,
+        closing: closing.map(|(token, frame)| (Box::pin(token.cancelled_owned()), frame)),
+        closed: false,
     };
     let mut response = Body::from_stream(body).into_response();
     let headers = response.headers_mut();
@@ -93,6 +112,9 @@ struct SseBody<T, E> {
     heartbeat: Pin<Box<Sleep>>,
     settings: SseSettings,
     opened: bool,
+    /// Resolves when the bridge drains; then the frame is sent and the stream ends.
+    closing: Option<(Pin<Box<WaitForCancellationFutureOwned>>, Bytes)>,
+    closed: bool,
 }
 
 impl<T, E> Stream for SseBody<T, E>
@@ -110,6 +132,20 @@ where
             put_retry(&mut buf, this.settings.retry_hint);
             buf.put_u8(b'\n');
             return Poll::Ready(Some(Ok(buf.freeze())));
+        }
+        if this.closed {
+            return Poll::Ready(None);
+        }
+        if let Some((draining, _)) = &mut this.closing
+            && draining.as_mut().poll(cx).is_ready()
+        {
+            this.closed = true;
+            let frame = this
+                .closing
+                .take()
+                .map(|(_, frame)| frame)
+                .unwrap_or_default();
+            return Poll::Ready(Some(Ok(frame)));
         }
         match this.items.poll_next_unpin(cx) {
             Poll::Ready(Some(batch)) => {

@@ -182,3 +182,34 @@ async fn redis_cluster_serves_threads_across_shards() {
         "threads spread over shards: {keys_per_node:?}"
     );
 }
+
+#[tokio::test]
+async fn draining_ends_subscriptions_with_a_reconnect_hint() {
+    let agent = spawn_agent().await;
+    let mut bridge = spawn_bridge(
+        &[("assistant", &agent.url)],
+        &["--drain-timeout", "5s", "--retry-hint", "1500ms"],
+    )
+    .await;
+    let mut subscriber = subscribe(&bridge.base, "assistant", "t1", None).await;
+    start_run(&bridge.base, "assistant", "t1", "hello").await;
+    until_run_ends(&mut subscriber).await;
+
+    let token = bridge.shutdown.clone();
+    let task = bridge.task.take().unwrap();
+    token.cancel();
+    let last = take(&mut subscriber, 1).await.remove(0);
+    assert_eq!(last.event, "stream_error");
+    assert_eq!(last.retry, Some(Duration::from_millis(1500)));
+    assert!(
+        futures_util::StreamExt::next(&mut subscriber)
+            .await
+            .is_none(),
+        "the subscription closes"
+    );
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .expect("the bridge exits within its drain time")
+        .unwrap()
+        .unwrap();
+}

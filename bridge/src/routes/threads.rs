@@ -209,14 +209,36 @@ pub(crate) async fn subscribe_sse(
     let permit = state.admission.admit(identity)?;
     let subscription = state.hub.subscribe(&key, start).await?;
     let retry = state.sse.retry_hint;
-    Ok(sse::stream(
+    let closing = closing_frame(named, retry);
+    Ok(sse::stream_until(
         subscription,
         state.sse,
         move |buf, d: &Delivery| {
             let _held = &permit;
             encode_delivery(buf, d, named, retry)
         },
+        Some((state.shutdown.clone(), closing)),
     ))
+}
+
+/// The last frame of a subscription when this bridge drains: reconnect (to another
+/// replica) and resume with `Last-Event-ID`.
+fn closing_frame(named: bool, retry: std::time::Duration) -> Bytes {
+    let mut buf = BytesMut::new();
+    if named {
+        buf.put_slice(b"event: stream_error\n");
+    }
+    let data = json!({
+        "type": "stream_error",
+        "code": "UNAVAILABLE",
+        "message": "this bridge is restarting; reconnect to resume",
+    });
+    buf.put_slice(b"data: ");
+    buf.put_slice(data.to_string().as_bytes());
+    buf.put_u8(b'\n');
+    put_retry(&mut buf, retry);
+    buf.put_u8(b'\n');
+    buf.freeze()
 }
 
 /// One delivery as an SSE frame. Events keep their log position as `id`; notices have none,
