@@ -6,11 +6,14 @@ cd "$(dirname "$0")/.."
 
 # Debian packages the suites need, installed only when missing:
 # - redis-server (+ redis-cli from redis-tools): the threads suite's real Redis and Cluster;
-# - Python 3 with venv: the chart tests.
+# - Python 3 with venv: the chart tests;
+# - chromium + chromium-driver (chromedriver): the browser suite's real browser.
 need_debs=()
 command -v redis-server >/dev/null 2>&1 || need_debs+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || need_debs+=(redis-tools)
 command -v python3 >/dev/null 2>&1 || need_debs+=(python3)
+command -v chromium >/dev/null 2>&1 || need_debs+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need_debs+=(chromium-driver)
 if ! command -v python3 >/dev/null 2>&1 || ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
   need_debs+=(python3-venv)
 fi

@@ -91,6 +91,11 @@ pub struct Config {
     #[arg(long, env = "BRIDGE_LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,
 
+    /// Serve the chat page at `/ui/` (and redirect `/` to it), with the JavaScript client
+    /// at `/ui/agent-bridge.js`. Off by default: an API-only bridge serves no HTML.
+    #[arg(long, env = "BRIDGE_UI")]
+    pub ui: bool,
+
     // ---- Authentication -------------------------------------------------------------
     /// Serve requests without credentials (as the identity `anonymous`, allowed every
     /// agent). Off by default: only for demos and trusted networks.

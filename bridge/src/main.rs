@@ -40,6 +40,8 @@ async fn main() -> anyhow::Result<()> {
             let telemetry = bridge::telemetry::init(config.log_format);
             // The demo is for trying the bridge on one machine; serve() logs a warning.
             config.allow_anonymous = true;
+            // The demo is also the page a newcomer opens.
+            config.ui = true;
             let stub = demo::start_stub(
                 agent_stub::Config {
                     pace,
@@ -78,11 +80,15 @@ async fn serve(config: Config, shutdown: CancellationToken, demo: bool) -> anyho
     }
     if demo {
         println!("bridge demo listening on http://{addr}");
+
         println!(
             "try: curl -N -H 'Accept: text/event-stream' -H 'Content-Type: application/json' \
              -d '{{\"message\":\"hello\"}}' http://{addr}/v1/agents/{}/chat",
             demo::DEMO_AGENT
         );
+    }
+    if config.ui {
+        println!("chat page: http://{addr}/ui/");
     }
     bridge::serve(listener, config, shutdown).await
 }

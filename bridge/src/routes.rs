@@ -1,11 +1,13 @@
 //! The HTTP surface and its middleware stack.
 
+mod agents;
 mod chat;
 mod compat;
 mod health;
 mod socket;
 mod threads;
 mod tickets;
+mod ui;
 
 use axum::{
     Router,
@@ -22,6 +24,7 @@ pub fn router(state: AppState) -> Router {
     let max_body = state.max_body_bytes;
     let cors = state.cors.as_ref().map(crate::cors::CorsSettings::layer);
     let api = Router::new()
+        .route("/v1/agents", get(agents::list_agents))
         .route("/v1/agents/{agent}/chat", post(chat::chat))
         .route("/v1/agents/{agent}/threads", get(threads::list_threads))
         .route(
@@ -60,8 +63,20 @@ pub fn router(state: AppState) -> Router {
             (state.auth.clone(), state.rate_limits.clone()),
             auth::middleware,
         ));
+    let ui = if state.ui {
+        Router::new()
+            .route("/", get(ui::to_page))
+            .route("/ui", get(ui::to_page))
+            .route("/ui/", get(ui::index))
+            .route("/ui/app.js", get(ui::app_js))
+            .route("/ui/style.css", get(ui::style_css))
+            .route("/ui/agent-bridge.js", get(ui::client_js))
+    } else {
+        Router::new()
+    };
     Router::new()
         .merge(api)
+        .merge(ui)
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
         .route("/metrics", get(crate::metrics::scrape))

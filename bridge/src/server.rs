@@ -101,6 +101,7 @@ pub async fn serve(
         cors,
         metrics: metrics.clone(),
         readiness: std::sync::Arc::new(readiness),
+        ui: config.ui,
     };
     let app = routes::router(state).into_make_service_with_connect_info::<SocketAddr>();
 

@@ -35,4 +35,6 @@ pub struct AppState {
     pub cors: Option<crate::cors::CorsSettings>,
     pub metrics: Metrics,
     pub readiness: Arc<Readiness>,
+    /// Whether the chat page and the JavaScript client are served (`--ui`).
+    pub ui: bool,
 }

@@ -1,0 +1,181 @@
+//! A front end on another origin: it imports the client module from the bridge and calls
+//! the API through CORS; an origin the bridge does not allow is refused by the browser.
+
+use std::path::PathBuf;
+
+use axum::{Router, response::Html, routing::get};
+use serde_json::Value;
+use tokio::net::TcpListener;
+
+use crate::{
+    browser,
+    support::{spawn_agent, spawn_bridge},
+};
+
+const KEY: &str = "browser-test-key-0123456789";
+
+/// An API keys file for this test run.
+fn api_keys_file(name: &str) -> PathBuf {
+    let path = std::env::temp_dir().join(format!(
+        "bridge-browser-keys-{}-{name}",
+        std::process::id()
+    ));
+    std::fs::write(&path, format!("web:{KEY}\n")).expect("write keys file");
+    path
+}
+
+/// A loopback origin, bound now (so the bridge can be told about it) and serving `page`
+/// once it is known.
+struct Origin {
+    listener: TcpListener,
+    origin: String,
+}
+
+impl Origin {
+    async fn bind() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let origin = format!("http://{}", listener.local_addr().expect("addr"));
+        Self { listener, origin }
+    }
+
+    fn serve(self, page: String) -> String {
+        let app = Router::new().route("/", get(move || async move { Html(page) }));
+        tokio::spawn(async move { axum::serve(self.listener, app).await });
+        format!("{}/", self.origin)
+    }
+}
+
+fn page(bridge: &str, script: &str) -> String {
+    format!(
+        "<!doctype html><html><head><meta charset=utf-8><title>another origin</title></head>\
+         <body><script type=module>\n\
+         import {{ BridgeClient }} from '{bridge}/ui/agent-bridge.js';\n\
+         const BRIDGE = '{bridge}'; const KEY = '{KEY}';\n\
+         const out = window.result = {{ state: 'running' }};\n\
+         try {{ {script} }} catch (e) {{ out.state = 'failed'; out.error = String(e && e.message || e); }}\n\
+         </script></body></html>"
+    )
+}
+
+async fn result(browser: &browser::Browser) -> Value {
+    browser
+        .wait_for(
+            "window.result && window.result.state !== 'running' && window.result",
+            "the page's result",
+        )
+        .await
+}
+
+#[tokio::test]
+async fn a_page_on_an_allowed_origin_streams_and_subscribes_with_a_ticket() {
+    let Some(browser) = browser::launch().await else {
+        return;
+    };
+    let agent = spawn_agent().await;
+    let origin = Origin::bind().await;
+    let keys = api_keys_file("allowed");
+    let bridge = spawn_bridge(
+        &[("assistant", &agent.url)],
+        &[
+            "--ui",
+            "--cors-origin",
+            &origin.origin,
+            "--api-keys-file",
+            keys.to_str().unwrap(),
+        ],
+    )
+    .await;
+    let url = origin.serve(page(
+        &bridge.base,
+        r#"
+        const client = new BridgeClient({ baseUrl: BRIDGE, apiKey: KEY });
+        out.agents = (await client.listAgents()).agents.map(a => a.name);
+        // fetch streaming, with the key in a header (a preflighted POST).
+        out.chat = [];
+        const done = await client.streamChat('assistant', { message: 'hello from afar' },
+          { onEvent: (kind) => out.chat.push(kind) });
+        out.chatFinal = done.final_message.content;
+        // EventSource with a ticket fetched through CORS.
+        out.kinds = []; out.seqs = []; out.text = '';
+        const sub = client.subscribe('assistant', 'cors-thread', {
+          onEvent: (kind, data) => { out.kinds.push(kind); out.seqs.push(data.sequence); },
+          onTextDelta: (d) => { out.text += d.delta; },
+          onRunCompleted: (d) => { out.final = d.final_message.content; sub.close(); out.state = 'finished'; },
+          onRunError: (d) => { out.state = 'failed'; out.error = d.message; },
+          onState: (s, detail) => { if (s === 'failed') { out.state = 'failed'; out.error = String(detail && detail.message); } },
+        });
+        await sub.opened;
+        await client.postMessage('assistant', 'cors-thread', 'and on a thread');
+        "#,
+    ));
+    browser.goto(&url).await;
+    let out = result(&browser).await;
+    assert_eq!(out["state"], "finished", "{out}");
+    assert_eq!(out["agents"], serde_json::json!(["assistant"]), "{out}");
+    let chat = out["chat"].as_array().expect("chat kinds");
+    assert_eq!(chat.first(), Some(&Value::from("run_started")), "{out}");
+    assert_eq!(chat.last(), Some(&Value::from("run_completed")), "{out}");
+    let kinds = out["kinds"].as_array().expect("kinds");
+    assert_eq!(kinds.first(), Some(&Value::from("run_started")), "{out}");
+    assert_eq!(kinds.last(), Some(&Value::from("run_completed")), "{out}");
+    let expected: Vec<Value> = (1..=kinds.len() as u64).map(Value::from).collect();
+    assert_eq!(out["seqs"], Value::Array(expected), "{out}");
+    assert_eq!(out["text"], out["final"], "{out}");
+    browser.close().await;
+    let _ = std::fs::remove_file(keys);
+}
+
+#[tokio::test]
+async fn a_page_on_a_refused_origin_cannot_read_the_bridge() {
+    let Some(browser) = browser::launch().await else {
+        return;
+    };
+    let agent = spawn_agent().await;
+    let origin = Origin::bind().await;
+    let keys = api_keys_file("refused");
+    // Anonymous callers are served: the bridge answers the requests below with 200, so the
+    // refusal can only come from the browser enforcing CORS.
+    let bridge = spawn_bridge(
+        &[("assistant", &agent.url)],
+        &[
+            "--ui",
+            "--cors-origin",
+            "http://127.0.0.1:9",
+            "--api-keys-file",
+            keys.to_str().unwrap(),
+        ],
+    )
+    .await;
+    let answered = bridge
+        .http
+        .get(bridge.url("/v1/agents"))
+        .header("origin", &origin.origin)
+        .send()
+        .await
+        .expect("direct request");
+    assert_eq!(answered.status(), 200, "the bridge itself answers");
+    let url = origin.serve(page(
+        &bridge.base,
+        r#"
+        try { const r = await fetch(BRIDGE + '/v1/agents'); out.fetch = 'read ' + r.status; }
+        catch (e) { out.fetch = 'refused ' + e.name; }
+        const client = new BridgeClient({ baseUrl: BRIDGE, apiKey: KEY });
+        try { await client.streamChat('assistant', { message: 'hi' }); out.chat = 'read'; }
+        catch (e) { out.chat = 'refused ' + e.name + ' ' + e.status; }
+        out.es = await new Promise((resolve) => {
+          const es = new EventSource(BRIDGE + '/v1/agents/assistant/threads/t-1/events');
+          es.onopen = () => { es.close(); resolve('open'); };
+          es.onerror = () => { const s = es.readyState; es.close(); resolve(s === EventSource.CLOSED ? 'refused' : 'error ' + s); };
+        });
+        out.state = 'done';
+        "#,
+    ));
+    browser.goto(&url).await;
+    let out = result(&browser).await;
+    assert_eq!(out["state"], "done", "{out}");
+    assert_eq!(out["fetch"], "refused TypeError", "{out}");
+    assert_eq!(out["chat"], "refused BridgeError 0", "{out}");
+    assert_eq!(out["es"], "refused", "{out}");
+    browser.close().await;
+    let _ = std::fs::remove_file(keys);
+}

@@ -1,0 +1,17 @@
+//! The chat page and the JavaScript client in a real browser: headless Chromium (Debian's
+//! `chromium` and `chromium-driver`) driven over WebDriver (`fantoccini`).
+//!
+//! - `page`: the page served by the bridge renders a whole run in order, shows a thread's
+//!   history, and resumes after its connection is cut without losing or repeating an event;
+//! - `cross_origin`: a page on another loopback origin imports the client module from the
+//!   bridge and works through CORS with a ticket; a refused origin is refused by the browser.
+//!
+//! Without `chromium`/`chromedriver` the tests are skipped with a message, except in CI
+//! (`CI=true`), where that is a failure: `scripts/test.sh` installs them.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod browser;
+mod cross_origin;
+mod page;
