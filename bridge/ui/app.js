@@ -122,14 +122,22 @@ function runView(data) {
   let view = runs.get(data.run_id);
   if (!view) {
     const list = el("ol", { "aria-label": "Agent activity" });
-    const answer = el("div", { class: "answer" });
     const item = el("li", { class: "msg run", "data-run": data.run_id },
-      el("span", { class: "who", textContent: "Agents" }), list, answer);
+      el("span", { class: "who", textContent: "Agents" }), list);
     els.transcript.append(item);
-    view = { list, answer };
+    view = { list, answer: null };
     runs.set(data.run_id, view);
   }
   return view;
+}
+
+/** The answer, placed in the activity where its first token arrives. */
+function answerOf(view) {
+  if (!view.answer) {
+    view.answer = el("div", { class: "answer" });
+    view.list.append(el("li", { class: "ev answer-row" }, view.answer));
+  }
+  return view.answer;
 }
 
 function row(kind, data, id, ...children) {
@@ -163,13 +171,14 @@ function renderEvent(kind, data, id) {
       break;
     }
     case "text_delta":
-      view.answer.setAttribute("aria-busy", "true");
+      answerOf(view).setAttribute("aria-busy", "true");
       view.answer.append(el("span", { class: "delta", "data-kind": kind, "data-seq": String(data.sequence), "data-event-id": id || "", textContent: data.delta }));
       break;
     case "message": {
-      const content = data.content ?? data.message?.content ?? "";
-      view.answer.setAttribute("aria-busy", "false");
-      if (!view.answer.textContent) view.answer.textContent = content;
+      const content = data.content ?? "";
+      const answer = answerOf(view);
+      answer.setAttribute("aria-busy", "false");
+      if (!answer.textContent) answer.textContent = content;
       const done = row("message-done", data, id, `Final message from ${data.agent}`);
       done.dataset.kind = kind;
       done.dataset.final = content;
@@ -178,14 +187,14 @@ function renderEvent(kind, data, id) {
     }
     case "run_completed":
       runActive = false;
-      view.answer.setAttribute("aria-busy", "false");
+      view.answer?.setAttribute("aria-busy", "false");
       view.list.append(row(kind, data, id, "Run finished"));
       setStatus("finished");
       loadThreads();
       break;
     case "run_error":
       runActive = false;
-      view.answer.setAttribute("aria-busy", "false");
+      view.answer?.setAttribute("aria-busy", "false");
       view.list.append(row(kind, data, id, `Run failed (${data.code}): ${data.message}`));
       setStatus("failed", data.message);
       break;

@@ -164,8 +164,11 @@ impl Browser {
             assert!(
                 Instant::now() < deadline,
                 "timed out waiting for {what}; page state: {}",
-                self.js("return document.body ? document.body.innerText.slice(0, 2000) : ''")
-                    .await
+                self.js(
+                    "return JSON.stringify({ text: document.body ? \
+                     document.body.innerText.slice(0, 2000) : '', result: window.result });"
+                )
+                .await
             );
             tokio::time::sleep(POLL).await;
         }
