@@ -50,6 +50,10 @@ pub struct EventsQuery {
     pub last_event_id: Option<String>,
     #[serde(default = "yes")]
     pub named: bool,
+    /// A stream ticket: already redeemed by the auth middleware, named here only so that
+    /// EventSource clients (which cannot send headers) may subscribe with one.
+    #[serde(default, rename = "ticket")]
+    pub _ticket: Option<serde::de::IgnoredAny>,
 }
 
 fn yes() -> bool {
