@@ -144,6 +144,10 @@ function row(kind, data, id, ...children) {
   return el("li", { class: `ev ${kind}`, "data-kind": kind, "data-seq": String(data.sequence), "data-event-id": id || "" }, ...children);
 }
 
+function tag(text) {
+  return el("span", { class: "tag", textContent: text });
+}
+
 function renderEvent(kind, data, id) {
   if (!data.run_id) {
     if (kind === "history_truncated") els.transcript.append(el("li", { class: "ev", textContent: "Some earlier events are no longer available." }));
@@ -158,15 +162,15 @@ function renderEvent(kind, data, id) {
       view.list.append(row(kind, data, id, `Run started by ${data.agent}`));
       break;
     case "thought":
-      view.list.append(row(kind, data, id, who, "💭 ", data.content));
+      view.list.append(row(kind, data, id, who, tag("Thought"), data.content));
       break;
     case "tool_call":
-      view.list.append(row(kind, data, id, who, "🔧 Calls ", el("code", { textContent: data.tool_name }),
+      view.list.append(row(kind, data, id, who, tag("Tool call"), el("code", { textContent: data.tool_name }),
         el("pre", { textContent: JSON.stringify(data.arguments, null, 2) })));
       break;
     case "tool_result": {
       const result = data.content;
-      view.list.append(row(kind, data, id, who, data.is_error ? "⚠️ Error from " : "✅ Result of ", el("code", { textContent: data.tool_name || data.call_id || "" }),
+      view.list.append(row(kind, data, id, who, tag(data.is_error ? "Tool error" : "Tool result"), el("code", { textContent: data.tool_name || data.call_id || "" }),
         el("pre", { textContent: result })));
       break;
     }

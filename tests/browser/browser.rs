@@ -56,15 +56,21 @@ pub async fn launch() -> Option<Browser> {
     command
         .arg(format!("--port={port}"))
         .stdin(Stdio::null())
-        .stdout(if quiet { Stdio::null() } else { Stdio::inherit() })
-        .stderr(if quiet { Stdio::null() } else { Stdio::inherit() });
+        .stdout(if quiet {
+            Stdio::null()
+        } else {
+            Stdio::inherit()
+        })
+        .stderr(if quiet {
+            Stdio::null()
+        } else {
+            Stdio::inherit()
+        });
     // Its own process group, so Drop ends the driver and the browser it started together.
     std::os::unix::process::CommandExt::process_group(&mut command, 0);
     let driver = command.spawn().expect("start chromedriver");
-    let profile = std::env::temp_dir().join(format!(
-        "bridge-browser-{}-{port}",
-        std::process::id()
-    ));
+    let profile =
+        std::env::temp_dir().join(format!("bridge-browser-{}-{port}", std::process::id()));
     let url = format!("http://127.0.0.1:{port}");
     let mut browser_guard = DriverGuard(Some(driver));
     wait_until_ready(&url).await;
@@ -164,11 +170,9 @@ impl Browser {
             assert!(
                 Instant::now() < deadline,
                 "timed out waiting for {what}; page state: {}",
-                self.js(
-                    "return JSON.stringify({ text: document.body ? \
-                     document.body.innerText.slice(0, 2000) : '', result: window.result });"
-                )
-                .await
+                self.js("return JSON.stringify({ text: document.body ? \
+                     document.body.innerText.slice(0, 2000) : '', result: window.result });")
+                    .await
             );
             tokio::time::sleep(POLL).await;
         }

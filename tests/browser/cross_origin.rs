@@ -16,10 +16,8 @@ const KEY: &str = "browser-test-key-0123456789";
 
 /// An API keys file for this test run.
 fn api_keys_file(name: &str) -> PathBuf {
-    let path = std::env::temp_dir().join(format!(
-        "bridge-browser-keys-{}-{name}",
-        std::process::id()
-    ));
+    let path =
+        std::env::temp_dir().join(format!("bridge-browser-keys-{}-{name}", std::process::id()));
     std::fs::write(&path, format!("web:{KEY}\n")).expect("write keys file");
     path
 }

@@ -62,7 +62,10 @@ async fn state(browser: &Browser, wanted: &str) {
 fn assert_exactly_once_in_order(events: &[(u64, String, String)]) {
     let sequences: Vec<u64> = events.iter().map(|e| e.0).collect();
     let expected: Vec<u64> = (1..=events.len() as u64).collect();
-    assert_eq!(sequences, expected, "every event once, in order: {events:?}");
+    assert_eq!(
+        sequences, expected,
+        "every event once, in order: {events:?}"
+    );
     let mut ids: Vec<&str> = events.iter().map(|e| e.2.as_str()).collect();
     ids.sort_unstable();
     ids.dedup();
@@ -104,19 +107,20 @@ async fn the_page_renders_a_whole_run_in_order_and_keeps_the_history() {
         assert!(kinds.contains(&kind), "{kind} shown: {kinds:?}");
     }
     let shown = browser
-        .js(
-            "const run = document.querySelector('#transcript .run');
+        .js("const run = document.querySelector('#transcript .run');
              return {
                deltas: [...run.querySelectorAll('.delta')].map(d => d.textContent).join(''),
                answer: run.querySelector('.answer').textContent,
                final: run.querySelector('[data-kind=message]').dataset.final,
                call: run.querySelector('[data-kind=tool_call]').textContent,
                busy: run.querySelector('.answer').getAttribute('aria-busy'),
-             };",
-        )
+             };")
         .await;
     assert!(!shown["final"].as_str().unwrap_or("").is_empty(), "{shown}");
-    assert_eq!(shown["deltas"], shown["final"], "the streamed text is the answer");
+    assert_eq!(
+        shown["deltas"], shown["final"],
+        "the streamed text is the answer"
+    );
     assert_eq!(shown["answer"], shown["final"]);
     assert_eq!(shown["busy"], "false");
     let call = shown["call"].as_str().unwrap_or("");

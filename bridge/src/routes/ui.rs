@@ -66,11 +66,18 @@ pub async fn client_js() -> Response {
     )
 }
 
-fn asset(content_type: &'static str, body: &'static str, extra: &[(HeaderName, &'static str)]) -> Response {
+fn asset(
+    content_type: &'static str,
+    body: &'static str,
+    extra: &[(HeaderName, &'static str)],
+) -> Response {
     let mut response = body.into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     // Small files that change with the binary: revalidating costs little and an upgrade
     // never serves a stale mix of page and client.
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
