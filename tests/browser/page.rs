@@ -255,3 +255,58 @@ async fn the_page_resumes_after_its_connection_is_cut_without_losing_or_repeatin
     assert!(events.len() > 3, "{events:?}");
     browser.close().await;
 }
+
+/// Without a browser: the page is opt-in, typed, and locked down by its headers.
+#[tokio::test]
+async fn the_page_is_served_only_with_ui_with_its_types_and_a_strict_policy() {
+    let agent = spawn_agent_with(agent_stub::Config::default()).await;
+    let off = spawn_bridge(&[("assistant", &agent.url)], &[]).await;
+    for path in ["/", "/ui/", "/ui/agent-bridge.js"] {
+        let status = off.http.get(off.url(path)).send().await.unwrap().status();
+        assert_eq!(status, 404, "{path} without --ui");
+    }
+
+    let on = spawn_bridge(&[("assistant", &agent.url)], &["--ui"]).await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let root = http.get(on.url("/")).send().await.unwrap();
+    assert_eq!(root.status(), 307);
+    assert_eq!(root.headers()["location"], "/ui/");
+    for (path, content_type) in [
+        ("/ui/", "text/html; charset=utf-8"),
+        ("/ui/app.js", "text/javascript; charset=utf-8"),
+        ("/ui/style.css", "text/css; charset=utf-8"),
+        ("/ui/agent-bridge.js", "text/javascript; charset=utf-8"),
+    ] {
+        let response = http.get(on.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        assert_eq!(response.headers()["content-type"], content_type, "{path}");
+        assert_eq!(response.headers()["x-content-type-options"], "nosniff");
+    }
+    let page = http.get(on.url("/ui/")).send().await.unwrap();
+    let csp = page.headers()["content-security-policy"].to_str().unwrap();
+    for directive in ["default-src 'none'", "script-src 'self'", "connect-src 'self'"] {
+        assert!(csp.contains(directive), "{csp}");
+    }
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
+    let module = http
+        .get(on.url("/ui/agent-bridge.js"))
+        .header("origin", "http://127.0.0.1:1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(module.headers()["access-control-allow-origin"], "*");
+
+    let agents: Value = on
+        .http
+        .get(on.url("/v1/agents"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(agents, serde_json::json!({ "agents": [{ "name": "assistant" }] }));
+}
