@@ -24,6 +24,7 @@ use crate::{
     auth::Identity,
     error::{ApiError, truncate},
     hub::{Delivery, Start, ThreadKey},
+    metrics::Transport,
     record,
     routes::chat::body_rejection,
     run,
@@ -208,13 +209,14 @@ pub(crate) async fn subscribe_sse(
     // A subscription is an open stream: it counts against the caller's and the process's caps.
     let permit = state.admission.admit(identity)?;
     let subscription = state.hub.subscribe(&key, start).await?;
+    let open = state.metrics.stream_opened(&key.agent, Transport::sse);
     let retry = state.sse.retry_hint;
     let closing = closing_frame(named, retry);
     Ok(sse::stream_until(
         subscription,
         state.sse,
         move |buf, d: &Delivery| {
-            let _held = &permit;
+            let _held = (&permit, &open);
             encode_delivery(buf, d, named, retry)
         },
         Some((state.shutdown.clone(), closing)),
