@@ -59,11 +59,21 @@ pub async fn serve(
         &config.hide_events,
         &config.redact_fields,
     );
+    let agent_ca = config
+        .agent_ca_file
+        .as_deref()
+        .map(|p| {
+            std::fs::read_to_string(p).map_err(|e| {
+                anyhow::anyhow!("--agent-ca-file/BRIDGE_AGENT_CA_FILE {}: {e}", p.display())
+            })
+        })
+        .transpose()?;
     let agents = Agents::new(
         &config.agents,
         config.connect_timeout,
         agent_token,
         policies,
+        agent_ca.as_deref(),
     )
     .map_err(anyhow::Error::msg)?;
     let auth = Auth::from_config(&config).map_err(anyhow::Error::msg)?;
