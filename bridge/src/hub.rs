@@ -72,6 +72,8 @@ pub struct Entry {
     pub terminal: bool,
     /// The event's JSON, encoded once.
     pub json: Bytes,
+    /// On `run_started`: the run's `traceparent`, for subscribers' span links.
+    pub link: Option<String>,
 }
 
 /// What a run appends.
@@ -82,6 +84,7 @@ pub struct NewEntry {
     pub sequence: u64,
     pub terminal: bool,
     pub json: Bytes,
+    pub link: Option<String>,
 }
 
 /// Where a subscription starts.

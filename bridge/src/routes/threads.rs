@@ -212,11 +212,19 @@ pub(crate) async fn subscribe_sse(
     let open = state.metrics.stream_opened(&key.agent, Transport::sse);
     let retry = state.sse.retry_hint;
     let closing = closing_frame(named, retry);
+    // Each run delivered to this subscriber is linked, from this request's trace, to the
+    // trace of the request that started it (on whichever replica).
+    let request_span = tracing::Span::current();
     Ok(sse::stream_until(
         subscription,
         state.sse,
         move |buf, d: &Delivery| {
             let _held = (&permit, &open);
+            if let Delivery::Event(entry) = d
+                && let Some(link) = &entry.link
+            {
+                crate::telemetry::link_delivery(&request_span, &entry.run_id, link);
+            }
             encode_delivery(buf, d, named, retry)
         },
         Some((state.shutdown.clone(), closing)),
