@@ -264,7 +264,7 @@ def run_scenario(scenario: str, logs, tmp_path) -> None:
             assert all(e["port"] == "http" for e in m["spec"]["endpoints"])
         for path in paths:
             status, text = call(f"{base}{path}")
-            assert status == 200 and "bridge_open_streams" in text, (path, status)
+            assert status == 200 and "bridge_drain_in_progress 0" in text, (path, status, text)
 
         # Every rendered agent answers through the bridge, as a client would use it: with an
         # API key from the mounted file when the scenario has one, anonymously otherwise.
@@ -278,6 +278,10 @@ def run_scenario(scenario: str, logs, tmp_path) -> None:
             status, answer = call(f"{base}/v1/agents/{name}/chat", {"message": "hello from the chart test"}, headers)
             assert status == 200, (name, answer)
             assert answer["message"]["role"] == "assistant" and answer["message"]["content"]
+        # The scaling metric is served once streams have been counted.
+        for path in paths:
+            status, text = call(f"{base}{path}")
+            assert status == 200 and "bridge_open_streams{" in text, (path, status, text)
         # A thread run goes through the rendered hub (Redis) and can be read back from it.
         status, accepted = call(f"{base}/v1/agents/{agents[0][0]}/threads/chart-test/messages", {"message": "hello"}, headers)
         assert status == 202, accepted
