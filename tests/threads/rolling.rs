@@ -96,7 +96,8 @@ async fn a_rolling_update_loses_and_repeats_no_event() {
                 let next = tokio::time::timeout(PATIENCE, client.next())
                     .await
                     .expect("A ends every subscription within the patience");
-                let event = next.expect("A's subscription ends with stream_error, not a bare close");
+                let event =
+                    next.expect("A's subscription ends with stream_error, not a bare close");
                 if is_stream_error(&event) {
                     assert_eq!(event.data["code"], "UNAVAILABLE", "{event:?}");
                     assert_eq!(event.retry, Some(RETRY_HINT), "a reconnect hint: {event:?}");
@@ -110,7 +111,10 @@ async fn a_rolling_update_loses_and_repeats_no_event() {
                     return events;
                 }
                 assert!(
-                    !matches!(event.data["type"].as_str(), Some("run_completed" | "run_error")),
+                    !matches!(
+                        event.data["type"].as_str(),
+                        Some("run_completed" | "run_error")
+                    ),
                     "the run ended on A before the drain: make RUN longer ({event:?})"
                 );
                 events.push(event);
@@ -132,7 +136,11 @@ async fn a_rolling_update_loses_and_repeats_no_event() {
     // Each client resumes on B after the last event it saw, as an EventSource does.
     let whole = until_run_ends(&mut control).await;
     assert_eq!(whole.last().unwrap().data["type"], "run_completed");
-    assert_eq!(whole.len(), 203, "run_started, 200 deltas, message, run_completed");
+    assert_eq!(
+        whole.len(),
+        203,
+        "run_started, 200 deltas, message, run_completed"
+    );
     assert!(whole.iter().all(|e| e.data["run_id"] == run_id.as_str()));
     let expected: Vec<(&str, &serde_json::Value)> =
         whole.iter().map(|e| (e.id.as_str(), &e.data)).collect();
