@@ -177,6 +177,18 @@ impl Process {
         }
     }
 
+    /// Waits up to `limit` for the process to exit by itself (after [`Process::terminate`]);
+    /// `None` if it is still running then.
+    pub async fn exit_within(
+        &mut self,
+        limit: std::time::Duration,
+    ) -> Option<std::process::ExitStatus> {
+        tokio::time::timeout(limit, self.child.wait())
+            .await
+            .ok()
+            .map(|status| status.expect("waiting for the child"))
+    }
+
     /// SIGTERM, then waits for the exit; returns whether it exited successfully.
     pub async fn stop(&mut self) -> bool {
         self.terminate();
