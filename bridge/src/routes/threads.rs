@@ -110,16 +110,31 @@ pub(crate) async fn start_thread_run(
     if state.shutdown.is_cancelled() {
         return Err(ApiError::ShuttingDown);
     }
-    let run_id = uuid::Uuid::new_v4().to_string();
-    state.hub.begin_run(&key, &run_id).await?;
     let request = ChatRequest {
         thread_id: thread.to_owned(),
         message,
         metadata,
-        run_id: run_id.clone(),
+        run_id: uuid::Uuid::new_v4().to_string(),
         agent: agent_name.to_owned(),
     };
-    match run::start(
+    let run = start_recorded(state, identity, agent, &key, request).await?;
+    let run_id = run.run_id.clone();
+    record::detach(state.hub.clone(), key, run, state.run_lease);
+    Ok(run_id)
+}
+
+/// Starts a run that takes the thread's one active-run slot (409 while another holds it),
+/// giving the slot back if the agent refuses. The caller records the run.
+pub(crate) async fn start_recorded(
+    state: &AppState,
+    identity: &Identity,
+    agent: &Agent,
+    key: &ThreadKey,
+    request: ChatRequest,
+) -> Result<run::Run, ApiError> {
+    let run_id = request.run_id.clone();
+    state.hub.begin_run(key, &run_id).await?;
+    let started = run::start(
         agent,
         request,
         identity,
@@ -127,17 +142,11 @@ pub(crate) async fn start_thread_run(
         &state.shutdown,
         &state.metrics,
     )
-    .await
-    {
-        Ok(run) => {
-            record::detach(state.hub.clone(), key, run, state.run_lease);
-            Ok(run_id)
-        }
-        Err(e) => {
-            let _ = state.hub.end_run(&key, &run_id).await;
-            Err(e)
-        }
+    .await;
+    if started.is_err() {
+        let _ = state.hub.end_run(key, &run_id).await;
     }
+    started
 }
 
 /// `POST /v1/agents/{agent}/threads/{thread}/messages` -> 202 with the run id.
