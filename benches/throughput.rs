@@ -62,6 +62,12 @@ async fn main() -> anyhow::Result<()> {
         "--allow-anonymous",
         "--rate-limit-chat",
         "off",
+        "--rate-limit-read",
+        "off",
+        "--max-streams-per-identity",
+        "100000",
+        "--max-streams",
+        "100000",
         "--agent",
         &format!("bench={agent_url}"),
     ])?;
@@ -117,8 +123,92 @@ async fn main() -> anyhow::Result<()> {
         b99 - d99
     );
 
+    fan_out(&http, &bridge_url, &load).await?;
+    idle_memory(&http, &bridge_url).await?;
+
     shutdown.cancel();
     Ok(())
+}
+
+/// One run on a thread, read by many subscribers at once (memory hub): every event is
+/// encoded once and its bytes shared, so deliveries per second should grow with subscribers
+/// while the agent's event rate stays the same.
+async fn fan_out(http: &reqwest::Client, base: &str, load: &Load) -> anyhow::Result<()> {
+    let events = load.events / 5;
+    println!(
+        "\n# fan-out: one run of {events} events of {} B on a thread",
+        load.size
+    );
+    for subscribers in [1usize, 10, 50] {
+        let thread = format!("fan-{subscribers}");
+        let url = format!("{base}/v1/agents/bench/threads/{thread}/events");
+        let mut readers = Vec::new();
+        for _ in 0..subscribers {
+            let response = http.get(&url).send().await?;
+            anyhow::ensure!(response.status() == 200, "subscribe: {}", response.status());
+            readers.push(response.bytes_stream().eventsource());
+        }
+        let started = Instant::now();
+        let posted = http
+            .post(format!("{base}/v1/agents/bench/threads/{thread}/messages"))
+            .json(&serde_json::json!({ "message": format!("stub: burst={events} size={}", load.size) }))
+            .send()
+            .await?;
+        anyhow::ensure!(posted.status() == 202, "post: {}", posted.status());
+        let counts = futures_util::future::join_all(readers.into_iter().map(|mut r| async move {
+            let mut n = 0u64;
+            while let Some(Ok(event)) = r.next().await {
+                n += 1;
+                if event.event == "run_completed" {
+                    break;
+                }
+            }
+            n
+        }))
+        .await;
+        let delivered: u64 = counts.iter().sum();
+        let secs = started.elapsed().as_secs_f64();
+        println!(
+            "{subscribers:>3} subscribers: {:>10.0} deliveries/s ({:>8.0} events/s per subscriber)",
+            delivered as f64 / secs,
+            delivered as f64 / secs / subscribers as f64
+        );
+    }
+    Ok(())
+}
+
+/// Resident memory per open, idle SSE subscription. Client and bridge share this process,
+/// so the figure includes the client's side of each connection: an upper bound.
+async fn idle_memory(http: &reqwest::Client, base: &str) -> anyhow::Result<()> {
+    const STREAMS: usize = 1000;
+    let before = rss_kib();
+    let mut open = Vec::with_capacity(STREAMS);
+    for i in 0..STREAMS {
+        let url = format!("{base}/v1/agents/bench/threads/idle-{i}/events");
+        let response = http.get(&url).send().await?;
+        anyhow::ensure!(response.status() == 200, "subscribe: {}", response.status());
+        open.push(response);
+    }
+    let after = rss_kib();
+    println!(
+        "\n# memory: {STREAMS} idle thread subscriptions: {:.1} KiB resident per stream (client side included)",
+        (after.saturating_sub(before)) as f64 / STREAMS as f64
+    );
+    drop(open);
+    Ok(())
+}
+
+/// This process's resident set (Linux), in KiB.
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|n| n.parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 async fn direct_rate(

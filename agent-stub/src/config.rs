@@ -12,4 +12,14 @@ pub struct Config {
     /// bridge's credential); others are refused with `UNAUTHENTICATED`. Health and reflection
     /// stay open, as probes and tooling expect.
     pub require_token: Option<String>,
+    /// When set, the stub serves gRPC over TLS with this certificate chain and key (PEM),
+    /// as an agent behind a private CA would.
+    pub tls: Option<TlsIdentity>,
+}
+
+/// A server certificate chain and its private key, both PEM.
+#[derive(Debug, Clone)]
+pub struct TlsIdentity {
+    pub cert_pem: String,
+    pub key_pem: String,
 }

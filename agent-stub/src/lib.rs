@@ -56,7 +56,7 @@ pub mod telemetry;
 mod threads;
 mod trigger;
 
-pub use config::Config;
+pub use config::{Config, TlsIdentity};
 pub use server::serve;
 pub use service::Stub;
 pub use stats::Stats;

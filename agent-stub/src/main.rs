@@ -26,6 +26,14 @@ struct Args {
     /// the bridge sends it with `--agent-token-file`. Unset: calls are not authenticated.
     #[arg(long, env = "AGENT_STUB_REQUIRE_TOKEN_FILE")]
     require_token_file: Option<std::path::PathBuf>,
+
+    /// Serve over TLS with this PEM certificate chain (with `--tls-key-file`).
+    #[arg(long, env = "AGENT_STUB_TLS_CERT_FILE", requires = "tls_key_file")]
+    tls_cert_file: Option<std::path::PathBuf>,
+
+    /// The PEM private key of `--tls-cert-file`.
+    #[arg(long, env = "AGENT_STUB_TLS_KEY_FILE", requires = "tls_cert_file")]
+    tls_key_file: Option<std::path::PathBuf>,
     /// Serve Prometheus metrics (`GET /metrics`) over HTTP on this address; off when unset.
     #[arg(long, env = "AGENT_STUB_METRICS_LISTEN")]
     metrics_listen: Option<SocketAddr>,
@@ -62,9 +70,20 @@ async fn main() -> anyhow::Result<()> {
         ),
         None => None,
     };
+    let read = |path: &std::path::Path| {
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+    };
+    let tls = match (&args.tls_cert_file, &args.tls_key_file) {
+        (Some(cert), Some(key)) => Some(agent_stub::TlsIdentity {
+            cert_pem: read(cert)?,
+            key_pem: read(key)?,
+        }),
+        _ => None,
+    };
     let stub = agent_stub::Stub::new(agent_stub::Config {
         pace: args.pace,
         require_token,
+        tls,
     });
     if let Some(metrics_addr) = args.metrics_listen {
         let metrics = TcpListener::bind(metrics_addr).await.with_context(|| {

@@ -66,7 +66,14 @@ pub async fn serve(
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
 
     info!(%addr, "agent-stub serving agent.v1.Agent");
-    let server = Server::builder()
+    let mut builder = Server::builder();
+    if let Some(tls) = stub.tls() {
+        let identity = tonic::transport::Identity::from_pem(&tls.cert_pem, &tls.key_pem);
+        builder = builder
+            .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
+            .context("TLS settings (--tls-cert-file, --tls-key-file)")?;
+    }
+    let server = builder
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

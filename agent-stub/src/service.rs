@@ -54,6 +54,11 @@ impl Stub {
     }
 
     /// The stub's counters; they keep counting after this call.
+    /// The TLS identity to serve with, if any.
+    pub fn tls(&self) -> Option<&crate::config::TlsIdentity> {
+        self.shared.config.tls.as_ref()
+    }
+
     pub fn stats(&self) -> Stats {
         self.shared.stats.clone()
     }

@@ -157,6 +157,11 @@ pub struct Config {
     #[arg(long, env = "BRIDGE_AGENT_TOKEN_FILE")]
     pub agent_token_file: Option<PathBuf>,
 
+    /// PEM file of the CA(s) that sign `https://` agents' certificates (a private CA);
+    /// unset: the public web PKI roots.
+    #[arg(long, env = "BRIDGE_AGENT_CA_FILE")]
+    pub agent_ca_file: Option<PathBuf>,
+
     // ---- CORS ------------------------------------------------------------------------
     /// A browser origin allowed to call the API with credentials (repeatable, exact match,
     /// e.g. `https://app.example.com`). Unset: no CORS headers at all.

@@ -178,9 +178,16 @@ impl IntoResponse for Problem {
         for (name, value) in extra {
             headers.insert(name, value);
         }
+        // For the refusal metrics (`metrics::count_refusals`), which see only the response.
+        let slug = self.kind.rsplit(':').next().unwrap_or_default().to_owned();
+        response.extensions_mut().insert(Refusal(slug));
         response
     }
 }
+
+/// The problem type of a refused request, carried on the response for metrics.
+#[derive(Debug, Clone)]
+pub struct Refusal(pub String);
 
 impl ApiError {
     /// The problem document a client sees. Only safe text goes in it.

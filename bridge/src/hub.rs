@@ -18,7 +18,12 @@ pub mod redis;
 use std::{sync::Arc, time::Duration};
 
 use bytes::Bytes;
-use tokio::sync::{broadcast, mpsc};
+use tokio::{
+    sync::{broadcast, mpsc},
+    time::Instant,
+};
+
+use crate::metrics::Metrics;
 
 /// Identifies one thread's log: threads are namespaced by agent, tenant and owner, so
 /// knowing another user's thread id is not enough to read it.
@@ -67,6 +72,8 @@ pub struct Entry {
     pub terminal: bool,
     /// The event's JSON, encoded once.
     pub json: Bytes,
+    /// On `run_started`: the run's `traceparent`, for subscribers' span links.
+    pub link: Option<String>,
 }
 
 /// What a run appends.
@@ -77,6 +84,7 @@ pub struct NewEntry {
     pub sequence: u64,
     pub terminal: bool,
     pub json: Bytes,
+    pub link: Option<String>,
 }
 
 /// Where a subscription starts.
@@ -139,76 +147,122 @@ pub struct Retention {
     pub run_lease: Duration,
 }
 
-/// The configured hub.
+/// The configured hub, timing every operation for the metrics.
 #[derive(Clone)]
-pub enum Hub {
+pub struct Hub {
+    backend: Backend,
+    metrics: Metrics,
+}
+
+#[derive(Clone)]
+pub enum Backend {
     Memory(Arc<memory::MemoryHub>),
     Redis(Arc<redis::RedisHub>),
 }
 
 impl Hub {
+    pub fn new(backend: Backend, metrics: Metrics) -> Self {
+        Self { backend, metrics }
+    }
+
+    /// Runs one operation and records how long it took, or that it failed.
+    async fn timed<T>(
+        &self,
+        op: &'static str,
+        work: impl std::future::Future<Output = Result<T, HubError>>,
+    ) -> Result<T, HubError> {
+        let started = Instant::now();
+        let result = work.await;
+        // A refused run (another is active) is an answer, not a hub failure.
+        let ok = !matches!(result, Err(HubError::Unavailable(_)));
+        self.metrics
+            .hub_operation(self.backend(), op, started.elapsed(), ok);
+        result
+    }
+
     /// Marks a run active on a thread; refused while another run is active.
     pub async fn begin_run(&self, key: &ThreadKey, run_id: &str) -> Result<(), HubError> {
-        match self {
-            Hub::Memory(h) => h.begin_run(key, run_id),
-            Hub::Redis(h) => h.begin_run(key, run_id).await,
-        }
+        self.timed("begin_run", async {
+            match &self.backend {
+                Backend::Memory(h) => h.begin_run(key, run_id),
+                Backend::Redis(h) => h.begin_run(key, run_id).await,
+            }
+        })
+        .await
     }
 
     /// Renews a run's lease (the run's bridge is alive).
     pub async fn renew_run(&self, key: &ThreadKey, run_id: &str) -> Result<(), HubError> {
-        match self {
-            Hub::Memory(_) => Ok(()),
-            Hub::Redis(h) => h.renew_run(key, run_id).await,
-        }
+        self.timed("renew_run", async {
+            match &self.backend {
+                Backend::Memory(_) => Ok(()),
+                Backend::Redis(h) => h.renew_run(key, run_id).await,
+            }
+        })
+        .await
     }
 
     /// Ends a run (after its terminal event was appended, or when it could not start).
     pub async fn end_run(&self, key: &ThreadKey, run_id: &str) -> Result<(), HubError> {
-        match self {
-            Hub::Memory(h) => {
-                h.end_run(key, run_id);
-                Ok(())
+        self.timed("end_run", async {
+            match &self.backend {
+                Backend::Memory(h) => {
+                    h.end_run(key, run_id);
+                    Ok(())
+                }
+                Backend::Redis(h) => h.end_run(key, run_id).await,
             }
-            Hub::Redis(h) => h.end_run(key, run_id).await,
-        }
+        })
+        .await
     }
 
     /// Appends an event; returns its position.
     pub async fn append(&self, key: &ThreadKey, entry: NewEntry) -> Result<String, HubError> {
-        match self {
-            Hub::Memory(h) => Ok(h.append(key, entry)),
-            Hub::Redis(h) => h.append(key, entry).await,
-        }
+        self.timed("append", async {
+            match &self.backend {
+                Backend::Memory(h) => Ok(h.append(key, entry)),
+                Backend::Redis(h) => h.append(key, entry).await,
+            }
+        })
+        .await
     }
 
     pub async fn subscribe(&self, key: &ThreadKey, start: Start) -> Result<Subscription, HubError> {
-        match self {
-            Hub::Memory(h) => Ok(h.subscribe(key, start)),
-            Hub::Redis(h) => h.subscribe(key, start).await,
-        }
+        self.timed("subscribe", async {
+            match &self.backend {
+                Backend::Memory(h) => Ok(h.subscribe(key, start)),
+                Backend::Redis(h) => h.subscribe(key, start).await,
+            }
+        })
+        .await
     }
 
     /// Drops a thread's log. Refused while a run is active.
     pub async fn delete(&self, key: &ThreadKey) -> Result<(), HubError> {
-        match self {
-            Hub::Memory(h) => h.delete(key),
-            Hub::Redis(h) => h.delete(key).await,
-        }
+        self.timed("delete", async {
+            match &self.backend {
+                Backend::Memory(h) => h.delete(key),
+                Backend::Redis(h) => h.delete(key).await,
+            }
+        })
+        .await
     }
 
     /// Whether the hub can serve (for `/readyz`).
     pub async fn check(&self) -> Result<(), HubError> {
-        match self {
-            Hub::Memory(_) => Ok(()),
-            Hub::Redis(h) => h.check().await,
-        }
+        self.timed("check", async {
+            match &self.backend {
+                Backend::Memory(_) => Ok(()),
+                Backend::Redis(h) => h.check().await,
+            }
+        })
+        .await
     }
 
     pub fn backend(&self) -> &'static str {
-        match self {
-            Hub::Memory(_) => "memory",
-            Hub::Redis(_) => "redis",
+        match &self.backend {
+            Backend::Memory(_) => "memory",
+            Backend::Redis(_) => "redis",
         }
     }
 }

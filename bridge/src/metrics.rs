@@ -5,9 +5,7 @@
 //! label sets, and OpenMetrics text out of the box.
 //!
 //! [`Metrics`] is the one place metrics are defined. A feature that needs metrics adds its
-//! family here, registered in [`Metrics::new`], and only once its code path exists; pending:
-//! authentication failures by reason, rate-limit and shedding refusals, hub latency and
-//! errors.
+//! family here, registered in [`Metrics::new`], and only once its code path exists.
 
 use std::{sync::Arc, time::Duration};
 
@@ -32,6 +30,8 @@ use crate::{error::code_name, state::AppState};
 pub enum Transport {
     sse,
     json,
+    /// A thread subscription over WebSocket.
+    websocket,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -59,6 +59,20 @@ pub struct ErrorLabels {
     pub code: &'static str,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RefusalLabels {
+    /// The problem type (`unauthenticated`, `forbidden`, `rate-limited`, `overloaded`, ...).
+    pub r#type: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HubLabels {
+    /// `memory` or `redis`.
+    pub backend: &'static str,
+    /// `append`, `subscribe`, `begin_run`, `renew_run`, `end_run`, `delete`, `check`.
+    pub op: &'static str,
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 /// The bridge's metrics. Clones share the same series.
@@ -72,6 +86,12 @@ pub struct Metrics {
     pub stream_duration: HistogramFamily<AgentLabels>,
     pub upstream_errors: Family<ErrorLabels, Counter>,
     pub drain_in_progress: Gauge,
+    /// Requests refused with a problem document, by type: authentication failures
+    /// (`unauthenticated`, `ticket-refused`, `forbidden`), rate limits (`rate-limited`,
+    /// `too-many-streams`), shedding (`overloaded`), and every other refusal.
+    pub refusals: Family<RefusalLabels, Counter>,
+    pub hub_latency: HistogramFamily<HubLabels>,
+    pub hub_errors: Family<HubLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -123,8 +143,30 @@ impl Metrics {
             "1 while this instance drains after SIGTERM",
             drain_in_progress.clone(),
         );
+        let refusals = Family::<RefusalLabels, Counter>::default();
+        registry.register(
+            "bridge_refusals",
+            "Requests refused with a problem document, by problem type",
+            refusals.clone(),
+        );
+        let hub_latency: HistogramFamily<HubLabels> = Family::new_with_constructor(hub_buckets);
+        registry.register_with_unit(
+            "bridge_hub_operation",
+            "Time taken by hub operations (thread log appends, subscriptions, leases)",
+            Unit::Seconds,
+            hub_latency.clone(),
+        );
+        let hub_errors = Family::<HubLabels, Counter>::default();
+        registry.register(
+            "bridge_hub_errors",
+            "Hub operations that failed (Redis unreachable, ...)",
+            hub_errors.clone(),
+        );
         Self {
             registry: Arc::new(registry),
+            refusals,
+            hub_latency,
+            hub_errors,
             open_streams,
             events_forwarded,
             time_to_first_event,
@@ -140,6 +182,18 @@ impl Metrics {
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
         text
+    }
+
+    /// Records one hub operation's duration, or its failure.
+    pub fn hub_operation(&self, backend: &'static str, op: &'static str, took: Duration, ok: bool) {
+        let labels = HubLabels { backend, op };
+        if ok {
+            self.hub_latency
+                .get_or_create(&labels)
+                .observe(took.as_secs_f64());
+        } else {
+            self.hub_errors.get_or_create(&labels).inc();
+        }
     }
 
     pub fn event_forwarded(&self, agent: &str, kind: &'static str) {
@@ -204,6 +258,27 @@ impl Drop for OpenStream {
         self.gauge.dec();
         self.duration.observe(self.opened.elapsed().as_secs_f64());
     }
+}
+
+/// Hub operations take tens of microseconds (memory) to milliseconds (Redis).
+fn hub_buckets() -> Histogram {
+    Histogram::new([
+        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+    ])
+}
+
+/// Counts refused requests by problem type (the response carries it, see
+/// [`crate::error::Refusal`]).
+pub async fn count_refusals(State(metrics): State<Metrics>, response: Response) -> Response {
+    if let Some(crate::error::Refusal(kind)) = response.extensions().get() {
+        metrics
+            .refusals
+            .get_or_create(&RefusalLabels {
+                r#type: kind.clone(),
+            })
+            .inc();
+    }
+    response
 }
 
 /// Agents answer their first event in milliseconds to tens of seconds.

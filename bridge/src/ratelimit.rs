@@ -15,7 +15,7 @@ use std::{
 
 use axum::{
     extract::{Request, State},
-    http::HeaderValue,
+    http::{HeaderValue, Method},
     middleware::Next,
     response::Response,
 };
@@ -75,10 +75,11 @@ impl RateLimits {
     /// Takes one token for `identity` on the class of `path`; the headers to send either way.
     pub fn check(
         &self,
+        method: &Method,
         path: &str,
         identity: &Identity,
     ) -> Result<Option<RateLimitHeaders>, ApiError> {
-        let class = if is_chat_route(path) {
+        let class = if is_chat_route(method, path) {
             &self.chat
         } else {
             &self.read
@@ -141,8 +142,11 @@ fn class(name: &'static str, spec: RateSpec) -> Option<Class> {
 }
 
 /// Runs, tickets and streams cost a `chat` token; everything else a `read` token.
-fn is_chat_route(path: &str) -> bool {
-    path == "/v1/tickets" || path.ends_with("/chat") || path.ends_with("/stream")
+/// Routes that start runs (or issue tickets for them) spend the `chat` budget: every POST,
+/// the EventSource run endpoint and the WebSocket (which posts messages). Reading (thread
+/// events, history, lists) and deleting spend the `read` budget.
+fn is_chat_route(method: &Method, path: &str) -> bool {
+    method == Method::POST || path.ends_with("/stream") || path.ends_with("/ws")
 }
 
 /// The rate-limit middleware; runs after authentication (it keys on the identity).
@@ -152,7 +156,7 @@ pub async fn middleware(
     next: Next,
 ) -> Result<Response, ApiError> {
     let headers = match request.extensions().get::<Identity>() {
-        Some(identity) => limits.check(request.uri().path(), identity)?,
+        Some(identity) => limits.check(request.method(), request.uri().path(), identity)?,
         None => None,
     };
     let mut response = next.run(request).await;
@@ -275,13 +279,30 @@ mod tests {
             RateSpec(None),
         );
         let id = who("a");
-        assert!(limits.check("/v1/agents/x/chat", &id).is_ok());
-        assert!(limits.check("/v1/agents/x/chat", &id).is_ok());
-        match limits.check("/v1/agents/x/chat", &id) {
+        assert!(
+            limits
+                .check(&Method::POST, "/v1/agents/x/chat", &id)
+                .is_ok()
+        );
+        assert!(
+            limits
+                .check(&Method::POST, "/v1/agents/x/chat", &id)
+                .is_ok()
+        );
+        match limits.check(&Method::POST, "/v1/agents/x/chat", &id) {
             Err(ApiError::RateLimited { retry_after, .. }) => assert!(retry_after >= 1),
             other => panic!("{other:?}"),
         }
-        assert!(limits.check("/v1/agents/x/chat", &who("b")).is_ok());
-        assert!(limits.check("/v1/other", &id).unwrap().is_none());
+        assert!(
+            limits
+                .check(&Method::POST, "/v1/agents/x/chat", &who("b"))
+                .is_ok()
+        );
+        assert!(
+            limits
+                .check(&Method::GET, "/v1/other", &id)
+                .unwrap()
+                .is_none()
+        );
     }
 }

@@ -1,5 +1,5 @@
-//! Readiness: every configured agent answers SERVING on `grpc.health.v1` (service `""`, the
-//! whole server). Answers are cached for `--readiness-cache`, and concurrent probes share one
+//! Readiness: the hub is reachable and every configured agent answers SERVING on
+//! `grpc.health.v1` (service `""`, the whole server). Answers are cached for `--readiness-cache`, and concurrent probes share one
 //! round of checks, so a probe storm reaches each agent at most once per period.
 
 use std::{sync::Arc, time::Duration};
@@ -10,10 +10,11 @@ use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
 
-use crate::{error::ApiError, upstream::Agents};
+use crate::{error::ApiError, hub::Hub, upstream::Agents};
 
 pub struct Readiness {
     agents: Vec<(Arc<str>, Channel)>,
+    hub: Hub,
     ttl: Duration,
     /// Bounds one check, so a black-holed agent cannot hold the probe.
     timeout: Duration,
@@ -21,11 +22,18 @@ pub struct Readiness {
     last: Mutex<Option<(Instant, Verdict)>>,
 }
 
-/// Ready, or the first agent that is not: (name, reason).
-type Verdict = Result<(), (String, String)>;
+/// Ready, or what is not.
+type Verdict = Result<(), NotReady>;
+
+#[derive(Debug, Clone)]
+enum NotReady {
+    /// The first agent (by name) that is not ready, and why.
+    Agent(String, String),
+    Hub(String),
+}
 
 impl Readiness {
-    pub fn new(agents: &Agents, ttl: Duration, timeout: Duration) -> Self {
+    pub fn new(agents: &Agents, hub: Hub, ttl: Duration, timeout: Duration) -> Self {
         let mut agents: Vec<_> = agents
             .iter()
             .map(|a| (Arc::clone(&a.name), a.channel()))
@@ -33,6 +41,7 @@ impl Readiness {
         agents.sort_by(|a, b| a.0.cmp(&b.0));
         Self {
             agents,
+            hub,
             ttl,
             timeout,
             last: Mutex::new(None),
@@ -55,10 +64,19 @@ impl Readiness {
                 answer
             }
         };
-        answer.map_err(|(agent, reason)| ApiError::AgentNotReady { agent, reason })
+        answer.map_err(|not_ready| match not_ready {
+            NotReady::Agent(agent, reason) => ApiError::AgentNotReady { agent, reason },
+            NotReady::Hub(reason) => ApiError::HubUnavailable(reason),
+        })
     }
 
     async fn round(&self) -> Verdict {
+        // New runs and subscriptions need the hub: without it this instance only refuses.
+        match tokio::time::timeout(self.timeout, self.hub.check()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(NotReady::Hub(e.to_string())),
+            Err(_) => return Err(NotReady::Hub("hub check timed out".into())),
+        }
         let checks = self.agents.iter().map(|(name, channel)| async move {
             let mut client = HealthClient::new(channel.clone());
             let call = client.check(HealthCheckRequest {
@@ -77,7 +95,7 @@ impl Readiness {
         for (name, reason) in futures_util::future::join_all(checks).await {
             if let Some(reason) = reason {
                 tracing::warn!(agent = %name, %reason, "agent not ready");
-                return Err((name.to_string(), reason));
+                return Err(NotReady::Agent(name.to_string(), reason));
             }
         }
         Ok(())

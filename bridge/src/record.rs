@@ -32,6 +32,7 @@ pub fn tee(hub: Hub, key: ThreadKey, run: Run, lease: Duration, buffer: usize) -
         events: rx,
         permit: None,
         trace_id: run.trace_id.clone(),
+        link: run.link.clone(),
         open_stream: None,
     };
     tokio::spawn(record(hub, key, run, Some(tx), lease));
@@ -48,6 +49,7 @@ async fn record(
     let run_id = run.run_id.clone();
     // The run's trace, on its `run_started` in the log: subscribers on any replica can find it.
     let trace_id = run.trace_id.clone();
+    let link = run.link.clone();
     let mut renew = tokio::time::interval(lease / 3);
     renew.tick().await;
     let mut last_sequence = 0;
@@ -63,7 +65,7 @@ async fn record(
             // The streaming client left while the agent is quiet.
             _ = client_left(forward.as_ref()) => {
                 let left = follow_up(&run_id, &key.thread, last_sequence, Code::Cancelled, CLIENT_LEFT);
-                let _ = hub.append(&key, entry(&left, None)).await;
+                let _ = hub.append(&key, entry(&left, None, None)).await;
                 break;
             }
         };
@@ -76,7 +78,10 @@ async fn record(
             .as_ref()
             .is_some_and(Payload::is_terminal);
         if let Err(e) = hub
-            .append(&key, entry(&emitted.event, trace_id.as_deref()))
+            .append(
+                &key,
+                entry(&emitted.event, trace_id.as_deref(), link.as_deref()),
+            )
             .await
         {
             tracing::warn!(%run_id, error = %e, "cannot record the run; cancelling it");
@@ -104,7 +109,7 @@ async fn record(
                 if !terminal {
                     let left =
                         follow_up(&run_id, &key.thread, sequence, Code::Cancelled, CLIENT_LEFT);
-                    let _ = hub.append(&key, entry(&left, None)).await;
+                    let _ = hub.append(&key, entry(&left, None, None)).await;
                 }
                 break;
             }
@@ -131,8 +136,10 @@ async fn client_left(forward: Option<&mpsc::Sender<Emitted>>) {
 }
 
 /// The log entry of an event: its JSON, encoded once.
-pub fn entry(event: &ChatEvent, trace_id: Option<&str>) -> NewEntry {
+pub fn entry(event: &ChatEvent, trace_id: Option<&str>, link: Option<&str>) -> NewEntry {
+    let started = matches!(event.payload, Some(Payload::RunStarted(_)));
     NewEntry {
+        link: link.filter(|_| started).map(str::to_owned),
         kind: wire::kind(event),
         run_id: event.run_id.clone(),
         sequence: event.sequence,

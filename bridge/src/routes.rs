@@ -86,6 +86,7 @@ pub fn router(state: AppState) -> Router {
         // - trace: one span per request (child of the caller's `traceparent`), around
         //   everything else, so refusals are visible; it records the path only, never the
         //   query string (tickets travel there); `traceresponse` is added inside it;
+        // - refusal metrics: see every problem response, including auth and rate limits;
         // - CORS: answers preflights before auth (browsers send them without credentials)
         //   and adds its headers to refusals too, so a browser can read them;
         // - (auth and rate limit: route layers above);
@@ -94,6 +95,10 @@ pub fn router(state: AppState) -> Router {
         .layer(option_layer(cors))
         .layer(axum::middleware::map_response(
             telemetry::http::traceresponse,
+        ))
+        .layer(axum::middleware::map_response_with_state(
+            state.metrics.clone(),
+            crate::metrics::count_refusals,
         ))
         .layer(telemetry::http::trace_layer())
         .with_state(state)

@@ -60,6 +60,8 @@ pub struct Run {
     pub permit: Option<Permit>,
     /// The request's trace, shown to clients on `run_started`.
     pub trace_id: Option<String>,
+    /// The `traceparent` of the run's gRPC client span, kept with the run in thread logs.
+    pub link: Option<String>,
     /// Counts the run as an open stream until the transport drops it.
     pub open_stream: Option<OpenStream>,
 }
@@ -91,6 +93,7 @@ pub async fn start(
         run_id = %request.run_id,
     );
     let trace_id = telemetry::current_trace_id();
+    let link = telemetry::traceparent(&span);
     let mut call = agent.request(request, identity);
     telemetry::propagation::inject(&span.context(), call.metadata_mut());
     // The agent learns the deadline too, so it can stop work the bridge would discard.
@@ -152,6 +155,7 @@ pub async fn start(
         events: rx,
         permit: None,
         trace_id,
+        link,
         open_stream: None,
     };
     let terminal = first.payload.as_ref().is_some_and(Payload::is_terminal);

@@ -9,7 +9,7 @@ use crate::{
     auth::Auth,
     config::Config,
     cors::CorsSettings,
-    hub::{Hub, Retention, memory::MemoryHub, redis::RedisHub},
+    hub::{Backend, Hub, Retention, memory::MemoryHub, redis::RedisHub},
     metrics::Metrics,
     policy,
     ratelimit::{Admission, RateLimits},
@@ -38,13 +38,15 @@ pub async fn serve(
         max_bytes: config.hub_max_bytes,
         run_lease: config.run_lease,
     };
-    let hub = if config.hub == "memory" {
-        Hub::Memory(Arc::new(MemoryHub::new(retention)))
+    let metrics = Metrics::new();
+    let backend = if config.hub == "memory" {
+        Backend::Memory(Arc::new(MemoryHub::new(retention)))
     } else {
-        Hub::Redis(Arc::new(
+        Backend::Redis(Arc::new(
             RedisHub::new(&config.hub, retention).map_err(anyhow::Error::msg)?,
         ))
     };
+    let hub = Hub::new(backend, metrics.clone());
     tracing::info!(hub = hub.backend(), "threads' event logs");
     let agent_token = config
         .agent_token_file
@@ -57,11 +59,21 @@ pub async fn serve(
         &config.hide_events,
         &config.redact_fields,
     );
+    let agent_ca = config
+        .agent_ca_file
+        .as_deref()
+        .map(|p| {
+            std::fs::read_to_string(p).map_err(|e| {
+                anyhow::anyhow!("--agent-ca-file/BRIDGE_AGENT_CA_FILE {}: {e}", p.display())
+            })
+        })
+        .transpose()?;
     let agents = Agents::new(
         &config.agents,
         config.connect_timeout,
         agent_token,
         policies,
+        agent_ca.as_deref(),
     )
     .map_err(anyhow::Error::msg)?;
     let auth = Auth::from_config(&config).map_err(anyhow::Error::msg)?;
@@ -73,8 +85,12 @@ pub async fn serve(
     }
     let cors =
         CorsSettings::new(&config.cors_origins, config.cors_max_age).map_err(anyhow::Error::msg)?;
-    let metrics = Metrics::new();
-    let readiness = Readiness::new(&agents, config.readiness_cache, config.connect_timeout);
+    let readiness = Readiness::new(
+        &agents,
+        hub.clone(),
+        config.readiness_cache,
+        config.connect_timeout,
+    );
     let state = AppState {
         agents,
         limits: Limits {

@@ -107,3 +107,48 @@ pub fn current_span_context() -> Option<SpanContext> {
 pub fn current_trace_id() -> Option<String> {
     current_span_context().map(|c| c.trace_id().to_string())
 }
+
+/// The W3C `traceparent` of `span`, when tracing is installed: how a thread's log remembers
+/// the run that wrote it, so subscribers elsewhere can link to it.
+pub fn traceparent(span: &tracing::Span) -> Option<String> {
+    let context = span.context();
+    let otel = context.span();
+    let c = otel.span_context();
+    c.is_valid().then(|| {
+        format!(
+            "00-{}-{}-{:02x}",
+            c.trace_id(),
+            c.span_id(),
+            c.trace_flags().to_u8()
+        )
+    })
+}
+
+/// Records, under `parent`, that a run (known by its `traceparent`) was delivered to a
+/// subscriber: a short consumer span linked to the run's trace.
+pub fn link_delivery(parent: &tracing::Span, run_id: &str, traceparent: &str) {
+    let Some(linked) = parse_traceparent(traceparent) else {
+        return;
+    };
+    let span = tracing::info_span!(
+        parent: parent,
+        "thread run delivered",
+        otel.kind = "consumer",
+        run_id = %run_id,
+    );
+    span.add_link(linked);
+}
+
+fn parse_traceparent(value: &str) -> Option<SpanContext> {
+    let mut parts = value.split('-');
+    let (_version, trace, span, flags) =
+        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let context = SpanContext::new(
+        opentelemetry::trace::TraceId::from_hex(trace).ok()?,
+        opentelemetry::trace::SpanId::from_hex(span).ok()?,
+        opentelemetry::trace::TraceFlags::new(u8::from_str_radix(flags, 16).ok()?),
+        true,
+        Default::default(),
+    );
+    context.is_valid().then_some(context)
+}

@@ -8,7 +8,7 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 use agent_bridge_proto::v1::agent_client::AgentClient;
 use tonic::{
     metadata::MetadataValue,
-    transport::{Channel, Endpoint},
+    transport::{Certificate, Channel, ClientTlsConfig, Endpoint},
 };
 
 use crate::{auth::Identity, config::AgentTarget, policy::EventPolicy, secret::Secret};
@@ -86,10 +86,11 @@ impl Agents {
         connect_timeout: Duration,
         token: Option<Secret>,
         mut policies: HashMap<String, EventPolicy>,
+        ca_pem: Option<&str>,
     ) -> Result<Self, String> {
         let mut by_name = HashMap::with_capacity(targets.len());
         for target in targets {
-            let endpoint = Endpoint::from_shared(target.url.clone())
+            let mut endpoint = Endpoint::from_shared(target.url.clone())
                 .map_err(|e| format!("agent `{}`: invalid URL `{}`: {e}", target.name, target.url))?
                 .connect_timeout(connect_timeout)
                 .tcp_nodelay(true)
@@ -97,6 +98,17 @@ impl Agents {
                 .http2_keep_alive_interval(Duration::from_secs(30))
                 .keep_alive_timeout(Duration::from_secs(10))
                 .keep_alive_while_idle(true);
+            if target.url.starts_with("https://") {
+                // TLS to the agent: a private CA when given, else the public web PKI. The
+                // server name checked is the URL's host.
+                let tls = match ca_pem {
+                    Some(pem) => ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem)),
+                    None => ClientTlsConfig::new().with_webpki_roots(),
+                };
+                endpoint = endpoint
+                    .tls_config(tls)
+                    .map_err(|e| format!("agent `{}`: TLS settings: {e}", target.name))?;
+            }
             let channel = endpoint.connect_lazy();
             let client = AgentClient::new(channel.clone());
             by_name.insert(

@@ -135,3 +135,94 @@ async fn the_agent_sees_the_caller_and_the_bridge_credential() {
     let body = refused(refused_upstream, 401, "upstream-error").await;
     assert_eq!(body["code"], "UNAUTHENTICATED");
 }
+
+#[tokio::test]
+async fn another_users_thread_cannot_be_read_through_the_bridge() {
+    let agent = spawn_agent().await;
+    let secrets = Secrets::new();
+    let flags = secrets.auth_flags();
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let bridge = spawn_bridge_strict(&[("assistant", &agent.url)], &flags).await;
+    let alice = hs256(&claims("alice"));
+    let mut globex = claims("alice");
+    globex["tenant"] = json!("globex");
+    let strangers = [hs256(&claims("mallory")), hs256(&globex)];
+
+    // alice runs a message on her thread and reads it back.
+    let events = bridge.url("/v1/agents/assistant/threads/shared-name/events?last_event_id=0");
+    let messages = bridge.url("/v1/agents/assistant/threads/shared-name/messages");
+    let mut own = Box::pin(crate::support::sse_events(
+        bridge
+            .http
+            .get(&events)
+            .bearer_auth(&alice)
+            .send()
+            .await
+            .unwrap(),
+    ));
+    let posted = bridge
+        .http
+        .post(&messages)
+        .bearer_auth(&alice)
+        .json(&json!({ "message": "alice's secret plan" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), 202);
+    loop {
+        let event = crate::support::next(&mut own).await.unwrap();
+        if event.event == "run_completed" {
+            break;
+        }
+    }
+
+    // Same thread id, another user or another tenant: an empty thread of their own.
+    for token in &strangers {
+        let history = bridge
+            .http
+            .get(&messages)
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        refused(history, 404, "upstream-error").await;
+        let replay = bridge
+            .http
+            .get(&events)
+            .bearer_auth(token)
+            .header("accept", "text/event-stream")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(replay.status(), 200);
+        // Their own (empty) log: a message of theirs is the first thing they see.
+        let mut theirs = Box::pin(crate::support::sse_events(replay));
+        let posted = bridge
+            .http
+            .post(&messages)
+            .bearer_auth(token)
+            .json(&json!({ "message": "hello" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            posted.status(),
+            202,
+            "alice's active run is not theirs either"
+        );
+        let first = crate::support::next(&mut theirs).await.unwrap();
+        assert_eq!(first.event, "run_started");
+        assert!(
+            first.id.ends_with("-1"),
+            "their log starts at 1: {}",
+            first.id
+        );
+        loop {
+            let event = crate::support::next(&mut theirs).await.unwrap();
+            assert!(!event.data.to_string().contains("secret plan"), "{event:?}");
+            if event.event == "run_completed" {
+                break;
+            }
+        }
+    }
+}

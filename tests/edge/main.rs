@@ -12,3 +12,4 @@ mod cors;
 mod events;
 mod limits;
 mod tickets;
+mod tls;

@@ -1,10 +1,12 @@
 """Chart and binary agree: the real `bridge` (and `agent-stub`) started with exactly the
 arguments and environment the rendered Deployments give them answer on the rendered probe
-paths, serve the rendered agent, and drain within the rendered time on SIGTERM.
+and metrics paths, authenticate as configured, serve the rendered agents through the
+rendered hub, and drain within the rendered time on SIGTERM.
 
 Only what cannot exist outside a cluster is replaced: bind addresses become loopback free
-ports, the in-cluster stub URL becomes the local stub's, secretKeyRef values come from
-fixtures."""
+ports, agent URLs become a local stub's, the Redis URL (a Secret's, or the in-chart demo
+Redis Service) becomes a real `redis-server` started here, and the files projected from
+Secrets are written to a temporary directory with test values."""
 
 from __future__ import annotations
 
@@ -22,10 +24,16 @@ import pytest
 
 from conftest import CHART, binary, component, env_of, load_values, render, seconds
 
-# What the Secrets referenced by a scenario would hold in a cluster.
+API_KEY = "0123456789abcdef0123456789abcdef"
+
+# What the Secrets referenced by a scenario would hold in a cluster, by key. The Redis URL is
+# the test's own redis-server (filled in per test).
 SECRET_FIXTURES = {
-    ("agent-bridge-auth", "jwt-secret"): "fixture-jwt-secret-0123456789abcdef",
-    ("agent-bridge-redis", "redis-url"): "redis://127.0.0.1:6379/0",
+    "jwt-secret": "fixture-jwt-secret-0123456789abcdef",
+    "api-keys": f"# service:key\nchart-test:{API_KEY}\n",
+    "ticket-secret": "fixture-ticket-secret-0123456789abcdef",
+    "token": "fixture-agent-token-0123456789",
+    "agent-token": "fixture-agent-token-0123456789",
 }
 
 
@@ -35,15 +43,69 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def resolve_env(container: dict) -> dict[str, str]:
+def resolve_env(container: dict, secrets: dict[str, str] | None = None) -> dict[str, str]:
     env = {}
     for e in container.get("env", []):
         if "value" in e:
             env[e["name"]] = str(e["value"])
         else:
             ref = e["valueFrom"]["secretKeyRef"]
-            env[e["name"]] = SECRET_FIXTURES[(ref["name"], ref["key"])]
+            env[e["name"]] = (secrets or {})[ref["key"]]
     return env
+
+
+def materialize_secret_files(pod_spec: dict, container: dict, env: dict[str, str], root) -> dict[str, str]:
+    """Writes the files the pod's secret volumes project (test values) under `root` and
+    points the environment at them instead of the mount paths. Returns {mounted path: file}."""
+    volumes = {v["name"]: v for v in pod_spec.get("volumes", [])}
+    moved = {}
+    for mount in container.get("volumeMounts", []):
+        volume = volumes[mount["name"]]
+        assert mount.get("readOnly") is True, mount
+        sources = [s["secret"] for s in volume.get("projected", {}).get("sources", []) if "secret" in s]
+        if "secret" in volume:
+            sources.append(volume["secret"] | {"name": volume["secret"]["secretName"]})
+        for source in sources:
+            for item in source["items"]:
+                local = root / mount["name"] / item["path"]
+                local.parent.mkdir(parents=True, exist_ok=True)
+                local.write_text(SECRET_FIXTURES[item["key"]])
+                moved[f"{mount['mountPath']}/{item['path']}"] = str(local)
+    for name, value in env.items():
+        if value in moved:
+            env[name] = moved[value]
+    return moved
+
+
+class RedisServer:
+    """A real redis-server on a free loopback port, for the rendered BRIDGE_HUB."""
+
+    def __init__(self, tmp_path, log):
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
+            stdout=log, stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+                    s.sendall(b"PING\r\n")
+                    if s.recv(16).startswith(b"+PONG"):
+                        return
+            except OSError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError("redis-server did not come up")
+            time.sleep(0.05)
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait()
 
 
 def container_port(container: dict, port) -> int:
@@ -117,83 +179,143 @@ def logs(tmp_path):
         f.close()
 
 
-def test_demo_chart_runs_the_real_binaries(logs):
-    objects = render(load_values(CHART / "ci" / "demo-values.yaml"))
-    deployment = component(objects, "Deployment", "bridge")
-    (bridge,) = deployment["spec"]["template"]["spec"]["containers"]
-    stub_deployment = component(objects, "Deployment", "agent-stub")
-    (stub,) = stub_deployment["spec"]["template"]["spec"]["containers"]
-    stub_service = component(objects, "Service", "agent-stub")
-
-    # The stub, as rendered: its listen port is its container port, which its Service targets.
-    stub_env = resolve_env(stub)
-    stub_listen_port = int(stub_env["AGENT_STUB_LISTEN"].rsplit(":", 1)[1])
-    assert stub_listen_port == container_port(stub, "grpc") == container_port(stub, stub_service["spec"]["ports"][0]["targetPort"])
-    assert stub["readinessProbe"]["grpc"]["port"] == stub_listen_port
-    stub_port = free_port()
-    stub_env["AGENT_STUB_LISTEN"] = f"127.0.0.1:{stub_port}"
-    stub_proc = start(binary("agent-stub"), stub.get("args", []), stub_env, logs("agent-stub"))
-    bridge_proc = None
+def call(url: str, body: dict | None = None, headers: dict | None = None):
+    """(status, parsed JSON or text) of a request, errors included."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json", **(headers or {})})
     try:
+        with urllib.request.urlopen(request, timeout=30) as r:
+            status, text, kind = r.status, r.read().decode(), r.headers.get("content-type", "")
+    except urllib.error.HTTPError as e:
+        status, text, kind = e.code, e.read().decode(), e.headers.get("content-type", "")
+    return status, (json.loads(text) if "json" in kind else text)
+
+
+def run_scenario(scenario: str, logs, tmp_path) -> None:
+    values = load_values(CHART / "ci" / f"{scenario}.yaml")
+    objects = render(values)
+    deployment = component(objects, "Deployment", "bridge")
+    pod_spec = deployment["spec"]["template"]["spec"]
+    (bridge,) = pod_spec["containers"]
+    redis = RedisServer(tmp_path, logs("redis"))
+    stub_proc = bridge_proc = None
+    try:
+        env = resolve_env(bridge, {"redis-url": redis.url})
+        materialize_secret_files(pod_spec, bridge, env, tmp_path / "secrets")
+
+        # The hub is a real Redis: a Secret's URL, or the in-release demo Redis's Service.
+        redis_service = component(objects, "Service", "redis")
+        if redis_service is not None:
+            assert env["BRIDGE_HUB"] == f"redis://{redis_service['metadata']['name']}:{redis_service['spec']['ports'][0]['port']}/0"
+            env["BRIDGE_HUB"] = redis.url
+        assert env["BRIDGE_HUB"] == redis.url, "the scenario's hub is Redis"
+
+        # The agent: the rendered in-chart stub when there is one, else a local stub standing
+        # for every listed agent, requiring the bridge's agent credential when it has one.
+        stub_deployment = component(objects, "Deployment", "agent-stub")
+        stub_port = free_port()
+        if stub_deployment is not None:
+            (stub,) = stub_deployment["spec"]["template"]["spec"]["containers"]
+            stub_service = component(objects, "Service", "agent-stub")
+            stub_env = resolve_env(stub)
+            # Its listen port is its container port, which its Service targets.
+            stub_listen_port = int(stub_env["AGENT_STUB_LISTEN"].rsplit(":", 1)[1])
+            assert stub_listen_port == container_port(stub, "grpc") == container_port(stub, stub_service["spec"]["ports"][0]["targetPort"])
+            assert stub["readinessProbe"]["grpc"]["port"] == stub_listen_port
+            stub_env["AGENT_STUB_LISTEN"] = f"127.0.0.1:{stub_port}"
+            stub_args = stub.get("args", [])
+            stub_host = f"{stub_service['metadata']['name']}.{stub_service['metadata']['namespace']}.svc.cluster.local"
+            stub_url = f"http://{stub_host}:{stub_service['spec']['ports'][0]['port']}"
+        else:
+            stub_env, stub_args, stub_url = {"AGENT_STUB_LISTEN": f"127.0.0.1:{stub_port}"}, [], None
+        if "BRIDGE_AGENT_TOKEN_FILE" in env:
+            stub_env["AGENT_STUB_REQUIRE_TOKEN_FILE"] = env["BRIDGE_AGENT_TOKEN_FILE"]
+        stub_proc = start(binary("agent-stub"), stub_args, stub_env, logs("agent-stub"))
         wait_tcp(stub_port, stub_proc)
 
-        env = resolve_env(bridge)
         # The rendered listen address is the container port the probes and Service use.
         host, _, port = env["BRIDGE_LISTEN"].rpartition(":")
         assert host == "0.0.0.0" and int(port) == container_port(bridge, "http")
         local_port = free_port()
         env["BRIDGE_LISTEN"] = f"127.0.0.1:{local_port}"
-
-        # The in-cluster stub URL points at the stub Service's port; swap in the local stub.
-        stub_host = f"{stub_service['metadata']['name']}.{stub_service['metadata']['namespace']}.svc.cluster.local"
         agents = []
         for pair in env["BRIDGE_AGENTS"].split(","):
             name, _, url = pair.partition("=")
-            parsed = urlparse(url)
-            if parsed.hostname == stub_host:
-                assert parsed.port == stub_service["spec"]["ports"][0]["port"]
-                url = f"http://127.0.0.1:{stub_port}"
-            agents.append(f"{name}={url}")
-        env["BRIDGE_AGENTS"] = ",".join(agents)
-        agent_name = agents[0].split("=")[0]
+            if stub_url is not None:
+                assert url == stub_url, f"{name}={url} is the in-chart stub's Service"
+            agents.append((name, f"http://127.0.0.1:{stub_port}"))
+        env["BRIDGE_AGENTS"] = ",".join(f"{n}={u}" for n, u in agents)
 
         bridge_proc = start(binary("bridge"), bridge.get("args", []), env, logs("bridge"))
+        base = f"http://127.0.0.1:{local_port}"
         for probe in ("livenessProbe", "readinessProbe"):
             get = bridge[probe]["httpGet"]
             assert container_port(bridge, get["port"]) == int(port)
-            status = wait_http(f"http://127.0.0.1:{local_port}{get['path']}", bridge_proc)
+            status = wait_http(f"{base}{get['path']}", bridge_proc)
             assert status == 200, f"{probe} {get['path']} answered {status}"
 
-        # The configured agent is reachable through the bridge, as a client would use it.
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{local_port}/v1/agents/{agent_name}/chat",
-            data=json.dumps({"message": "hello from the chart test"}).encode(),
-            headers={"Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=30) as r:
-            answer = json.load(r)
-        assert answer["message"]["role"] == "assistant" and answer["message"]["content"]
+        # Metrics where the scrape configuration says.
+        annotations = deployment["spec"]["template"]["metadata"].get("annotations") or {}
+        monitors = [o for o in objects if o["kind"] == "ServiceMonitor"]
+        assert annotations.get("prometheus.io/scrape") == "true", "metrics are on in every scenario"
+        assert int(annotations["prometheus.io/port"]) == int(port)
+        paths = {annotations["prometheus.io/path"]} | {e["path"] for m in monitors for e in m["spec"]["endpoints"]}
+        for m in monitors:
+            assert all(e["port"] == "http" for e in m["spec"]["endpoints"])
+        for path in paths:
+            status, text = call(f"{base}{path}")
+            assert status == 200 and "bridge_drain_in_progress 0" in text, (path, status, text)
+
+        # Every rendered agent answers through the bridge, as a client would use it: with an
+        # API key from the mounted file when the scenario has one, anonymously otherwise.
+        headers = {"X-API-Key": API_KEY} if "BRIDGE_API_KEYS_FILE" in env else {}
+        if headers:
+            status, problem = call(f"{base}/v1/agents/{agents[0][0]}/chat", {"message": "no credentials"})
+            assert status == 401 and problem["type"].endswith(":unauthenticated"), (status, problem)
+        else:
+            assert env.get("BRIDGE_ALLOW_ANONYMOUS") == "true"
+        for name, _ in agents:
+            status, answer = call(f"{base}/v1/agents/{name}/chat", {"message": "hello from the chart test"}, headers)
+            assert status == 200, (name, answer)
+            assert answer["message"]["role"] == "assistant" and answer["message"]["content"]
+        # The scaling metric is served once streams have been counted.
+        for path in paths:
+            status, text = call(f"{base}{path}")
+            assert status == 200 and "bridge_open_streams{" in text, (path, status, text)
+        # A thread run goes through the rendered hub (Redis) and can be read back from it.
+        status, accepted = call(f"{base}/v1/agents/{agents[0][0]}/threads/chart-test/messages", {"message": "hello"}, headers)
+        assert status == 202, accepted
 
         # SIGTERM (after the preStop sleep, in a cluster) drains within the rendered time,
         # which the grace period covers.
         drain = seconds(env["BRIDGE_DRAIN_TIMEOUT"])
-        grace = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+        grace = pod_spec["terminationGracePeriodSeconds"]
         pre_stop = bridge["lifecycle"]["preStop"]["sleep"]["seconds"]
         took = stop(bridge_proc, timeout=drain + 3)
         assert pre_stop + took < grace
         assert bridge_proc.returncode == 0, f"bridge exited with {bridge_proc.returncode}"
+        keys = subprocess.run(["redis-cli", "-p", str(redis.port), "--scan"], capture_output=True, text=True, check=True).stdout
+        assert keys.strip(), "the thread run went through Redis"
     finally:
         for p in (bridge_proc, stub_proc):
             if p is not None and p.poll() is None:
                 p.kill()
                 p.wait()
+        redis.stop()
+
+
+def test_demo_chart_runs_the_real_binaries(logs, tmp_path):
+    run_scenario("demo-values", logs, tmp_path)
+
+
+def test_production_chart_runs_the_real_binaries(logs, tmp_path):
+    run_scenario("production-values", logs, tmp_path)
 
 
 def test_environment_names_are_the_binarys():
-    """Every BRIDGE_* variable the minimal and demo scenarios render is one `bridge --help`
-    documents (future settings stay off until their flags exist)."""
+    """Every BRIDGE_* variable any scenario renders is one `bridge --help` documents."""
     help_text = subprocess.run([str(binary("bridge")), "--help"], capture_output=True, text=True, check=True).stdout
-    for scenario in ("minimal-values", "demo-values"):
+    for scenario in ("minimal-values", "demo-values", "production-values"):
         env = env_of(component(render(load_values(CHART / "ci" / f"{scenario}.yaml")), "Deployment", "bridge")["spec"]["template"]["spec"]["containers"][0])
         for name in env:
             if name.startswith("BRIDGE_"):

@@ -31,6 +31,8 @@ KUBE_VERSIONS = ["1.30.0", "1.34.0"]
 # Custom resources kubernetes-validate has no schema for; checked structurally below.
 CRD_KINDS = {"ServiceMonitor", "HTTPRoute"}
 SECRETISH = ("SECRET", "TOKEN", "PASSWORD", "API_KEY", "CREDENTIAL", "HUB", "REDIS")
+# Settings whose names look secret but whose values are not.
+NOT_SECRET = {"BRIDGE_HUB_MAX_EVENTS", "BRIDGE_HUB_TTL"}
 
 
 def test_scenarios_exist():
@@ -183,54 +185,111 @@ def test_ingress_is_ready_for_sse():
 
 
 def test_secrets_only_by_reference(scenario):
-    """No secret is ever a literal: not in env, not in a ConfigMap, no Secret rendered."""
+    """No secret is ever a literal: not in env, not in a ConfigMap, no Secret rendered; secret
+    files are projected read-only from existing Secrets."""
     _, objects, _ = scenario
     assert not of_kind(objects, "Secret")
     for cm in of_kind(objects, "ConfigMap"):
         text = json.dumps(cm.get("data", {}))
         assert "password" not in text.lower() and "@" not in text, cm["metadata"]["name"]
     for obj, spec in pod_specs(objects):
-        mounts = {}
+        secret_volumes = set()
         for v in spec.get("volumes", []):
-            if "secret" in v:
-                mounts[v["name"]] = v["secret"]["secretName"]
+            if "secret" in v or any("secret" in s for s in v.get("projected", {}).get("sources", [])):
+                secret_volumes.add(v["name"])
         for c in spec["containers"]:
-            secret_dirs = [m["mountPath"] for m in c.get("volumeMounts", []) if m["name"] in mounts]
+            secret_dirs = [m["mountPath"] for m in c.get("volumeMounts", []) if m["name"] in secret_volumes]
+            assert all(m.get("readOnly") for m in c.get("volumeMounts", []) if m["name"] in secret_volumes), c["name"]
             for e in c.get("env", []):
-                if not any(s in e["name"] for s in SECRETISH):
+                if e["name"] in NOT_SECRET or not any(s in e["name"] for s in SECRETISH):
                     continue
                 if e["name"].endswith("_FILE"):
                     assert any(e["value"].startswith(d + "/") for d in secret_dirs), e
                 elif "value" in e:
-                    # Only the unauthenticated in-release demo Redis may be a literal URL.
+                    # Only the memory hub or the unauthenticated in-release demo Redis may be
+                    # a literal.
                     assert e["name"] == "BRIDGE_HUB" and "@" not in e["value"], e
+                    assert e["value"] == "memory" or component(objects, "Service", "redis"), e
                 else:
                     assert set(e["valueFrom"]) == {"secretKeyRef"}, e
 
 
 def test_production_takes_every_secret_by_reference():
     objects = render(load_values(CHART / "ci" / "production-values.yaml"))
-    env = env_of(bridge_container(objects))
+    container = bridge_container(objects)
+    env = env_of(container)
+    # The hub is Redis from a Secret; the ticket key is shared by every replica, from a Secret.
     assert env["BRIDGE_HUB"]["valueFrom"]["secretKeyRef"] == {"name": "agent-bridge-redis", "key": "redis-url"}
-    assert env["BRIDGE_JWT_SECRET"]["valueFrom"]["secretKeyRef"]["name"] == "agent-bridge-auth"
-    assert env["BRIDGE_API_KEYS_FILE"]["value"] == "/etc/agent-bridge/api-keys/api-keys"
-    assert env["BRIDGE_AGENT_TOKEN_FILE"]["value"] == "/etc/agent-bridge/agent-token/token"
+    assert "BRIDGE_ALLOW_ANONYMOUS" not in env
+    files = {
+        "BRIDGE_JWT_SECRET_FILE": ("agent-bridge-auth", "jwt-secret"),
+        "BRIDGE_API_KEYS_FILE": ("agent-bridge-api-keys", "api-keys"),
+        "BRIDGE_TICKET_SECRET_FILE": ("agent-bridge-auth", "ticket-secret"),
+        "BRIDGE_AGENT_TOKEN_FILE": ("agent-bridge-agent-credential", "token"),
+    }
+    spec = component(objects, "Deployment", "bridge")["spec"]["template"]["spec"]
+    (volume,) = spec["volumes"]
+    (mount,) = container["volumeMounts"]
+    assert mount == {"name": volume["name"], "mountPath": "/etc/agent-bridge/secrets", "readOnly": True}
+    projected = {item["path"]: (src["secret"]["name"], item["key"]) for src in volume["projected"]["sources"] for item in src["secret"]["items"]}
+    for name, ref in files.items():
+        path = env[name]["value"]
+        assert path.startswith("/etc/agent-bridge/secrets/"), path
+        assert projected[path.rsplit("/", 1)[1]] == ref, name
+    assert env["BRIDGE_JWT_ISSUERS"]["value"] == "https://idp.example.com/"
+    assert env["BRIDGE_JWT_AUDIENCES"]["value"] == "agent-bridge"
+    assert env["BRIDGE_CORS_ORIGINS"]["value"] == "https://app.example.com"
+    assert env["BRIDGE_TRUSTED_PROXIES"]["value"] == "10.0.0.0/8"
+    assert env["BRIDGE_RATE_LIMIT_CHAT"]["value"] == "120/1m"
+    assert env["BRIDGE_LOG_FORMAT"]["value"] == "json"
     assert env["OTEL_EXPORTER_OTLP_ENDPOINT"]["value"].startswith("http://otel-collector")
+    assert "deployment.environment=production" in env["OTEL_RESOURCE_ATTRIBUTES"]["value"]
     (hpa,) = of_kind(objects, "HorizontalPodAutoscaler")
     assert {m["type"] for m in hpa["spec"]["metrics"]} == {"Resource", "Pods"}
+    (pods,) = [m for m in hpa["spec"]["metrics"] if m["type"] == "Pods"]
+    assert pods["pods"]["metric"]["name"] == "bridge_open_streams"
     assert of_kind(objects, "NetworkPolicy") and of_kind(objects, "ServiceMonitor")
 
 
-def test_future_settings_are_off_by_default():
-    """Settings waiting for issues 3, 4 and 5 render nothing unless turned on."""
-    env = env_of(bridge_container(render(load_values(CHART / "ci" / "minimal-values.yaml"))))
-    assert not [n for n in env if n.startswith("OTEL_") or n in {
-        "BRIDGE_HUB", "BRIDGE_JWT_SECRET", "BRIDGE_JWKS_URL", "BRIDGE_API_KEYS_FILE",
-        "BRIDGE_AGENT_TOKEN_FILE", "BRIDGE_CORS_ORIGINS", "BRIDGE_RATE_LIMIT_PER_MINUTE", "BRIDGE_RATE_LIMIT_BURST"}]
+def test_chart_defaults_are_secure():
+    """Without a word about it, nothing is anonymous, logs are JSON, metrics are scraped and
+    nothing is exported; a demo must ask for anonymous callers."""
+    minimal = render(load_values(CHART / "ci" / "minimal-values.yaml"))
+    env = env_of(bridge_container(minimal))
+    assert "BRIDGE_ALLOW_ANONYMOUS" not in env
+    assert env["BRIDGE_LOG_FORMAT"]["value"] == "json"
+    assert not [n for n in env if n.startswith("OTEL_")]
+    annotations = component(minimal, "Deployment", "bridge")["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/path"] == "/metrics"
+    demo = env_of(bridge_container(render(load_values(CHART / "ci" / "demo-values.yaml"))))
+    assert demo["BRIDGE_ALLOW_ANONYMOUS"]["value"] == "true"
+
+
+def test_rendering_refuses_what_the_bridge_or_a_rollout_cannot_work_with():
+    agents = {"agents": [{"name": "assistant", "url": "http://agent:50051"}]}
+    with pytest.raises(helm.HelmError, match="no way to authenticate clients"):
+        render(agents | {"replicaCount": 1})
+    one = agents | {"replicaCount": 1, "auth": {"apiKeys": {"name": "keys", "key": "api-keys"}}}
+    assert env_of(bridge_container(render(one)))["BRIDGE_HUB"]["value"] == "memory"
+    # More than one replica: threads must resume anywhere, so the hub must be shared...
+    for scale in ({"replicaCount": 2}, {"autoscaling": {"enabled": True}}):
+        with pytest.raises(helm.HelmError, match="needs a shared Redis hub"):
+            render(one | scale)
+    # ...and a ticket issued by one pod must be accepted by another.
+    shared = one | {"replicaCount": 3, "hub": {"existingSecret": {"name": "redis", "key": "url"}}}
+    with pytest.raises(helm.HelmError, match="auth.ticketSecret.name"):
+        render(shared)
+    shared["auth"] = shared["auth"] | {"ticketSecret": {"name": "tickets", "key": "ticket-secret"}}
+    env = env_of(bridge_container(render(shared)))
+    assert env["BRIDGE_HUB"]["valueFrom"]["secretKeyRef"] == {"name": "redis", "key": "url"}
+    assert env["BRIDGE_TICKET_SECRET_FILE"]["value"] == "/etc/agent-bridge/secrets/ticket-secret"
+    # The in-release demo Redis is a shared hub too.
+    demo = render(shared | {"hub": {}, "redis": {"enabled": True}})
+    assert env_of(bridge_container(demo))["BRIDGE_HUB"]["value"] == "redis://ab-agent-bridge-redis:6379/0"
 
 
 def test_agents_render_into_bridge_agents():
-    values = {"agents": [
+    values = {"replicaCount": 1, "auth": {"allowAnonymous": True}, "agents": [
         {"name": "assistant", "service": {"name": "assistant-agent", "port": 50051}},
         {"name": "coder", "url": "https://coder.example.com:443"},
     ]}
@@ -244,8 +303,7 @@ def test_agents_render_into_bridge_agents():
 
 
 def test_demo_redis_and_hub():
-    values = load_values(CHART / "ci" / "demo-values.yaml") | {"redis": {"enabled": True}, "hub": {"enabled": True}}
-    objects = render(values)
+    objects = render(load_values(CHART / "ci" / "demo-values.yaml"))
     assert component(objects, "Deployment", "redis") and component(objects, "Service", "redis")
     assert env_of(bridge_container(objects))["BRIDGE_HUB"]["value"] == "redis://ab-agent-bridge-redis:6379/0"
     for version in KUBE_VERSIONS:
@@ -275,7 +333,13 @@ BAD_VALUES = {
     "typo at the top": {"replicaCont": 3},
     "typo in bridge": {"bridge": {"drainTimout": "10s"}},
     "typo in ingress": {"ingress": {"enable": True}},
-    "literal redis url": {"hub": {"enabled": True, "url": "redis://:hunter2@redis:6379"}},
+    "literal redis url": {"hub": {"url": "redis://:hunter2@redis:6379"}},
+    "literal api key": {"auth": {"apiKeys": {"name": "keys", "key": "api-keys", "value": "k"}}},
+    "old auth switch": {"auth": {"enabled": True}},
+    "rate limit form": {"auth": {"rateLimit": {"chat": "60 per minute"}}},
+    "cors wildcard": {"auth": {"corsOrigins": ["*"]}},
+    "anonymous as text": {"auth": {"allowAnonymous": "yes"}},
+    "run lease without unit": {"hub": {"runLease": "10"}},
     "replicas as text": {"replicaCount": "two"},
     "duration as number": {"bridge": {"heartbeat": 15}},
     "duration without unit": {"bridge": {"drainTimeout": "10"}},

@@ -30,6 +30,8 @@ pub struct Span {
     /// OTLP `SpanKind`: 2 server, 3 client.
     pub kind: i32,
     pub attributes: HashMap<String, String>,
+    /// Linked spans: (trace id, span id).
+    pub links: Vec<(String, String)>,
 }
 
 pub const SERVER: i32 = 2;
@@ -66,6 +68,11 @@ impl TraceService for Receiver {
                         parent_span_id: hex(&span.parent_span_id),
                         kind: span.kind,
                         attributes: attributes(&span.attributes),
+                        links: span
+                            .links
+                            .iter()
+                            .map(|l| (hex(&l.trace_id), hex(&l.span_id)))
+                            .collect(),
                     });
                 }
             }

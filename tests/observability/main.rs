@@ -6,6 +6,7 @@
 mod support;
 
 mod collector;
+mod logs;
 mod metrics;
 mod readiness;
 mod traces;

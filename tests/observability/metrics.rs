@@ -198,3 +198,97 @@ async fn the_agent_stub_exports_its_counters() {
         streamed.len() as f64 + 1.0
     );
 }
+
+#[tokio::test]
+async fn metrics_count_refusals_hub_operations_and_subscriptions() {
+    const KEY: &str = "svc-key-0123456789abcdef";
+    let agent = spawn_agent().await;
+    let keys =
+        std::env::temp_dir().join(format!("agent-bridge-metrics-keys-{}", std::process::id()));
+    std::fs::write(&keys, format!("svc:{KEY}\n")).unwrap();
+    let bridge = crate::support::spawn_bridge_strict(
+        &[("assistant", &agent.url)],
+        &["--api-keys-file", keys.to_str().unwrap()],
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let messages = bridge.url("/v1/agents/assistant/threads/t1/messages");
+
+    // Refused twice: no credentials, then a wrong key.
+    let refused = http
+        .post(&messages)
+        .json(&json!({ "message": "hi" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(problem(refused).await.0, 401);
+    let refused = http
+        .post(&messages)
+        .header("x-api-key", "not-the-key-0123456789")
+        .json(&json!({ "message": "hi" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(problem(refused).await.0, 401);
+
+    let subscription = http
+        .get(bridge.url("/v1/agents/assistant/threads/t1/events"))
+        .header("x-api-key", KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(subscription.status(), 200);
+    let mut events = sse_events(subscription);
+    let posted = http
+        .post(&messages)
+        .header("x-api-key", KEY)
+        .json(&json!({ "message": "hi" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), 202);
+    let mut n = 0;
+    loop {
+        let event = next(&mut events).await.unwrap();
+        n += 1;
+        if event.event == "run_completed" {
+            break;
+        }
+    }
+
+    let s = scrape_until(&http, &bridge.url("/metrics"), |s| {
+        s.get("bridge_hub_operation_seconds_count{backend=\"memory\",op=\"end_run\"}") == Some(&1.0)
+    })
+    .await;
+    assert_eq!(
+        get(&s, "bridge_refusals_total{type=\"unauthenticated\"}"),
+        2.0
+    );
+    assert_eq!(
+        get(
+            &s,
+            "bridge_hub_operation_seconds_count{backend=\"memory\",op=\"append\"}"
+        ),
+        n as f64
+    );
+    assert_eq!(
+        get(
+            &s,
+            "bridge_hub_operation_seconds_count{backend=\"memory\",op=\"subscribe\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        get(
+            &s,
+            "bridge_open_streams{agent=\"assistant\",transport=\"sse\"}"
+        ),
+        1.0,
+        "the subscription is open"
+    );
+    drop(events);
+    scrape_until(&http, &bridge.url("/metrics"), |s| {
+        s.get("bridge_open_streams{agent=\"assistant\",transport=\"sse\"}") == Some(&0.0)
+    })
+    .await;
+}

@@ -182,3 +182,73 @@ async fn a_request_without_traceparent_starts_a_trace() {
         "a new trace starts at the bridge"
     );
 }
+
+#[tokio::test]
+async fn a_thread_subscriber_is_linked_to_the_run_it_receives() {
+    const SUBSCRIBER_TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
+    let collector = Collector::start().await;
+    let (_agent, bridge) = spawn_pair(&collector, &[]).await;
+    let http = reqwest::Client::new();
+
+    let subscription = http
+        .get(format!(
+            "{}/v1/agents/assistant/threads/t1/events",
+            bridge.url()
+        ))
+        .header(
+            "traceparent",
+            format!("00-{SUBSCRIBER_TRACE}-b7ad6b7169203331-01"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(subscription.status(), 200);
+    let mut events = Box::pin(crate::support::sse_events(subscription));
+    let posted = http
+        .post(format!(
+            "{}/v1/agents/assistant/threads/t1/messages",
+            bridge.url()
+        ))
+        .header("traceparent", format!("00-{TRACE_ID}-{CALLER_SPAN}-01"))
+        .json(&serde_json::json!({ "message": "hello" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), 202);
+    let first = crate::support::next(&mut events).await.unwrap();
+    assert_eq!(
+        first.data["trace_id"], TRACE_ID,
+        "the log keeps the run's trace id"
+    );
+    while crate::support::next(&mut events).await.unwrap().event != "run_completed" {}
+    // The subscriber's request span ends (and is exported) when its stream does.
+    drop(events);
+
+    // The run is in the poster's trace; the delivery, in the subscriber's, links to it.
+    let spans = collector
+        .wait_for(|spans| {
+            find(spans, "bridge", "agent.v1.Agent/Chat").is_some()
+                && spans.iter().any(|d| {
+                    d.name == "thread run delivered"
+                        && spans.iter().any(|s| s.span_id == d.parent_span_id)
+                })
+        })
+        .await;
+    let client = find(&spans, "bridge", "agent.v1.Agent/Chat").unwrap();
+    assert_eq!(client.kind, CLIENT);
+    let delivered = spans
+        .iter()
+        .find(|s| s.name == "thread run delivered")
+        .unwrap();
+    assert_eq!(delivered.trace_id, SUBSCRIBER_TRACE);
+    assert_eq!(
+        delivered.links,
+        vec![(TRACE_ID.to_owned(), client.span_id.clone())]
+    );
+    let subscriber_server = spans
+        .iter()
+        .find(|s| s.span_id == delivered.parent_span_id)
+        .expect("the delivery's parent");
+    assert_eq!(subscriber_server.kind, SERVER);
+    assert_eq!(subscriber_server.trace_id, SUBSCRIBER_TRACE);
+}

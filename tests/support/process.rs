@@ -43,7 +43,18 @@ pub struct Process {
     pub addr: SocketAddr,
     /// Further `... listening on http://ADDR` lines asked for, in order.
     pub extra: Vec<SocketAddr>,
+    /// Everything it wrote (stdout, where logs go, and stderr), up to 1 MiB.
+    output: Arc<Mutex<String>>,
     child: Child,
+}
+
+/// Appends a line to a bounded capture.
+fn keep(buffer: &Mutex<String>, line: &str) {
+    let mut kept = buffer.lock().unwrap();
+    if kept.len() < 1024 * 1024 {
+        kept.push_str(line);
+        kept.push('\n');
+    }
 }
 
 /// Starts `name` with `args` and `envs` (inherited `OTEL_*` variables are removed first, so
@@ -79,19 +90,18 @@ pub async fn spawn(
         .unwrap_or_else(|e| panic!("starting {name}: {e}"));
     // Stderr is kept (and shown with TEST_LOG), so a failed start says why.
     let stderr = Arc::new(Mutex::new(String::new()));
+    let output = Arc::new(Mutex::new(String::new()));
     let mut errors = BufReader::new(child.stderr.take().expect("piped stderr")).lines();
     tokio::spawn({
         let stderr = Arc::clone(&stderr);
+        let output = Arc::clone(&output);
         async move {
             while let Ok(Some(line)) = errors.next_line().await {
                 if std::env::var_os("TEST_LOG").is_some() {
                     eprintln!("[{name}] {line}");
                 }
-                let mut kept = stderr.lock().unwrap();
-                if kept.len() < 64 * 1024 {
-                    kept.push_str(&line);
-                    kept.push('\n');
-                }
+                keep(&stderr, &line);
+                keep(&output, &line);
             }
         }
     });
@@ -115,10 +125,14 @@ pub async fn spawn(
     }
     let addr = addr.expect("the main address");
     // Keep reading, so a chatty process never blocks on a full pipe.
-    tokio::spawn(async move {
-        while let Ok(Some(line)) = lines.next_line().await {
-            if std::env::var_os("TEST_LOG").is_some() {
-                eprintln!("[{name}] {line}");
+    tokio::spawn({
+        let output = Arc::clone(&output);
+        async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if std::env::var_os("TEST_LOG").is_some() {
+                    eprintln!("[{name}] {line}");
+                }
+                keep(&output, &line);
             }
         }
     });
@@ -126,6 +140,7 @@ pub async fn spawn(
         name,
         addr,
         extra,
+        output,
         child,
     }
 }
@@ -144,6 +159,11 @@ async fn read_addr(lines: &mut Lines<BufReader<ChildStdout>>, prefix: &str) -> O
 }
 
 impl Process {
+    /// What the process wrote so far (its logs), after it started listening.
+    pub fn output(&self) -> String {
+        self.output.lock().unwrap().clone()
+    }
+
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
@@ -155,6 +175,18 @@ impl Process {
                 .args(["-TERM", &pid.to_string()])
                 .status();
         }
+    }
+
+    /// Waits up to `limit` for the process to exit by itself (after [`Process::terminate`]);
+    /// `None` if it is still running then.
+    pub async fn exit_within(
+        &mut self,
+        limit: std::time::Duration,
+    ) -> Option<std::process::ExitStatus> {
+        tokio::time::timeout(limit, self.child.wait())
+            .await
+            .ok()
+            .map(|status| status.expect("waiting for the child"))
     }
 
     /// SIGTERM, then waits for the exit; returns whether it exited successfully.

@@ -1,12 +1,14 @@
 //! Threads suite: post a message, fan the run out to subscribers, resume with
 //! `Last-Event-ID`, history, WebSocket, seed 004's API. One behavioural suite runs against
 //! both hubs (`memory` and a real `redis-server`); scale-out tests use two bridges on one
-//! Redis, a killed bridge, a restarted Redis and a three-node Redis Cluster.
+//! Redis, a killed bridge, a restarted Redis and a three-node Redis Cluster; the rolling-update
+//! simulation runs the real binaries as processes and SIGTERMs one replica mid-run.
 
 #[path = "../support/mod.rs"]
 mod support;
 
 mod behaviour;
+mod rolling;
 mod scale_out;
 
 use futures_util::{Stream, StreamExt as _};

@@ -107,8 +107,14 @@ async fn a_run_whose_bridge_dies_ends_with_run_error_for_its_subscribers() {
 async fn redis_going_away_is_503_and_the_bridge_recovers_by_itself() {
     let mut redis = RedisServer::start().await;
     let agent = spawn_agent().await;
-    let bridge = spawn_bridge(&[("assistant", &agent.url)], &["--hub", &redis.url()]).await;
+    let bridge = spawn_bridge(
+        &[("assistant", &agent.url)],
+        &["--hub", &redis.url(), "--readiness-cache", "50ms"],
+    )
+    .await;
     let base = &bridge.base;
+    let readyz = || async { reqwest::get(format!("{base}/readyz")).await.unwrap() };
+    assert_eq!(readyz().await.status(), 200);
 
     let mut subscriber = subscribe(base, "assistant", "t1", None).await;
     start_run(base, "assistant", "t1", "stub: hang-after=2").await;
@@ -135,6 +141,21 @@ async fn redis_going_away_is_503_and_the_bridge_recovers_by_itself() {
         .await
         .unwrap();
     assert_eq!(problem(response).await.0, 503);
+    // And the load balancer is told (after the readiness cache's 50ms).
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        let response = readyz().await;
+        if response.status() == 503 {
+            let (_, body) = problem(response).await;
+            assert_eq!(body["type"], "urn:agent-bridge:problem:hub-unavailable");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "/readyz stayed 200 without Redis"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     // Redis comes back (empty): the bridge serves again without a restart.
     redis.restart().await;
@@ -150,6 +171,7 @@ async fn redis_going_away_is_503_and_the_bridge_recovers_by_itself() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    assert_eq!(readyz().await.status(), 200);
     let mut again = subscribe(base, "assistant", "t3", Some("0")).await;
     assert!(is_default_script(&kinds(&until_run_ends(&mut again).await)));
 }

@@ -123,6 +123,7 @@ impl MemoryHub {
             sequence: new.sequence,
             terminal: new.terminal,
             json: new.json,
+            link: new.link,
         });
         log.entries.push_back((now, entry.clone()));
         log.updated = now;

@@ -50,7 +50,7 @@ if not epoch then
 end
 local n = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[2], n .. '-0',
-  'k', ARGV[4], 'r', ARGV[5], 's', ARGV[6], 't', ARGV[7], 'd', ARGV[8])
+  'k', ARGV[4], 'r', ARGV[5], 's', ARGV[6], 't', ARGV[7], 'd', ARGV[8], 'p', ARGV[9])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
 return {epoch, n}
@@ -316,6 +316,7 @@ impl RedisHub {
             .arg(new.sequence)
             .arg(if new.terminal { "1" } else { "0" })
             .arg(new.json.as_ref())
+            .arg(new.link.as_deref().unwrap_or(""))
             .invoke_async(&mut con)
             .await
             .map_err(unavailable)?;
@@ -683,5 +684,6 @@ fn parse_entry(epoch: &str, id: &StreamId) -> Option<Entry> {
         sequence: id.get::<String>("s")?.parse().ok()?,
         terminal: id.get::<String>("t")?.as_str() == "1",
         json: Bytes::from(json),
+        link: id.get::<String>("p").filter(|p| !p.is_empty()),
     })
 }

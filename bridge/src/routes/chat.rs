@@ -16,7 +16,7 @@ use axum::{
 
 use serde::Deserialize;
 
-use super::threads::resolve;
+use super::threads::{resolve, start_recorded};
 use crate::{
     answer, auth::Identity, error::ApiError, metrics::Transport, record, run, sse, state::AppState,
     validate,
@@ -92,30 +92,14 @@ async fn start_chat(
         .await;
     };
     let (_, key) = resolve(state, identity, agent_name, &thread)?;
-    state.hub.begin_run(&key, &request.run_id).await?;
-    let run_id = request.run_id.clone();
-    match run::start(
-        agent,
-        request,
-        identity,
-        state.limits,
-        &state.shutdown,
-        &state.metrics,
-    )
-    .await
-    {
-        Ok(run) => Ok(record::tee(
-            state.hub.clone(),
-            key,
-            run,
-            state.run_lease,
-            state.limits.buffer,
-        )),
-        Err(e) => {
-            let _ = state.hub.end_run(&key, &run_id).await;
-            Err(e)
-        }
-    }
+    let run = start_recorded(state, identity, agent, &key, request).await?;
+    Ok(record::tee(
+        state.hub.clone(),
+        key,
+        run,
+        state.run_lease,
+        state.limits.buffer,
+    ))
 }
 
 /// The query of the EventSource endpoint.

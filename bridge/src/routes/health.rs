@@ -1,6 +1,6 @@
 //! Probes. `/healthz` answers while the process runs (liveness: restarting would not help
 //! otherwise). `/readyz` answers 200 only while this instance should get new streams: not
-//! draining, and every configured agent SERVING on `grpc.health.v1` (cached, see
+//! draining, the hub reachable, and every configured agent SERVING on `grpc.health.v1` (cached, see
 //! [`Readiness`](crate::readiness::Readiness)).
 
 use axum::{Json, extract::State, response::IntoResponse};

@@ -22,7 +22,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::threads::{EventsQuery, notice, query, resolve, start_position, start_thread_run};
-use crate::{auth::Identity, error::ApiError, hub::Delivery, state::AppState};
+use crate::{auth::Identity, error::ApiError, hub::Delivery, metrics::Transport, state::AppState};
 
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
@@ -50,6 +50,7 @@ pub async fn thread_socket(
     // A socket is an open stream: it counts against the caller's and the process's caps.
     let permit = state.admission.admit(&identity)?;
     // Subscribe before upgrading, so a hub failure is still an HTTP error.
+    let open = state.metrics.stream_opened(&agent, Transport::websocket);
     let subscription = state
         .hub
         .subscribe(&key, start_position(&headers, q.last_event_id.as_deref()))
@@ -59,7 +60,7 @@ pub async fn thread_socket(
         .max_message_size(max)
         .on_upgrade(move |socket| async move {
             serve(socket, subscription, state, identity, agent, thread).await;
-            drop(permit);
+            drop((permit, open));
         }))
 }
 

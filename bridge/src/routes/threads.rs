@@ -24,6 +24,7 @@ use crate::{
     auth::Identity,
     error::{ApiError, truncate},
     hub::{Delivery, Start, ThreadKey},
+    metrics::Transport,
     record,
     routes::chat::body_rejection,
     run,
@@ -113,16 +114,31 @@ pub(crate) async fn start_thread_run(
     if state.shutdown.is_cancelled() {
         return Err(ApiError::ShuttingDown);
     }
-    let run_id = uuid::Uuid::new_v4().to_string();
-    state.hub.begin_run(&key, &run_id).await?;
     let request = ChatRequest {
         thread_id: thread.to_owned(),
         message,
         metadata,
-        run_id: run_id.clone(),
+        run_id: uuid::Uuid::new_v4().to_string(),
         agent: agent_name.to_owned(),
     };
-    match run::start(
+    let run = start_recorded(state, identity, agent, &key, request).await?;
+    let run_id = run.run_id.clone();
+    record::detach(state.hub.clone(), key, run, state.run_lease);
+    Ok(run_id)
+}
+
+/// Starts a run that takes the thread's one active-run slot (409 while another holds it),
+/// giving the slot back if the agent refuses. The caller records the run.
+pub(crate) async fn start_recorded(
+    state: &AppState,
+    identity: &Identity,
+    agent: &Agent,
+    key: &ThreadKey,
+    request: ChatRequest,
+) -> Result<run::Run, ApiError> {
+    let run_id = request.run_id.clone();
+    state.hub.begin_run(key, &run_id).await?;
+    let started = run::start(
         agent,
         request,
         identity,
@@ -130,17 +146,11 @@ pub(crate) async fn start_thread_run(
         &state.shutdown,
         &state.metrics,
     )
-    .await
-    {
-        Ok(run) => {
-            record::detach(state.hub.clone(), key, run, state.run_lease);
-            Ok(run_id)
-        }
-        Err(e) => {
-            let _ = state.hub.end_run(&key, &run_id).await;
-            Err(e)
-        }
+    .await;
+    if started.is_err() {
+        let _ = state.hub.end_run(key, &run_id).await;
     }
+    started
 }
 
 /// `POST /v1/agents/{agent}/threads/{thread}/messages` -> 202 with the run id.
@@ -212,13 +222,22 @@ pub(crate) async fn subscribe_sse(
     // A subscription is an open stream: it counts against the caller's and the process's caps.
     let permit = state.admission.admit(identity)?;
     let subscription = state.hub.subscribe(&key, start).await?;
+    let open = state.metrics.stream_opened(&key.agent, Transport::sse);
     let retry = state.sse.retry_hint;
     let closing = closing_frame(named, retry);
+    // Each run delivered to this subscriber is linked, from this request's trace, to the
+    // trace of the request that started it (on whichever replica).
+    let request_span = tracing::Span::current();
     Ok(sse::stream_until(
         subscription,
         state.sse,
         move |buf, d: &Delivery| {
-            let _held = &permit;
+            let _held = (&permit, &open);
+            if let Delivery::Event(entry) = d
+                && let Some(link) = &entry.link
+            {
+                crate::telemetry::link_delivery(&request_span, &entry.run_id, link);
+            }
             encode_delivery(buf, d, named, retry)
         },
         Some((state.shutdown.clone(), closing)),

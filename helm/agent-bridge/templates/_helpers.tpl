@@ -176,3 +176,64 @@ Fails on no agent or a name given twice, as the bridge would at start-up.
 {{- end }}
 {{- join "," $attrs }}
 {{- end }}
+
+{{/*
+Secret files the bridge reads, as a JSON list of {env, name, key, path}: each is an existing
+Secret's key, projected read-only to /etc/agent-bridge/secrets/<path>, and the bridge's
+BRIDGE_*_FILE variable points at it. Use with `include ... | fromJsonArray`.
+*/}}
+{{- define "agent-bridge.secretFiles" -}}
+{{- $files := list }}
+{{- $a := .Values.auth }}
+{{- if $a.jwtSecret.name }}
+{{- $files = append $files (dict "env" "BRIDGE_JWT_SECRET_FILE" "name" $a.jwtSecret.name "key" $a.jwtSecret.key "path" "jwt-secret") }}
+{{- end }}
+{{- if $a.apiKeys.name }}
+{{- $files = append $files (dict "env" "BRIDGE_API_KEYS_FILE" "name" $a.apiKeys.name "key" $a.apiKeys.key "path" "api-keys") }}
+{{- end }}
+{{- if $a.ticketSecret.name }}
+{{- $files = append $files (dict "env" "BRIDGE_TICKET_SECRET_FILE" "name" $a.ticketSecret.name "key" $a.ticketSecret.key "path" "ticket-secret") }}
+{{- end }}
+{{- if $a.agentToken.name }}
+{{- $files = append $files (dict "env" "BRIDGE_AGENT_TOKEN_FILE" "name" $a.agentToken.name "key" $a.agentToken.key "path" "agent-token") }}
+{{- end }}
+{{- toJson $files }}
+{{- end }}
+
+{{/* Where the mounted secret files live in the bridge container. */}}
+{{- define "agent-bridge.secretsDir" -}}
+/etc/agent-bridge/secrets
+{{- end }}
+
+{{/* The hub the bridge uses: `secret` (hub.existingSecret), `redis` (in-chart demo Redis) or `memory`. */}}
+{{- define "agent-bridge.hubKind" -}}
+{{- if .Values.hub.existingSecret.name }}secret
+{{- else if .Values.redis.enabled }}redis
+{{- else }}memory
+{{- end }}
+{{- end }}
+
+{{/*
+Settings the bridge or a multi-replica deployment cannot work without; the render fails with
+the fix, as the bridge would at start-up (or, worse, as clients would find out later).
+*/}}
+{{- define "agent-bridge.checks" -}}
+{{- $_ := include "agent-bridge.agents" . }}
+{{- $a := .Values.auth }}
+{{- if not (or $a.allowAnonymous $a.jwtSecret.name $a.jwksUrl.value $a.jwksUrl.name $a.apiKeys.name) }}
+{{- fail "no way to authenticate clients: set auth.jwtSecret.name, auth.jwksUrl or auth.apiKeys.name (existing Secrets), or auth.allowAnonymous=true for a demo on a trusted network" }}
+{{- end }}
+{{- $multi := or .Values.autoscaling.enabled (gt (int .Values.replicaCount) 1) }}
+{{- if and $multi (eq (include "agent-bridge.hubKind" .) "memory") }}
+{{- fail "more than one bridge replica (replicaCount > 1 or autoscaling.enabled) needs a shared Redis hub, or threads cannot be resumed on another replica: set hub.existingSecret.name (a Secret holding redis://...) or redis.enabled=true (demo), or run replicaCount=1" }}
+{{- end }}
+{{- if and $multi (not $a.ticketSecret.name) }}
+{{- fail "more than one bridge replica (replicaCount > 1 or autoscaling.enabled) needs a shared stream-ticket key, or a ticket issued by one pod is refused by another: set auth.ticketSecret.name (an existing Secret)" }}
+{{- end }}
+{{- if and .Values.metrics.serviceMonitor.enabled (not .Values.metrics.enabled) }}
+{{- fail "metrics.serviceMonitor.enabled needs metrics.enabled=true" }}
+{{- end }}
+{{- if and .Values.autoscaling.openStreams.enabled (not .Values.metrics.enabled) }}
+{{- fail "autoscaling.openStreams.enabled needs metrics.enabled=true (the bridge_open_streams metric)" }}
+{{- end }}
+{{- end }}

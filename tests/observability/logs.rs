@@ -1,0 +1,116 @@
+//! Credentials never reach the logs, even at debug level: the bridge runs as a process and
+//! everything it writes is searched for the secrets the test sent it.
+
+use serde_json::{Value, json};
+
+use crate::support::{collect_events, process};
+
+const KEY: &str = "log-test-api-key-0123456789";
+const BEARER: &str = "eyJhbGciOiJIUzI1NiJ9.bG9nLXRlc3Q.c2lnbmF0dXJlLXNlY3JldA";
+const COOKIE: &str = "cookie-secret-0123456789";
+
+#[tokio::test]
+async fn credentials_never_reach_the_logs() {
+    let keys = std::env::temp_dir().join(format!("agent-bridge-log-keys-{}", std::process::id()));
+    std::fs::write(&keys, format!("svc:{KEY}\n")).unwrap();
+    let debug = [("RUST_LOG".to_owned(), "debug".to_owned())];
+    let agent = process::spawn(
+        "agent-stub",
+        &[
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+            "--pace".into(),
+            "0s".into(),
+        ],
+        &debug,
+        &[],
+    )
+    .await;
+    let mut bridge = process::spawn(
+        "bridge",
+        &[
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+            "--agent".into(),
+            format!("assistant={}", agent.url()),
+            "--api-keys-file".into(),
+            keys.to_str().unwrap().into(),
+            "--log-format".into(),
+            "json".into(),
+        ],
+        &debug,
+        &[],
+    )
+    .await;
+    let base = bridge.url();
+    let http = reqwest::Client::new();
+    let chat = format!("{base}/v1/agents/assistant/chat");
+    let body = json!({ "message": "hello" });
+
+    // Accepted: an API key.
+    let ok = http
+        .post(&chat)
+        .header("x-api-key", KEY)
+        .header("accept", "text/event-stream")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        collect_events(ok).await.last().unwrap().event,
+        "run_completed"
+    );
+    // Refused: a bearer token, a cookie, a long-lived key in the query string.
+    let refused = http
+        .post(&chat)
+        .bearer_auth(BEARER)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    let refused = http
+        .post(&chat)
+        .header("cookie", format!("bridge_token={COOKIE}"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    let refused = http
+        .post(format!("{chat}?api_key={KEY}"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    // A stream ticket, used once and then replayed.
+    let issued: Value = http
+        .post(format!("{base}/v1/tickets"))
+        .header("x-api-key", KEY)
+        .json(&json!({ "agent": "assistant", "thread_id": "t1" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ticket = issued["ticket"].as_str().expect("a ticket").to_owned();
+    let stream = format!(
+        "{base}{}?message=hi&ticket={ticket}",
+        issued["stream_path"].as_str().unwrap()
+    );
+    let used = http.get(&stream).send().await.unwrap();
+    assert_eq!(used.status(), 200);
+    collect_events(used).await;
+
+    assert!(bridge.stop().await);
+    let logs = bridge.output();
+    assert!(
+        logs.contains("\"level\":\"DEBUG\""),
+        "debug logs were captured: {logs}"
+    );
+    for secret in [KEY, BEARER, COOKIE, ticket.as_str()] {
+        assert!(!logs.contains(secret), "a credential reached the logs");
+    }
+}
