@@ -149,6 +149,14 @@ function tag(text) {
 }
 
 function renderEvent(kind, data, id) {
+  // Follow the run while the reader is at the bottom; leave them alone if they scrolled up.
+  const t = els.transcript;
+  const atBottom = t.scrollHeight - t.scrollTop - t.clientHeight < 40;
+  renderEventInner(kind, data, id);
+  if (atBottom) t.scrollTop = t.scrollHeight;
+}
+
+function renderEventInner(kind, data, id) {
   if (!data.run_id) {
     if (kind === "history_truncated") els.transcript.append(el("li", { class: "ev", textContent: "Some earlier events are no longer available." }));
     return;

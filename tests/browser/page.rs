@@ -287,7 +287,11 @@ async fn the_page_is_served_only_with_ui_with_its_types_and_a_strict_policy() {
     }
     let page = http.get(on.url("/ui/")).send().await.unwrap();
     let csp = page.headers()["content-security-policy"].to_str().unwrap();
-    for directive in ["default-src 'none'", "script-src 'self'", "connect-src 'self'"] {
+    for directive in [
+        "default-src 'none'",
+        "script-src 'self'",
+        "connect-src 'self'",
+    ] {
         assert!(csp.contains(directive), "{csp}");
     }
     assert!(!csp.contains("unsafe-inline"), "{csp}");
@@ -308,5 +312,8 @@ async fn the_page_is_served_only_with_ui_with_its_types_and_a_strict_policy() {
         .json()
         .await
         .unwrap();
-    assert_eq!(agents, serde_json::json!({ "agents": [{ "name": "assistant" }] }));
+    assert_eq!(
+        agents,
+        serde_json::json!({ "agents": [{ "name": "assistant" }] })
+    );
 }
