@@ -19,7 +19,7 @@ use crate::{
     secret::Secret,
     sse::SseSettings,
     state::AppState,
-    upstream::Agents,
+    upstream::{self, Agents},
 };
 
 /// Serves the bridge on `listener` until `shutdown` is cancelled, then drains: readiness
@@ -70,10 +70,13 @@ pub async fn serve(
         .transpose()?;
     let agents = Agents::new(
         &config.agents,
-        config.connect_timeout,
-        agent_token,
+        upstream::Settings {
+            connect_timeout: config.connect_timeout,
+            token: agent_token,
+            ca_pem: agent_ca.as_deref(),
+            dns_refresh: config.agent_dns_refresh,
+        },
         policies,
-        agent_ca.as_deref(),
     )
     .map_err(anyhow::Error::msg)?;
     let auth = Auth::from_config(&config).map_err(anyhow::Error::msg)?;
