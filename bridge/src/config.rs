@@ -60,6 +60,11 @@ pub struct Config {
     #[arg(long, env = "BRIDGE_DRAIN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub drain_timeout: Duration,
 
+    /// On SIGTERM, how long the listener still accepts connections (answering 503, readiness
+    /// included) before it closes; the drain time starts after it.
+    #[arg(long, env = "BRIDGE_SHUTDOWN_ACCEPT", default_value = "0s", value_parser = humantime::parse_duration)]
+    pub shutdown_accept: Duration,
+
     /// Timeout for establishing a connection to an agent.
     #[arg(long, env = "BRIDGE_CONNECT_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
     pub connect_timeout: Duration,
