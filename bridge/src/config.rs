@@ -13,7 +13,10 @@ pub struct Config {
     #[arg(long, env = "BRIDGE_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
-    /// An upstream agent as NAME=URL (repeatable; the env twin is comma-separated).
+    /// An upstream agent as NAME=URL (repeatable; the env twin is comma-separated). URL is
+    /// `http(s)://HOST:PORT`, or `dns://HOST:PORT` / `dns+https://HOST:PORT` to spread calls
+    /// over every address HOST resolves to (a headless Service). Repeating a NAME with other
+    /// URLs spreads its calls over them.
     /// Clients address it as /v1/agents/NAME/...; URL is its gRPC endpoint.
     #[arg(
         long = "agent",
@@ -56,6 +59,11 @@ pub struct Config {
     /// the process exits anyway.
     #[arg(long, env = "BRIDGE_DRAIN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub drain_timeout: Duration,
+
+    /// On SIGTERM, how long the listener still accepts connections (answering 503, readiness
+    /// included) before it closes; the drain time starts after it.
+    #[arg(long, env = "BRIDGE_SHUTDOWN_ACCEPT", default_value = "0s", value_parser = humantime::parse_duration)]
+    pub shutdown_accept: Duration,
 
     /// Timeout for establishing a connection to an agent.
     #[arg(long, env = "BRIDGE_CONNECT_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
@@ -156,6 +164,10 @@ pub struct Config {
     /// File holding the bearer credential the bridge presents to agents.
     #[arg(long, env = "BRIDGE_AGENT_TOKEN_FILE")]
     pub agent_token_file: Option<PathBuf>,
+
+    /// How often `dns://` agents are resolved again (to follow a headless Service's pods).
+    #[arg(long, env = "BRIDGE_AGENT_DNS_REFRESH", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub agent_dns_refresh: Duration,
 
     /// PEM file of the CA(s) that sign `https://` agents' certificates (a private CA);
     /// unset: the public web PKI roots.
@@ -372,9 +384,10 @@ impl FromStr for AgentTarget {
                 "agent name `{name}` must be 1-64 characters of A-Z a-z 0-9 . _ : -"
             ));
         }
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
+        let schemes = ["http://", "https://", "dns://", "dns+https://"];
+        if !schemes.iter().any(|scheme| url.starts_with(scheme)) {
             return Err(format!(
-                "agent `{name}`: URL `{url}` must start with http:// or https://"
+                "agent `{name}`: URL `{url}` must start with http://, https://, dns:// or dns+https://"
             ));
         }
         Ok(Self {
@@ -406,13 +419,25 @@ impl Config {
         if self.agents.is_empty() {
             return Err("no agent configured: pass --agent NAME=URL or set BRIDGE_AGENTS".into());
         }
-        let mut names: Vec<&str> = self.agents.iter().map(|a| a.name.as_str()).collect();
-        names.sort_unstable();
-        if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
-            return Err(format!(
-                "agent `{}` is configured twice in --agent/BRIDGE_AGENTS",
-                w[0]
-            ));
+        // A name given several times is one agent with several endpoints (calls spread
+        // across them); a `dns://` agent finds its endpoints itself, so it stands alone.
+        let mut seen: Vec<&AgentTarget> = Vec::new();
+        for target in &self.agents {
+            for other in seen.iter().filter(|o| o.name == target.name) {
+                if other.url == target.url {
+                    return Err(format!(
+                        "agent `{}` lists `{}` twice in --agent/BRIDGE_AGENTS",
+                        target.name, target.url
+                    ));
+                }
+                if other.url.starts_with("dns") || target.url.starts_with("dns") {
+                    return Err(format!(
+                        "agent `{}`: a dns:// URL finds every endpoint itself; give it alone",
+                        target.name
+                    ));
+                }
+            }
+            seen.push(target);
         }
         if self.stream_buffer == 0 {
             return Err("--stream-buffer/BRIDGE_STREAM_BUFFER must be at least 1".into());
@@ -496,10 +521,30 @@ mod tests {
             "--agent",
             "a=http://x",
             "--agent",
-            "a=http://y",
+            "a=http://x",
         ])
         .unwrap();
         assert!(dup.validate().unwrap_err().contains("twice"));
+        let spread = Config::from_args([
+            "bridge",
+            "--allow-anonymous",
+            "--agent",
+            "a=http://x:1",
+            "--agent",
+            "a=http://y:1",
+        ])
+        .unwrap();
+        spread.validate().unwrap();
+        let mixed = Config::from_args([
+            "bridge",
+            "--allow-anonymous",
+            "--agent",
+            "a=dns://x:1",
+            "--agent",
+            "a=http://y:1",
+        ])
+        .unwrap();
+        assert!(mixed.validate().unwrap_err().contains("dns://"));
         assert!(
             Config::from_args(["bridge"])
                 .unwrap()

@@ -19,7 +19,7 @@ use crate::{
     secret::Secret,
     sse::SseSettings,
     state::AppState,
-    upstream::Agents,
+    upstream::{self, Agents},
 };
 
 /// Serves the bridge on `listener` until `shutdown` is cancelled, then drains: readiness
@@ -70,10 +70,13 @@ pub async fn serve(
         .transpose()?;
     let agents = Agents::new(
         &config.agents,
-        config.connect_timeout,
-        agent_token,
+        upstream::Settings {
+            connect_timeout: config.connect_timeout,
+            token: agent_token,
+            ca_pem: agent_ca.as_deref(),
+            dns_refresh: config.agent_dns_refresh,
+        },
         policies,
-        agent_ca.as_deref(),
     )
     .map_err(anyhow::Error::msg)?;
     let auth = Auth::from_config(&config).map_err(anyhow::Error::msg)?;
@@ -121,8 +124,18 @@ pub async fn serve(
     };
     let app = routes::router(state).into_make_service_with_connect_info::<SocketAddr>();
 
-    let graceful =
-        axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    // On shutdown, open streams end at once (they hear `shutdown`); the listener keeps
+    // accepting for `--shutdown-accept` more, answering 503 (readiness too) to whatever a
+    // load balancer still sends, rather than refusing connections.
+    let accept_for = config.shutdown_accept;
+    let stop_accepting = {
+        let shutdown = shutdown.clone();
+        async move {
+            shutdown.cancelled().await;
+            tokio::time::sleep(accept_for).await;
+        }
+    };
+    let graceful = axum::serve(listener, app).with_graceful_shutdown(stop_accepting);
     let mut server = tokio::spawn(async move { graceful.await });
     tokio::select! {
         joined = &mut server => return Ok(joined??),
@@ -130,7 +143,7 @@ pub async fn serve(
     }
     metrics.drain_in_progress.set(1);
     tracing::info!(drain_timeout = ?config.drain_timeout, "draining");
-    match tokio::time::timeout(config.drain_timeout, &mut server).await {
+    match tokio::time::timeout(accept_for + config.drain_timeout, &mut server).await {
         Ok(joined) => Ok(joined??),
         Err(_) => {
             tracing::warn!("drain timeout reached; closing the remaining connections");

@@ -3,12 +3,17 @@
 //! Channels connect lazily and reconnect by themselves, so the bridge starts (and stays up)
 //! while an agent is down; calls to it fail with `UNAVAILABLE` until it returns.
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    net::SocketAddr,
+    sync::Arc,
+    time::Duration,
+};
 
 use agent_bridge_proto::v1::agent_client::AgentClient;
 use tonic::{
     metadata::MetadataValue,
-    transport::{Certificate, Channel, ClientTlsConfig, Endpoint},
+    transport::{Certificate, Channel, ClientTlsConfig, Endpoint, channel::Change},
 };
 
 use crate::{auth::Identity, config::AgentTarget, policy::EventPolicy, secret::Secret};
@@ -80,36 +85,88 @@ pub struct Agents {
     by_name: Arc<HashMap<String, Agent>>,
 }
 
+/// How the bridge reaches its agents.
+pub struct Settings<'a> {
+    pub connect_timeout: Duration,
+    /// The bridge's own credential, sent on every call.
+    pub token: Option<Secret>,
+    /// PEM CA(s) for `https://` agents; `None`: the public web PKI.
+    pub ca_pem: Option<&'a str>,
+    /// How often `dns://` agents are resolved again.
+    pub dns_refresh: Duration,
+}
+
 impl Agents {
+    /// One client per agent. `http(s)://HOST:PORT` is one endpoint (connected lazily,
+    /// reconnected by tonic). `dns://HOST:PORT` (plaintext) and `dns+https://HOST:PORT` (TLS,
+    /// the certificate checked against HOST) resolve HOST to all its addresses, spread calls
+    /// across them, and follow changes every `dns_refresh`: a headless Service's pods, each
+    /// its own connection, so one busy agent pod does not take every call.
     pub fn new(
         targets: &[AgentTarget],
-        connect_timeout: Duration,
-        token: Option<Secret>,
+        settings: Settings<'_>,
         mut policies: HashMap<String, EventPolicy>,
-        ca_pem: Option<&str>,
     ) -> Result<Self, String> {
-        let mut by_name = HashMap::with_capacity(targets.len());
+        // Several URLs under one name are one agent whose calls spread over them.
+        let mut grouped: Vec<(&str, Vec<&str>)> = Vec::new();
         for target in targets {
-            let mut endpoint = Endpoint::from_shared(target.url.clone())
-                .map_err(|e| format!("agent `{}`: invalid URL `{}`: {e}", target.name, target.url))?
-                .connect_timeout(connect_timeout)
-                .tcp_nodelay(true)
-                // Detect a dead agent connection during long silent runs.
-                .http2_keep_alive_interval(Duration::from_secs(30))
-                .keep_alive_timeout(Duration::from_secs(10))
-                .keep_alive_while_idle(true);
-            if target.url.starts_with("https://") {
-                // TLS to the agent: a private CA when given, else the public web PKI. The
-                // server name checked is the URL's host.
-                let tls = match ca_pem {
-                    Some(pem) => ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem)),
-                    None => ClientTlsConfig::new().with_webpki_roots(),
-                };
-                endpoint = endpoint
-                    .tls_config(tls)
-                    .map_err(|e| format!("agent `{}`: TLS settings: {e}", target.name))?;
+            match grouped.iter_mut().find(|(name, _)| *name == target.name) {
+                Some((_, urls)) => urls.push(&target.url),
+                None => grouped.push((&target.name, vec![&target.url])),
             }
-            let channel = endpoint.connect_lazy();
+        }
+        let mut by_name = HashMap::with_capacity(grouped.len());
+        for (name, urls) in grouped {
+            let target = AgentTarget {
+                name: name.to_owned(),
+                url: urls[0].to_owned(),
+            };
+            let channel = if let Some((tls, authority)) = dns_target(&target.url) {
+                let (host, port) = authority
+                    .rsplit_once(':')
+                    .and_then(|(h, p)| {
+                        Some((
+                            h.trim_matches(['[', ']']).to_owned(),
+                            p.parse::<u16>().ok()?,
+                        ))
+                    })
+                    .ok_or_else(|| {
+                        format!("agent `{}`: `{}` needs HOST:PORT", target.name, target.url)
+                    })?;
+                let (channel, changes) = Channel::balance_channel::<SocketAddr>(64);
+                let template = EndpointTemplate {
+                    name: target.name.clone(),
+                    host: host.clone(),
+                    tls,
+                    connect_timeout: settings.connect_timeout,
+                    ca_pem: settings.ca_pem.map(str::to_owned),
+                };
+                // Validate the template once, so a bad setting fails at start-up.
+                template.endpoint(SocketAddr::from(([127, 0, 0, 1], port)))?;
+                tokio::spawn(follow_dns(
+                    template,
+                    host,
+                    port,
+                    settings.dns_refresh,
+                    changes,
+                ));
+                channel
+            } else if urls.len() > 1 {
+                let endpoints = urls
+                    .iter()
+                    .map(|url| endpoint(name, url, settings.connect_timeout, settings.ca_pem, None))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Channel::balance_list(endpoints.into_iter())
+            } else {
+                endpoint(
+                    &target.name,
+                    &target.url,
+                    settings.connect_timeout,
+                    settings.ca_pem,
+                    None,
+                )?
+                .connect_lazy()
+            };
             let client = AgentClient::new(channel.clone());
             by_name.insert(
                 target.name.clone(),
@@ -117,7 +174,7 @@ impl Agents {
                     name: target.name.as_str().into(),
                     client,
                     policy: Arc::new(policies.remove(&target.name).unwrap_or_default()),
-                    token: token.clone(),
+                    token: settings.token.clone(),
                     channel,
                 },
             );
@@ -137,5 +194,108 @@ impl Agents {
 
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.by_name.keys().map(String::as_str)
+    }
+}
+
+/// `Some((tls, "HOST:PORT"))` for `dns://` and `dns+https://` URLs.
+fn dns_target(url: &str) -> Option<(bool, &str)> {
+    url.strip_prefix("dns://")
+        .map(|rest| (false, rest))
+        .or_else(|| url.strip_prefix("dns+https://").map(|rest| (true, rest)))
+        .map(|(tls, rest)| (tls, rest.trim_end_matches('/')))
+}
+
+/// The settings every connection to an agent gets.
+fn endpoint(
+    name: &str,
+    url: &str,
+    connect_timeout: Duration,
+    ca_pem: Option<&str>,
+    server_name: Option<&str>,
+) -> Result<Endpoint, String> {
+    let mut endpoint = Endpoint::from_shared(url.to_owned())
+        .map_err(|e| format!("agent `{name}`: invalid URL `{url}`: {e}"))?
+        .connect_timeout(connect_timeout)
+        .tcp_nodelay(true)
+        // Detect a dead agent connection during long silent runs.
+        .http2_keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_timeout(Duration::from_secs(10))
+        .keep_alive_while_idle(true);
+    if url.starts_with("https://") {
+        // TLS to the agent: a private CA when given, else the public web PKI. The server
+        // name checked is the URL's host (or, for resolved addresses, the DNS name).
+        let mut tls = match ca_pem {
+            Some(pem) => ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem)),
+            None => ClientTlsConfig::new().with_webpki_roots(),
+        };
+        if let Some(server_name) = server_name {
+            tls = tls.domain_name(server_name);
+        }
+        endpoint = endpoint
+            .tls_config(tls)
+            .map_err(|e| format!("agent `{name}`: TLS settings: {e}"))?;
+    }
+    Ok(endpoint)
+}
+
+/// How to build the endpoint of one resolved address of a `dns://` agent.
+struct EndpointTemplate {
+    name: String,
+    host: String,
+    tls: bool,
+    connect_timeout: Duration,
+    ca_pem: Option<String>,
+}
+
+impl EndpointTemplate {
+    fn endpoint(&self, addr: SocketAddr) -> Result<Endpoint, String> {
+        let scheme = if self.tls { "https" } else { "http" };
+        endpoint(
+            &self.name,
+            &format!("{scheme}://{addr}"),
+            self.connect_timeout,
+            self.ca_pem.as_deref(),
+            Some(&self.host),
+        )
+    }
+}
+
+/// Keeps a balanced channel's endpoints equal to what `host` resolves to. A failed lookup
+/// keeps the last known addresses (DNS hiccups must not empty the pool).
+async fn follow_dns(
+    template: EndpointTemplate,
+    host: String,
+    port: u16,
+    every: Duration,
+    changes: tokio::sync::mpsc::Sender<Change<SocketAddr, Endpoint>>,
+) {
+    let mut known: HashSet<SocketAddr> = HashSet::new();
+    loop {
+        match tokio::net::lookup_host((host.as_str(), port)).await {
+            Ok(found) => {
+                let found: HashSet<SocketAddr> = found.collect();
+                for gone in known.difference(&found) {
+                    if changes.send(Change::Remove(*gone)).await.is_err() {
+                        return;
+                    }
+                }
+                for new in found.difference(&known) {
+                    let Ok(endpoint) = template.endpoint(*new) else {
+                        continue;
+                    };
+                    if changes.send(Change::Insert(*new, endpoint)).await.is_err() {
+                        return;
+                    }
+                }
+                if found != known {
+                    tracing::info!(agent = %template.name, addresses = found.len(), "agent addresses changed");
+                }
+                known = found;
+            }
+            Err(e) => {
+                tracing::warn!(agent = %template.name, %host, error = %e, "cannot resolve agent")
+            }
+        }
+        tokio::time::sleep(every).await;
     }
 }

@@ -176,3 +176,45 @@ async fn probes_answer() {
         "ready"
     );
 }
+
+#[tokio::test]
+async fn readiness_fails_while_draining_and_new_runs_are_refused() {
+    let agent = spawn_agent().await;
+    let mut bridge = spawn_bridge(
+        &[("assistant", &agent.url)],
+        &["--shutdown-accept", "2s", "--drain-timeout", "2s"],
+    )
+    .await;
+    assert_eq!(
+        bridge
+            .http
+            .get(bridge.url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let mut events = Box::pin(sse_events(
+        bridge.chat_stream("assistant", "stub: hang").await,
+    ));
+    assert_eq!(next(&mut events).await.unwrap().event, "run_started");
+
+    let token = bridge.shutdown.clone();
+    let task = bridge.task.take().unwrap();
+    token.cancel();
+    // The open stream is told at once...
+    assert_eq!(next(&mut events).await.unwrap().data["code"], "UNAVAILABLE");
+    // ...while the listener still answers, saying: not ready, go elsewhere.
+    let ready = bridge.http.get(bridge.url("/readyz")).send().await.unwrap();
+    let (status, body) = crate::support::problem(ready).await;
+    assert_eq!(status, 503);
+    assert_eq!(body["type"], "urn:agent-bridge:problem:shutting-down");
+    let refused = bridge.chat_stream("assistant", "hello").await;
+    assert_eq!(crate::support::problem(refused).await.0, 503);
+    tokio::time::timeout(PATIENCE, task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}

@@ -9,3 +9,4 @@ mod failures;
 mod lifecycle;
 mod refusals;
 mod streaming;
+mod upstreams;

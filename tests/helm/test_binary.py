@@ -225,7 +225,7 @@ def run_scenario(scenario: str, logs, tmp_path) -> None:
             stub_env["AGENT_STUB_LISTEN"] = f"127.0.0.1:{stub_port}"
             stub_args = stub.get("args", [])
             stub_host = f"{stub_service['metadata']['name']}.{stub_service['metadata']['namespace']}.svc.cluster.local"
-            stub_url = f"http://{stub_host}:{stub_service['spec']['ports'][0]['port']}"
+            stub_url = f"dns://{stub_host}:{stub_service['spec']['ports'][0]['port']}"
         else:
             stub_env, stub_args, stub_url = {"AGENT_STUB_LISTEN": f"127.0.0.1:{stub_port}"}, [], None
         if "BRIDGE_AGENT_TOKEN_FILE" in env:

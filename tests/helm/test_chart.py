@@ -295,7 +295,7 @@ def test_agents_render_into_bridge_agents():
     ]}
     env = env_of(bridge_container(render(values)))
     assert env["BRIDGE_AGENTS"]["value"] == (
-        f"assistant=http://assistant-agent.{NAMESPACE}.svc.cluster.local:50051,coder=https://coder.example.com:443"
+        f"assistant=dns://assistant-agent.{NAMESPACE}.svc.cluster.local:50051,coder=https://coder.example.com:443"
     )
     values["agents"].append({"name": "coder", "url": "http://x:1"})
     with pytest.raises(helm.HelmError, match="listed twice"):

@@ -141,7 +141,7 @@ Fails on no agent or a name given twice, as the bridge would at start-up.
 {{- $url = $a.url }}
 {{- else if $a.service }}
 {{- $ns := default $.Release.Namespace $a.service.namespace }}
-{{- $url = printf "http://%s.%s.svc.%s:%d" $a.service.name $ns $.Values.clusterDomain (int $a.service.port) }}
+{{- $url = printf "dns://%s.%s.svc.%s:%d" $a.service.name $ns $.Values.clusterDomain (int $a.service.port) }}
 {{- else }}
 {{- fail (printf "agents[%d] (%s): give a url or a service" $i $a.name) }}
 {{- end }}
@@ -155,7 +155,7 @@ Fails on no agent or a name given twice, as the bridge would at start-up.
 {{- if hasKey $seen .Values.agentStub.agentName }}
 {{- fail (printf "agentStub.agentName %q is also listed in agents" .Values.agentStub.agentName) }}
 {{- end }}
-{{- $pairs = append $pairs (printf "%s=http://%s.%s.svc.%s:%d" .Values.agentStub.agentName (include "agent-bridge.stub.fullname" .) .Release.Namespace .Values.clusterDomain (int .Values.agentStub.port)) }}
+{{- $pairs = append $pairs (printf "%s=dns://%s.%s.svc.%s:%d" .Values.agentStub.agentName (include "agent-bridge.stub.fullname" .) .Release.Namespace .Values.clusterDomain (int .Values.agentStub.port)) }}
 {{- end }}
 {{- if not $pairs }}
 {{- fail "no agent configured: list upstreams in agents, or set agentStub.enabled=true for a demo" }}
