@@ -132,6 +132,9 @@ pub struct Problem {
     /// Response headers beyond the standard ones (`WWW-Authenticate`, `RateLimit`).
     #[serde(skip)]
     pub headers: Vec<(&'static str, HeaderValue)>,
+    /// For authentication failures: why, as a metric label (`expired`, `bad_signature`, ...).
+    #[serde(skip)]
+    pub auth_reason: Option<&'static str>,
 }
 
 impl Problem {
@@ -145,7 +148,13 @@ impl Problem {
             run_id: None,
             retry_after: None,
             headers: Vec::new(),
+            auth_reason: None,
         }
+    }
+
+    fn with_auth_reason(mut self, reason: &'static str) -> Self {
+        self.auth_reason = Some(reason);
+        self
     }
 
     fn with_header(mut self, name: &'static str, value: HeaderValue) -> Self {
@@ -179,15 +188,21 @@ impl IntoResponse for Problem {
             headers.insert(name, value);
         }
         // For the refusal metrics (`metrics::count_refusals`), which see only the response.
-        let slug = self.kind.rsplit(':').next().unwrap_or_default().to_owned();
-        response.extensions_mut().insert(Refusal(slug));
+        let kind = self.kind.rsplit(':').next().unwrap_or_default().to_owned();
+        let auth_reason = self.auth_reason;
+        response
+            .extensions_mut()
+            .insert(Refusal { kind, auth_reason });
         response
     }
 }
 
 /// The problem type of a refused request, carried on the response for metrics.
 #[derive(Debug, Clone)]
-pub struct Refusal(pub String);
+pub struct Refusal {
+    pub kind: String,
+    pub auth_reason: Option<&'static str>,
+}
 
 impl ApiError {
     /// The problem document a client sees. Only safe text goes in it.
@@ -318,7 +333,8 @@ impl ApiError {
                 detail.clone(),
             )
             .with_code(Code::Unauthenticated)
-            .with_header("www-authenticate", HeaderValue::from_static("Bearer")),
+            .with_header("www-authenticate", HeaderValue::from_static("Bearer"))
+            .with_auth_reason(crate::auth::failure_reason(detail)),
             ApiError::TicketRefused(detail) => Problem::new(
                 "ticket-refused",
                 "Unauthorized",
@@ -326,14 +342,16 @@ impl ApiError {
                 detail.clone(),
             )
             .with_code(Code::Unauthenticated)
-            .with_header("www-authenticate", HeaderValue::from_static("Bearer")),
+            .with_header("www-authenticate", HeaderValue::from_static("Bearer"))
+            .with_auth_reason(crate::auth::failure_reason(detail)),
             ApiError::Forbidden(detail) => Problem::new(
                 "forbidden",
                 "Forbidden",
                 StatusCode::FORBIDDEN,
                 detail.clone(),
             )
-            .with_code(Code::PermissionDenied),
+            .with_code(Code::PermissionDenied)
+            .with_auth_reason("forbidden"),
             ApiError::AuthUnavailable => {
                 let mut p = Problem::new(
                     "auth-unavailable",

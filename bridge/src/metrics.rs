@@ -66,6 +66,14 @@ pub struct RefusalLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AuthLabels {
+    /// `missing`, `malformed`, `expired`, `not_yet_valid`, `wrong_audience`, `wrong_issuer`,
+    /// `bad_signature`, `unknown_key`, `algorithm`, `bad_api_key`, `credentials_in_query`,
+    /// `ticket_*`, `forbidden`, ...
+    pub reason: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HubLabels {
     /// `memory` or `redis`.
     pub backend: &'static str,
@@ -90,6 +98,8 @@ pub struct Metrics {
     /// (`unauthenticated`, `ticket-refused`, `forbidden`), rate limits (`rate-limited`,
     /// `too-many-streams`), shedding (`overloaded`), and every other refusal.
     pub refusals: Family<RefusalLabels, Counter>,
+    /// Authentication and authorization failures, by reason.
+    pub auth_failures: Family<AuthLabels, Counter>,
     pub hub_latency: HistogramFamily<HubLabels>,
     pub hub_errors: Family<HubLabels, Counter>,
 }
@@ -149,6 +159,12 @@ impl Metrics {
             "Requests refused with a problem document, by problem type",
             refusals.clone(),
         );
+        let auth_failures = Family::<AuthLabels, Counter>::default();
+        registry.register(
+            "bridge_auth_failures",
+            "Requests refused by authentication or authorization, by reason",
+            auth_failures.clone(),
+        );
         let hub_latency: HistogramFamily<HubLabels> = Family::new_with_constructor(hub_buckets);
         registry.register_with_unit(
             "bridge_hub_operation",
@@ -165,6 +181,7 @@ impl Metrics {
         Self {
             registry: Arc::new(registry),
             refusals,
+            auth_failures,
             hub_latency,
             hub_errors,
             open_streams,
@@ -270,13 +287,19 @@ fn hub_buckets() -> Histogram {
 /// Counts refused requests by problem type (the response carries it, see
 /// [`crate::error::Refusal`]).
 pub async fn count_refusals(State(metrics): State<Metrics>, response: Response) -> Response {
-    if let Some(crate::error::Refusal(kind)) = response.extensions().get() {
+    if let Some(refusal) = response.extensions().get::<crate::error::Refusal>() {
         metrics
             .refusals
             .get_or_create(&RefusalLabels {
-                r#type: kind.clone(),
+                r#type: refusal.kind.clone(),
             })
             .inc();
+        if let Some(reason) = refusal.auth_reason {
+            metrics
+                .auth_failures
+                .get_or_create(&AuthLabels { reason })
+                .inc();
+        }
     }
     response
 }
