@@ -265,6 +265,14 @@ async fn metrics_count_refusals_hub_operations_and_subscriptions() {
         2.0
     );
     assert_eq!(
+        get(&s, "bridge_auth_failures_total{reason=\"missing\"}"),
+        1.0
+    );
+    assert_eq!(
+        get(&s, "bridge_auth_failures_total{reason=\"bad_api_key\"}"),
+        1.0
+    );
+    assert_eq!(
         get(
             &s,
             "bridge_hub_operation_seconds_count{backend=\"memory\",op=\"append\"}"
