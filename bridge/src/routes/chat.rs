@@ -107,9 +107,8 @@ async fn start_chat(
 pub struct StreamQuery {
     message: String,
     /// Read by the auth layer; named here so it is not mistaken for an unknown parameter.
-    #[serde(default)]
-    #[allow(dead_code)]
-    ticket: Option<String>,
+    #[serde(default, rename = "ticket")]
+    _ticket: Option<serde::de::IgnoredAny>,
 }
 
 /// `GET /v1/agents/{agent}/threads/{thread_id}/stream?message=…[&ticket=…]`: one run in a
