@@ -326,24 +326,21 @@ impl ApiError {
                 p.retry_after = Some(1);
                 p
             }
-            ApiError::Unauthenticated(detail) => Problem::new(
-                "unauthenticated",
-                "Unauthorized",
-                StatusCode::UNAUTHORIZED,
-                detail.clone(),
-            )
-            .with_code(Code::Unauthenticated)
-            .with_header("www-authenticate", HeaderValue::from_static("Bearer"))
-            .with_auth_reason(crate::auth::failure_reason(detail)),
-            ApiError::TicketRefused(detail) => Problem::new(
-                "ticket-refused",
-                "Unauthorized",
-                StatusCode::UNAUTHORIZED,
-                detail.clone(),
-            )
-            .with_code(Code::Unauthenticated)
-            .with_header("www-authenticate", HeaderValue::from_static("Bearer"))
-            .with_auth_reason(crate::auth::failure_reason(detail)),
+            ApiError::Unauthenticated(detail) | ApiError::TicketRefused(detail) => {
+                let slug = match self {
+                    ApiError::TicketRefused(_) => "ticket-refused",
+                    _ => "unauthenticated",
+                };
+                Problem::new(
+                    slug,
+                    "Unauthorized",
+                    StatusCode::UNAUTHORIZED,
+                    detail.clone(),
+                )
+                .with_code(Code::Unauthenticated)
+                .with_header("www-authenticate", HeaderValue::from_static("Bearer"))
+                .with_auth_reason(crate::auth::failure_reason(detail))
+            }
             ApiError::Forbidden(detail) => Problem::new(
                 "forbidden",
                 "Forbidden",
