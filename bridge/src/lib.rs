@@ -25,6 +25,7 @@ pub mod auth;
 pub mod config;
 pub mod cors;
 pub mod demo;
+pub mod dialect;
 pub mod error;
 pub mod hub;
 pub mod metrics;
