@@ -5,7 +5,7 @@ use agent_bridge_proto::v1::chat_event::Payload;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::{error::ApiError, run::Run, wire::WireEvent};
+use crate::{error::ApiError, event::WireEvent, run::Run};
 
 /// The document returned to clients that do not ask for `text/event-stream`.
 #[derive(Debug, Serialize)]
@@ -37,10 +37,10 @@ pub async fn collect(mut run: Run) -> Result<Answer, ApiError> {
             }
             Some(Payload::RunCompleted(done)) => {
                 if let Some(message) = &done.final_message {
-                    answer.message = to_value(&crate::wire::WireMessage::from(message));
+                    answer.message = to_value(&crate::event::WireMessage::from(message));
                 }
                 if let Some(usage) = &done.usage {
-                    answer.usage = to_value(&crate::wire::WireUsage::from(usage));
+                    answer.usage = to_value(&crate::event::WireUsage::from(usage));
                 }
                 return Ok(answer);
             }

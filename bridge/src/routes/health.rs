@@ -1,9 +1,15 @@
-//! Probes. `/healthz` answers while the process runs (liveness: restarting would not help
-//! otherwise). `/readyz` answers 200 only while this instance should get new streams: not
-//! draining, the hub reachable, and every configured agent SERVING on `grpc.health.v1` (cached, see
-//! [`Readiness`](crate::readiness::Readiness)).
+//! Operations: probes and metrics. `/healthz` answers while the process runs (liveness:
+//! restarting would not help otherwise). `/readyz` answers 200 only while this instance
+//! should get new streams: not draining, the hub reachable, and every configured agent
+//! SERVING on `grpc.health.v1` (cached, see [`Readiness`](crate::readiness::Readiness)).
+//! `/metrics` is the Prometheus scrape.
 
-use axum::{Json, extract::State, response::IntoResponse};
+use axum::{
+    Json,
+    extract::State,
+    http::{HeaderValue, header},
+    response::{IntoResponse, Response},
+};
 use serde_json::json;
 
 use crate::{error::ApiError, state::AppState};
@@ -18,4 +24,14 @@ pub async fn ready(State(state): State<AppState>) -> Result<impl IntoResponse, A
     }
     state.readiness.check().await?;
     Ok(Json(json!({ "status": "ready" })))
+}
+
+/// `GET /metrics`.
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let mut response = state.metrics.encode().into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    response
 }

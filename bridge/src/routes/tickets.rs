@@ -1,21 +1,15 @@
 //! `POST /v1/tickets`: a short-lived, single-use ticket for one EventSource stream.
 
-use axum::{
-    Extension, Json,
-    body::Bytes,
-    extract::{State, rejection::BytesRejection},
-    http::{HeaderMap, StatusCode},
-    response::IntoResponse,
-};
+use axum::{Extension, Json, extract::State, http::StatusCode, response::IntoResponse};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::chat::body_rejection;
+use super::extract::ValidJson;
 use crate::{auth::Identity, error::ApiError, state::AppState, validate};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct TicketBody {
+pub struct TicketBody {
     agent: String,
     thread_id: String,
 }
@@ -23,12 +17,8 @@ struct TicketBody {
 pub async fn issue(
     State(state): State<AppState>,
     Extension(identity): Extension<Identity>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    ValidJson(body): ValidJson<TicketBody>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let body = body.map_err(|rejection| body_rejection(&rejection, state.max_body_bytes))?;
-    validate::require_json(&headers)?;
-    let body: TicketBody = validate::parse_json(&body)?;
     validate::check_id("agent", &body.agent)?;
     validate::check_id("thread_id", &body.thread_id)?;
     if state.agents.get(&body.agent).is_none() {

@@ -1,0 +1,80 @@
+//! The unversioned thread API, for clients built against `GET /agents/{agent}/sse?thread_id=`
+//! and `POST /agents/{agent}/messages` (the thread id travels in the query and the body).
+//! Such clients read `EventSource.onmessage`, which only sees unnamed events, so this
+//! stream's events are unnamed (the kind is the JSON `type`).
+
+use axum::{Extension, Json, extract::State, http::HeaderMap, response::Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::extract::{AgentPath, ValidJson, ValidQuery};
+use crate::{
+    auth::Identity,
+    dialect::native::Native,
+    error::ApiError,
+    metrics::Transport,
+    sse,
+    state::AppState,
+    threads,
+    validate::{self, ThreadId},
+};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SseQuery {
+    pub thread_id: String,
+    pub last_event_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MessageBody {
+    pub thread_id: String,
+    pub message: String,
+}
+
+pub async fn sse(
+    State(state): State<AppState>,
+    Extension(identity): Extension<Identity>,
+    AgentPath(agent): AgentPath,
+    headers: HeaderMap,
+    ValidQuery(q): ValidQuery<SseQuery>,
+) -> Result<Response, ApiError> {
+    let thread = ThreadId::parse("thread", q.thread_id)?;
+    identity.authorize(&agent.name, Some(thread.as_str()))?;
+    let key = threads::key(&identity, &agent, &thread);
+    let start = threads::start_position(&headers, q.last_event_id.as_deref());
+    let (subscription, guard) =
+        threads::subscribe(&state, &identity, &key, start, Transport::sse).await?;
+    Ok(sse::subscription(
+        subscription,
+        Native { named: false },
+        state.sse,
+        guard,
+        state.shutdown.clone(),
+    ))
+}
+
+pub async fn messages(
+    State(state): State<AppState>,
+    Extension(identity): Extension<Identity>,
+    AgentPath(agent): AgentPath,
+    ValidJson(body): ValidJson<MessageBody>,
+) -> Result<Json<Value>, ApiError> {
+    let thread = ThreadId::parse("thread", body.thread_id)?;
+    identity.authorize(&agent.name, Some(thread.as_str()))?;
+    validate::check_message(&body.message)?;
+    let key = threads::key(&identity, &agent, &thread);
+    threads::post(
+        &state,
+        &identity,
+        &agent,
+        key,
+        body.message,
+        Default::default(),
+    )
+    .await?;
+    Ok(Json(
+        json!({ "status": "success", "message": "Message sent to agent." }),
+    ))
+}
