@@ -65,6 +65,17 @@ pub struct Config {
     #[arg(long, env = "BRIDGE_SHUTDOWN_ACCEPT", default_value = "0s", value_parser = humantime::parse_duration)]
     pub shutdown_accept: Duration,
 
+    /// Client connections served at once. Beyond it a new connection gets an immediate
+    /// `503` problem and is closed, so a flood of idle or slow connections cannot exhaust
+    /// file descriptors (keep it below the process's open-file limit, `ulimit -n`).
+    #[arg(long, env = "BRIDGE_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+
+    /// How long a client has to send a request's headers (from connecting, or between
+    /// requests on a kept-alive connection); slower connections are closed.
+    #[arg(long, env = "BRIDGE_HEADER_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub header_timeout: Duration,
+
     /// Timeout for establishing a connection to an agent.
     #[arg(long, env = "BRIDGE_CONNECT_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
     pub connect_timeout: Duration,
@@ -466,6 +477,12 @@ impl Config {
                 "--cors-origin/BRIDGE_CORS_ORIGINS `{origin}` must be an exact origin such as \
                  https://app.example.com (`*` is refused: the API is called with credentials)"
             ));
+        }
+        if self.max_connections == 0 {
+            return Err("--max-connections/BRIDGE_MAX_CONNECTIONS must be at least 1".into());
+        }
+        if self.header_timeout.is_zero() {
+            return Err("--header-timeout/BRIDGE_HEADER_TIMEOUT must be longer than 0s".into());
         }
         if self.max_streams == 0 || self.max_streams_per_identity == 0 {
             return Err("--max-streams and --max-streams-per-identity must be at least 1".into());

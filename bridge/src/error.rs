@@ -32,6 +32,9 @@ pub enum ApiError {
     MalformedBody(String),
     #[error("invalid request: {0}")]
     InvalidRequest(String),
+    /// The request line itself is malformed (a path that does not decode).
+    #[error("malformed request: {0}")]
+    MalformedRequest(String),
     /// The agent answered the call with an error status before the first event.
     #[error("agent {agent} failed: {status}")]
     Upstream {
@@ -228,6 +231,12 @@ impl ApiError {
                 "Payload Too Large",
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!("the body is larger than the {limit} bytes this route accepts"),
+            ),
+            ApiError::MalformedRequest(detail) => Problem::new(
+                "malformed-request",
+                "Malformed request",
+                StatusCode::BAD_REQUEST,
+                detail.clone(),
             ),
             ApiError::MalformedBody(detail) => Problem::new(
                 "malformed-body",

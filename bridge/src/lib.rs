@@ -47,4 +47,4 @@ pub mod upstream;
 pub mod validate;
 
 pub use config::Config;
-pub use server::serve;
+pub use server::{Server, serve};

@@ -339,7 +339,10 @@ fn connection_lost(status: Status) -> Status {
     let mut cause: Option<&(dyn Error + 'static)> = status.source();
     let mut io = false;
     while let Some(error) = cause {
-        io |= error.is::<std::io::Error>();
+        io |= error.is::<std::io::Error>()
+            || error
+                .downcast_ref::<h2::Error>()
+                .is_some_and(|e| e.is_io() || e.is_go_away());
         cause = error.source();
     }
     if status.code() == Code::Unknown && io {

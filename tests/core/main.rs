@@ -6,6 +6,7 @@ mod support;
 
 mod direct;
 mod failures;
+mod hostile;
 mod lifecycle;
 mod refusals;
 mod streaming;

@@ -35,7 +35,7 @@ async fn path_params(
 ) -> Result<Vec<(String, String)>, ApiError> {
     let params = RawPathParams::from_request_parts(parts, state)
         .await
-        .map_err(|_| ApiError::InvalidRequest("the path is not valid UTF-8".into()))?;
+        .map_err(|_| ApiError::MalformedRequest("the path is not valid UTF-8".into()))?;
     Ok(params
         .iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
