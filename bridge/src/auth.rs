@@ -30,7 +30,7 @@ use axum::{
 };
 
 use crate::{
-    config::{Config, IpNet},
+    config::{AuthSettings, IpNet},
     error::ApiError,
     ratelimit::RateLimits,
     secret::Secret,
@@ -121,7 +121,7 @@ pub struct Auth {
 }
 
 impl Auth {
-    pub fn from_config(config: &Config) -> Result<Self, String> {
+    pub fn from_config(config: &AuthSettings) -> Result<Self, String> {
         let hs_secret = config
             .jwt_secret_file
             .as_deref()

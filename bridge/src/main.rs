@@ -39,7 +39,7 @@ async fn main() -> anyhow::Result<()> {
         Some(Command::Demo { mut config, pace }) => {
             let telemetry = bridge::telemetry::init(config.log_format);
             // The demo is for trying the bridge on one machine; serve() logs a warning.
-            config.allow_anonymous = true;
+            config.auth.allow_anonymous = true;
             // The demo is also the page a newcomer opens.
             config.ui = true;
             let stub = demo::start_stub(

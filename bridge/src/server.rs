@@ -52,11 +52,11 @@ impl Server {
         Ok(Self {
             state,
             connections: Connections {
-                max: config.max_connections,
-                header_timeout: config.header_timeout,
+                max: config.server.max_connections,
+                header_timeout: config.server.header_timeout,
             },
-            drain_timeout: config.drain_timeout,
-            shutdown_accept: config.shutdown_accept,
+            drain_timeout: config.server.drain_timeout,
+            shutdown_accept: config.server.shutdown_accept,
             shutdown,
         })
     }

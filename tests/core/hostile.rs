@@ -116,8 +116,9 @@ async fn a_bad_configuration_exits_without_claiming_to_listen() {
             "127.0.0.1:0",
             "--agent",
             "a=http://127.0.0.1:1",
-            "--hub",
-            "bogus://nowhere",
+            "--allow-anonymous",
+            "--stream-buffer",
+            "0",
         ])
         .env_remove("RUST_BACKTRACE")
         .output()
@@ -128,7 +129,7 @@ async fn a_bad_configuration_exits_without_claiming_to_listen() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!stdout.contains("listening on"), "{stdout}");
     assert!(
-        stderr.contains("--hub"),
+        stderr.contains("--stream-buffer"),
         "the error names the setting: {stderr}"
     );
 }
