@@ -160,7 +160,8 @@ pub struct ThreadSettings {
     #[arg(long, env = "BRIDGE_HUB_TTL", default_value = "24h", value_parser = humantime::parse_duration)]
     pub hub_ttl: Duration,
 
-    /// Memory hub only: bytes of event JSON kept across all threads.
+    /// Memory hub only: bytes the hub holds across all threads (events, logs, subscribers'
+    /// bookkeeping).
     #[arg(long, env = "BRIDGE_HUB_MAX_BYTES", default_value_t = 64 * 1024 * 1024)]
     pub hub_max_bytes: usize,
 

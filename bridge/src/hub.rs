@@ -10,18 +10,18 @@
 //! the log. A log that was lost (expired, deleted, Redis restarted empty) starts a new epoch,
 //! so a client holding an old position is told its history was truncated rather than being
 //! silently resumed at the wrong place. Each event is encoded once, when appended; its bytes
-//! are shared by every subscriber.
+//! are shared by every subscriber. Within a bridge, live events reach each subscriber
+//! through a queue of its own, bounded in bytes ([`fanout`]): retention limits what a late
+//! subscriber can replay, never what a subscriber keeping up receives.
 
+pub(crate) mod fanout;
 pub mod memory;
 pub mod redis;
 
 use std::{sync::Arc, time::Duration};
 
 use bytes::Bytes;
-use tokio::{
-    sync::{broadcast, mpsc},
-    time::Instant,
-};
+use tokio::{sync::mpsc, time::Instant};
 
 use crate::{error::ApiError, metrics::Metrics};
 
@@ -75,6 +75,23 @@ pub struct Entry {
     /// On `run_started`: the run's `traceparent`, for subscribers' span links.
     pub link: Option<String>,
 }
+
+impl Entry {
+    /// What the entry costs in memory, roughly: its JSON and strings, plus
+    /// [`ENTRY_OVERHEAD`] for the struct, its `Arc` and the slots that point at it.
+    pub fn cost(&self) -> usize {
+        self.json.len()
+            + self.id.len()
+            + self.kind.len()
+            + self.run_id.len()
+            + self.link.as_ref().map_or(0, String::len)
+            + ENTRY_OVERHEAD
+    }
+}
+
+/// See [`Entry::cost`]: `size_of::<Entry>()` is 152 bytes, plus the `Arc` counts, a queue
+/// slot and the allocator's rounding of four small allocations.
+pub const ENTRY_OVERHEAD: usize = 256;
 
 /// What a run appends.
 #[derive(Debug, Clone)]
@@ -186,6 +203,11 @@ impl Hub {
         let ok = !matches!(result, Err(HubError::Unavailable(_)));
         self.metrics
             .hub_operation(self.backend(), op, started.elapsed(), ok);
+        if let Backend::Memory(h) = &self.backend {
+            let (bytes, threads) = h.size();
+            self.metrics.hub_memory.set(bytes as i64);
+            self.metrics.hub_threads.set(threads as i64);
+        }
         result
     }
 
@@ -326,12 +348,12 @@ pub(crate) fn replay_from(
 }
 
 /// The per-subscriber task shared by both backends: deliver the replay, then live events,
-/// skipping what the replay already delivered; after falling behind the live feed, catch up
-/// from the log with `catch_up(after_n)`.
+/// skipping what the replay already delivered; after falling too far behind the live feed,
+/// catch up from the log with `catch_up(after_n)`.
 pub(crate) async fn feed_subscriber<F, Fut>(
     out: mpsc::Sender<Delivery>,
     first: Vec<Delivery>,
-    mut live: broadcast::Receiver<FeedItem>,
+    mut live: fanout::Tail,
     mut last_n: u64,
     catch_up: F,
 ) where
@@ -352,7 +374,7 @@ pub(crate) async fn feed_subscriber<F, Fut>(
             item = live.recv() => item,
         };
         match item {
-            Ok(FeedItem::Entry(entry)) => {
+            Some(FeedItem::Entry(entry)) => {
                 if entry.n <= last_n {
                     continue;
                 }
@@ -361,15 +383,16 @@ pub(crate) async fn feed_subscriber<F, Fut>(
                     return;
                 }
             }
-            Ok(FeedItem::Reset) => {
+            Some(FeedItem::Reset) => {
                 // The log was deleted or restarted: what follows is a new epoch.
                 last_n = 0;
             }
-            Ok(FeedItem::Failed) | Err(broadcast::error::RecvError::Closed) => {
+            Some(FeedItem::Failed) | None => {
                 let _ = out.send(Delivery::Failed).await;
                 return;
             }
-            Err(broadcast::error::RecvError::Lagged(_)) => match catch_up(last_n).await {
+            // Too far behind the run: what was skipped comes from the log.
+            Some(FeedItem::Lagged) => match catch_up(last_n).await {
                 Ok(missed) => {
                     for d in missed {
                         if let Delivery::Event(e) = &d {
@@ -396,12 +419,12 @@ pub(crate) enum FeedItem {
     /// The log started a new epoch.
     Reset,
     Failed,
+    /// This subscriber fell too far behind: entries were skipped from here (see [`fanout`]).
+    Lagged,
 }
-
-/// Subscribers per live feed before the slowest starts lagging (and catches up from the log).
-pub(crate) const FEED_CAPACITY: usize = 1024;
-/// Deliveries buffered per subscriber.
-pub(crate) const SUBSCRIBER_BUFFER: usize = 256;
+/// Deliveries in flight between a subscriber's task and its stream. Small: the subscriber's
+/// live queue (bounded in bytes, see [`fanout`]) does the buffering.
+pub(crate) const SUBSCRIBER_BUFFER: usize = 16;
 
 #[cfg(test)]
 mod tests {

@@ -97,6 +97,11 @@ pub struct Metrics {
     pub auth_failures: Family<AuthLabels, Counter>,
     pub hub_latency: HistogramFamily<HubLabels>,
     pub hub_errors: Family<HubLabels, Counter>,
+    /// Memory hub: bytes it accounts for (logs, events, subscribers), held under
+    /// `--hub-max-bytes`.
+    pub hub_memory: Gauge,
+    /// Memory hub: thread logs it holds.
+    pub hub_threads: Gauge,
 }
 
 impl Default for Metrics {
@@ -173,8 +178,23 @@ impl Metrics {
             "Hub operations that failed (Redis unreachable, ...)",
             hub_errors.clone(),
         );
+        let hub_memory = Gauge::default();
+        registry.register_with_unit(
+            "bridge_hub_memory",
+            "Bytes the memory hub accounts for: logs, events, subscribers (under --hub-max-bytes)",
+            Unit::Bytes,
+            hub_memory.clone(),
+        );
+        let hub_threads = Gauge::default();
+        registry.register(
+            "bridge_hub_threads",
+            "Thread logs the memory hub holds",
+            hub_threads.clone(),
+        );
         Self {
             registry: Arc::new(registry),
+            hub_memory,
+            hub_threads,
             refusals,
             auth_failures,
             hub_latency,

@@ -168,6 +168,18 @@ impl Process {
         format!("http://{}", self.addr)
     }
 
+    /// Its resident memory (`VmRSS` in `/proc/PID/status`), in bytes.
+    pub fn rss(&self) -> u64 {
+        let pid = self.child.id().expect("the process is running");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|kb| kb.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .expect("VmRSS in kB")
+            * 1024
+    }
+
     /// Sends SIGTERM (what Kubernetes sends): the process drains and exits by itself.
     pub fn terminate(&self) {
         if let Some(pid) = self.child.id() {

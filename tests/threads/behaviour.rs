@@ -69,6 +69,8 @@ on_both_hubs!(
     websocket_carries_the_same_events_as_sse,
     seed_004_flow_works_as_written,
     a_streamed_chat_on_a_thread_is_recorded,
+    a_burst_longer_than_retention_reaches_every_subscriber,
+    a_subscriber_slower_than_the_run_is_told_what_it_lost,
 );
 
 async fn every_subscriber_gets_the_run_in_order(backend: Backend) {
@@ -393,4 +395,80 @@ async fn a_streamed_chat_on_a_thread_is_recorded(backend: Backend) {
     tokio::time::timeout(PATIENCE, s.agent.stats.wait_for_cancellations(1))
         .await
         .unwrap();
+}
+
+/// A run's burst is longer than the log keeps (and than any shared ring): subscribers that
+/// keep reading get every event anyway; retention is for late subscribers only.
+async fn a_burst_longer_than_retention_reaches_every_subscriber(backend: Backend) {
+    const SUBSCRIBERS: usize = 100;
+    const BURST: usize = 2000;
+    let s = setup(backend, &["--hub-max-events", "50"]).await;
+    let base = &s.bridge.base;
+    let mut streams = Vec::new();
+    for _ in 0..SUBSCRIBERS {
+        streams.push(subscribe(base, "assistant", "burst", None).await);
+    }
+    let run_id = start_run(base, "assistant", "burst", &format!("stub: burst={BURST}")).await;
+    let readers = streams.into_iter().map(|mut events| {
+        tokio::spawn(async move {
+            let mut got = Vec::new();
+            loop {
+                let event = tokio::time::timeout(PATIENCE, events.next())
+                    .await
+                    .expect("next event in time")
+                    .expect("stream open until the run ends");
+                let done = event.event == "run_completed";
+                got.push((event.id, event.event, event.data["run_id"].clone()));
+                if done {
+                    return got;
+                }
+            }
+        })
+    });
+    for got in futures_util::future::join_all(readers).await {
+        let got = got.unwrap();
+        assert_eq!(got.len(), BURST + 3, "every event, nothing else");
+        let ns: Vec<u64> = got.iter().map(|(id, ..)| n_of(id)).collect();
+        assert_eq!(ns, (1..=ns.len() as u64).collect::<Vec<_>>(), "no gap");
+        assert!(got.iter().all(|(.., run)| *run == run_id.as_str()));
+        assert_eq!(got[0].1, "run_started");
+        assert!(
+            got[1..=BURST]
+                .iter()
+                .all(|(_, kind, _)| kind == "text_delta")
+        );
+    }
+}
+
+/// A subscriber that stops reading while the run writes far more than its buffer is cut,
+/// told so when it reads again, and then follows the run to its end from what the log kept.
+async fn a_subscriber_slower_than_the_run_is_told_what_it_lost(backend: Backend) {
+    let s = setup(backend, &["--hub-max-events", "5"]).await;
+    let base = &s.bridge.base;
+    let mut slow = subscribe(base, "assistant", "slow", None).await;
+    // 1,000 events of 64 KiB: far beyond what sockets and a subscriber's buffer hold.
+    start_run(base, "assistant", "slow", "stub: burst=1000 size=65536").await;
+    // The run is over once a subscriber from the beginning sees it end.
+    let mut late = subscribe(base, "assistant", "slow", Some("0")).await;
+    let seen = until_run_ends(&mut late).await;
+    assert_eq!(seen.last().unwrap().event, "run_completed");
+
+    let got = until_run_ends(&mut slow).await;
+    let cut = got
+        .iter()
+        .position(|e| e.event == "history_truncated")
+        .expect("the slow subscriber is told it lost events");
+    let before: Vec<u64> = got[..cut].iter().map(|e| n_of(&e.id)).collect();
+    assert_eq!(before, (1..=before.len() as u64).collect::<Vec<_>>());
+    assert_eq!(
+        got[cut].data["requested"].as_str(),
+        got[..cut].last().map(|e| e.id.as_str()),
+        "the notice names the last event received"
+    );
+    let after: Vec<u64> = got[cut + 1..].iter().map(|e| n_of(&e.id)).collect();
+    assert_eq!(
+        after,
+        (999..=1003).collect::<Vec<_>>(),
+        "then what the log kept, once each"
+    );
 }

@@ -8,6 +8,7 @@
 mod support;
 
 mod behaviour;
+mod memory;
 mod rolling;
 mod scale_out;
 

@@ -1,58 +1,93 @@
 //! The in-memory hub: the embedded default, for one bridge process.
 //!
 //! Bounded three ways: events per thread, age (a thread's log goes `ttl` after its last
-//! event), and bytes of event JSON across all threads (the least recently updated logs
-//! give up their oldest events first).
+//! event), and bytes across all threads. The byte budget covers everything the hub holds,
+//! as [`Entry::cost`], [`LOG_OVERHEAD`] and [`SUBSCRIBER_OVERHEAD`] count it: events, logs
+//! and their keys, subscribers' bookkeeping. Beyond it the least recently updated logs give
+//! up their oldest events first, and a log left with no event, no run and no subscriber is
+//! dropped; so is one whose last subscriber leaves. Reading or subscribing to a thread that
+//! was never written leaves nothing behind once the subscriber is gone. (Events a slow
+//! subscriber has queued but the log no longer holds are bounded per subscriber, by
+//! [`super::fanout::SUBSCRIBER_MAX_BYTES`], not by this budget.)
 
 use std::{
     collections::{HashMap, VecDeque},
-    sync::{Arc, Mutex, MutexGuard},
-    time::Instant,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
 };
 
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc;
 
 use super::{
-    Delivery, Entry, FEED_CAPACITY, FeedItem, HubError, NewEntry, ReplayFrom, Retention,
-    SUBSCRIBER_BUFFER, Start, Subscription, ThreadKey, feed_subscriber, new_epoch, position,
-    replay_from,
+    Delivery, Entry, FeedItem, HubError, NewEntry, ReplayFrom, Retention, SUBSCRIBER_BUFFER, Start,
+    Subscription, ThreadKey,
+    fanout::{Fanout, SUBSCRIBER_OVERHEAD},
+    feed_subscriber, new_epoch, position, replay_from,
 };
+
+/// What a log costs besides its events and key strings: the map slot, the `Log` itself,
+/// its epoch and the allocator's rounding.
+pub const LOG_OVERHEAD: usize = 384;
+
+/// How often expired logs are looked for (on the next operation after this long).
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 pub struct MemoryHub {
     retention: Retention,
     state: Mutex<State>,
+    /// `State::bytes` and the number of logs, readable without the lock (for the metrics).
+    bytes: AtomicUsize,
+    logs: AtomicUsize,
 }
 
 #[derive(Default)]
 struct State {
     logs: HashMap<ThreadKey, Log>,
+    /// Everything accounted: logs, events, subscribers.
     bytes: usize,
     last_sweep: Option<Instant>,
 }
 
 struct Log {
     epoch: String,
-    entries: VecDeque<(Instant, Arc<Entry>)>,
+    entries: VecDeque<Arc<Entry>>,
     last_n: u64,
-    live: broadcast::Sender<FeedItem>,
+    live: Fanout,
     active_run: Option<String>,
     updated: Instant,
 }
 
+fn key_cost(key: &ThreadKey) -> usize {
+    LOG_OVERHEAD + key.agent.len() + key.tenant.len() + key.subject.len() + key.thread.len()
+}
+
 impl Log {
-    fn new() -> Self {
+    fn new(now: Instant) -> Self {
         Self {
             epoch: new_epoch(),
             entries: VecDeque::new(),
             last_n: 0,
-            live: broadcast::channel(FEED_CAPACITY).0,
+            live: Fanout::default(),
             active_run: None,
-            updated: Instant::now(),
+            updated: now,
         }
     }
 
     fn oldest(&self) -> Option<u64> {
-        self.entries.front().map(|(_, e)| e.n)
+        self.entries.front().map(|e| e.n)
+    }
+
+    /// Nothing would be lost by forgetting it (a later subscriber holding an old position is
+    /// told its history was truncated, as the epoch is gone).
+    fn unused(&self) -> bool {
+        self.entries.is_empty() && self.active_run.is_none() && self.live.is_empty()
+    }
+
+    fn events_cost(&self) -> usize {
+        self.entries.iter().map(|e| e.cost()).sum()
     }
 
     /// Retained events after `n`, or a truncation notice first when some were lost.
@@ -64,10 +99,34 @@ impl Log {
         out.extend(
             self.entries
                 .iter()
-                .filter(|(_, e)| e.n > after)
-                .map(|(_, e)| Delivery::Event(e.clone())),
+                .filter(|e| e.n > after)
+                .map(|e| Delivery::Event(e.clone())),
         );
         out
+    }
+}
+
+impl State {
+    /// The thread's log, created (and accounted) if needed.
+    fn log(&mut self, key: &ThreadKey, now: Instant) -> &mut Log {
+        if !self.logs.contains_key(key) {
+            self.bytes += key_cost(key);
+        }
+        self.logs
+            .entry(key.clone())
+            .or_insert_with(|| Log::new(now))
+    }
+
+    /// Forgets subscribers that left, and the log if nothing is left in it.
+    fn tidy(&mut self, key: &ThreadKey) {
+        let Some(log) = self.logs.get_mut(key) else {
+            return;
+        };
+        self.bytes -= log.live.prune() * SUBSCRIBER_OVERHEAD;
+        if log.unused() {
+            self.logs.remove(key);
+            self.bytes -= key_cost(key);
+        }
     }
 }
 
@@ -76,157 +135,278 @@ impl MemoryHub {
         Self {
             retention,
             state: Mutex::new(State::default()),
+            bytes: AtomicUsize::new(0),
+            logs: AtomicUsize::new(0),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
-        // A panic while holding the lock cannot leave the maps half-updated in a way that
-        // matters more than losing the hub; keep serving.
-        self.state
+    /// Bytes the hub accounts for (logs, events, subscribers) and thread logs it holds.
+    pub fn size(&self) -> (usize, usize) {
+        (
+            self.bytes.load(Ordering::Relaxed),
+            self.logs.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Runs `f` on the state, then enforces the bounds and publishes the byte count.
+    fn with<T>(&self, f: impl FnOnce(&mut State, Instant) -> T) -> T {
+        let now = Instant::now();
+        let mut state = self
+            .state
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            // A panic while holding the lock cannot leave the maps half-updated in a way
+            // that matters more than losing the hub; keep serving.
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let out = f(&mut state, now);
+        self.sweep(&mut state, now);
+        self.shed(&mut state);
+        self.bytes.store(state.bytes, Ordering::Relaxed);
+        self.logs.store(state.logs.len(), Ordering::Relaxed);
+        out
     }
 
     pub fn begin_run(&self, key: &ThreadKey, run_id: &str) -> Result<(), HubError> {
-        let mut state = self.lock();
-        let log = state.logs.entry(key.clone()).or_insert_with(Log::new);
-        match &log.active_run {
-            Some(active) => Err(HubError::RunActive(active.clone())),
-            None => {
-                log.active_run = Some(run_id.to_owned());
-                Ok(())
+        self.with(|state, now| {
+            let log = state.log(key, now);
+            match &log.active_run {
+                Some(active) => Err(HubError::RunActive(active.clone())),
+                None => {
+                    log.active_run = Some(run_id.to_owned());
+                    Ok(())
+                }
             }
-        }
+        })
     }
 
     pub fn end_run(&self, key: &ThreadKey, run_id: &str) {
-        let mut state = self.lock();
-        if let Some(log) = state.logs.get_mut(key)
-            && log.active_run.as_deref() == Some(run_id)
-        {
-            log.active_run = None;
-        }
+        self.with(|state, _| {
+            if let Some(log) = state.logs.get_mut(key)
+                && log.active_run.as_deref() == Some(run_id)
+            {
+                log.active_run = None;
+                state.tidy(key);
+            }
+        })
     }
 
     pub fn append(&self, key: &ThreadKey, new: NewEntry) -> String {
-        let now = Instant::now();
-        let mut state = self.lock();
-        let size = new.json.len();
-        let log = state.logs.entry(key.clone()).or_insert_with(Log::new);
-        log.last_n += 1;
-        let id = position(&log.epoch, log.last_n);
-        let entry = Arc::new(Entry {
-            id: id.clone(),
-            n: log.last_n,
-            kind: new.kind.to_owned(),
-            run_id: new.run_id,
-            sequence: new.sequence,
-            terminal: new.terminal,
-            json: new.json,
-            link: new.link,
-        });
-        log.entries.push_back((now, entry.clone()));
-        log.updated = now;
-        let mut freed = 0;
-        while log.entries.len() > self.retention.max_events {
-            if let Some((_, e)) = log.entries.pop_front() {
-                freed += e.json.len();
+        self.with(|state, now| {
+            let log = state.log(key, now);
+            log.last_n += 1;
+            let id = position(&log.epoch, log.last_n);
+            let entry = Arc::new(Entry {
+                id: id.clone(),
+                n: log.last_n,
+                kind: new.kind.to_owned(),
+                run_id: new.run_id,
+                sequence: new.sequence,
+                terminal: new.terminal,
+                json: new.json,
+                link: new.link,
+            });
+            let mut added = entry.cost();
+            log.entries.push_back(entry.clone());
+            log.updated = now;
+            let mut freed = 0;
+            while log.entries.len() > self.retention.max_events {
+                if let Some(e) = log.entries.pop_front() {
+                    freed += e.cost();
+                }
             }
-        }
-        // Nobody listening is fine: the log keeps it for later subscribers.
-        let _ = log.live.send(FeedItem::Entry(entry));
-        state.bytes = state.bytes + size - freed;
-        self.enforce_bounds(&mut state, now);
-        id
+            // Nobody listening is fine: the log keeps it for later subscribers.
+            let left = log.live.send(&FeedItem::Entry(entry));
+            freed += left * SUBSCRIBER_OVERHEAD;
+            added = state.bytes + added - freed;
+            state.bytes = added;
+            id
+        })
     }
 
-    /// Drops expired logs and, beyond the byte budget, the oldest events of the least
-    /// recently updated logs.
-    fn enforce_bounds(&self, state: &mut State, now: Instant) {
-        let sweep_due = state
+    /// Ends expired logs: a log nobody follows goes; one with subscribers starts a new
+    /// epoch (they are told) and stays as long as they do.
+    fn sweep(&self, state: &mut State, now: Instant) {
+        if state
             .last_sweep
-            .is_none_or(|t| now.duration_since(t) > std::time::Duration::from_secs(1));
-        if sweep_due {
-            state.last_sweep = Some(now);
-            let ttl = self.retention.ttl;
-            let mut freed = 0;
-            state.logs.retain(|_, log| {
-                let expired = now.duration_since(log.updated) > ttl && log.active_run.is_none();
-                let idle = log.entries.is_empty()
-                    && log.active_run.is_none()
-                    && log.live.receiver_count() == 0;
-                if expired || idle {
-                    freed += log.entries.iter().map(|(_, e)| e.json.len()).sum::<usize>();
-                    if expired {
-                        let _ = log.live.send(FeedItem::Reset);
-                    }
-                    false
-                } else {
-                    true
-                }
-            });
-            state.bytes -= freed;
+            .is_some_and(|t| now.duration_since(t) < SWEEP_EVERY)
+        {
+            return;
         }
-        while state.bytes > self.retention.max_bytes {
-            let Some(log) = state
-                .logs
-                .values_mut()
-                .filter(|l| !l.entries.is_empty())
-                .min_by_key(|l| l.updated)
-            else {
-                break;
-            };
-            if let Some((_, e)) = log.entries.pop_front() {
-                state.bytes -= e.json.len();
+        state.last_sweep = Some(now);
+        let ttl = self.retention.ttl;
+        let mut freed = 0;
+        state.logs.retain(|key, log| {
+            freed += log.live.prune() * SUBSCRIBER_OVERHEAD;
+            let expired = now.duration_since(log.updated) > ttl && log.active_run.is_none();
+            if expired && !log.entries.is_empty() {
+                freed += log.events_cost();
+                log.entries.clear();
+                log.epoch = new_epoch();
+                log.last_n = 0;
+                log.updated = now;
+                log.live.send(&FeedItem::Reset);
             }
+            if log.unused() {
+                freed += key_cost(key);
+                false
+            } else {
+                true
+            }
+        });
+        state.bytes -= freed;
+    }
+
+    /// Beyond the byte budget: the least recently updated logs give up their oldest events
+    /// (and go, once unused), down to 15/16 of the budget so that one sort serves many
+    /// appends.
+    fn shed(&self, state: &mut State) {
+        let max = self.retention.max_bytes;
+        if state.bytes <= max {
+            return;
+        }
+        let target = max - max / 16;
+        let mut order: Vec<(Instant, ThreadKey)> = state
+            .logs
+            .iter()
+            .map(|(k, l)| (l.updated, k.clone()))
+            .collect();
+        order.sort_unstable_by_key(|(updated, _)| *updated);
+        for (_, key) in order {
+            if state.bytes <= target {
+                break;
+            }
+            let Some(log) = state.logs.get_mut(&key) else {
+                continue;
+            };
+            while state.bytes > target {
+                let Some(e) = log.entries.pop_front() else {
+                    break;
+                };
+                state.bytes -= e.cost();
+            }
+            state.tidy(&key);
         }
     }
 
     pub fn subscribe(self: &Arc<Self>, key: &ThreadKey, start: Start) -> Subscription {
         let (tx, rx) = mpsc::channel(SUBSCRIBER_BUFFER);
-        let (first, live, last_n) = {
-            let mut state = self.lock();
-            let log = state.logs.entry(key.clone()).or_insert_with(Log::new);
+        let (first, live, last_n) = self.with(|state, now| {
+            state.bytes += SUBSCRIBER_OVERHEAD;
+            let log = state.log(key, now);
             let first = log.replay(&start);
             let last_n = match start {
                 Start::Live => log.last_n,
                 _ => 0,
             };
             (first, log.live.subscribe(), last_n)
-        };
+        });
         let hub = self.clone();
         let key = key.clone();
-        tokio::spawn(feed_subscriber(tx, first, live, last_n, move |after| {
-            let hub = hub.clone();
-            let key = key.clone();
-            async move {
-                let state = hub.lock();
-                Ok(match state.logs.get(&key) {
-                    Some(log) => {
-                        let requested = position(&log.epoch, after);
-                        log.replay(&Start::After(requested))
-                    }
-                    None => vec![Delivery::Failed],
-                })
-            }
-        }));
+        tokio::spawn(async move {
+            let catch_up = {
+                let hub = hub.clone();
+                let key = key.clone();
+                move |after| {
+                    let missed = hub.with(|state, _| match state.logs.get(&key) {
+                        Some(log) => log.replay(&Start::After(position(&log.epoch, after))),
+                        None => vec![Delivery::Failed],
+                    });
+                    async move { Ok(missed) }
+                }
+            };
+            feed_subscriber(tx, first, live, last_n, catch_up).await;
+            // The subscriber left: its log goes if nothing else holds it.
+            hub.with(|state, _| state.tidy(&key));
+        });
         rx
     }
 
     pub fn delete(&self, key: &ThreadKey) -> Result<(), HubError> {
-        let mut state = self.lock();
-        let Some(log) = state.logs.get_mut(key) else {
-            return Ok(());
-        };
-        if let Some(active) = &log.active_run {
-            return Err(HubError::RunActive(active.clone()));
+        self.with(|state, _| {
+            let Some(log) = state.logs.get_mut(key) else {
+                return Ok(());
+            };
+            if let Some(active) = &log.active_run {
+                return Err(HubError::RunActive(active.clone()));
+            }
+            let freed = log.events_cost();
+            log.entries.clear();
+            log.epoch = new_epoch();
+            log.last_n = 0;
+            log.live.send(&FeedItem::Reset);
+            state.bytes -= freed;
+            state.tidy(key);
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use bytes::Bytes;
+
+    use super::*;
+
+    fn hub(max_bytes: usize) -> Arc<MemoryHub> {
+        Arc::new(MemoryHub::new(Retention {
+            max_events: 1000,
+            ttl: Duration::from_secs(3600),
+            max_bytes,
+            run_lease: Duration::from_secs(10),
+        }))
+    }
+
+    fn key(thread: &str) -> ThreadKey {
+        ThreadKey {
+            agent: "a".into(),
+            tenant: "t".into(),
+            subject: "s".into(),
+            thread: thread.into(),
         }
-        let freed: usize = log.entries.iter().map(|(_, e)| e.json.len()).sum();
-        log.entries.clear();
-        log.epoch = new_epoch();
-        log.last_n = 0;
-        let _ = log.live.send(FeedItem::Reset);
-        state.bytes -= freed;
-        Ok(())
+    }
+
+    fn entry(size: usize) -> NewEntry {
+        NewEntry {
+            kind: "text_delta",
+            run_id: "r".into(),
+            sequence: 1,
+            terminal: false,
+            json: Bytes::from(vec![b'x'; size]),
+            link: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn subscribing_to_unused_threads_leaves_nothing() {
+        let hub = hub(1 << 30);
+        for i in 0..100 {
+            let sub = hub.subscribe(&key(&i.to_string()), Start::Beginning);
+            drop(sub);
+        }
+        // Each subscriber's task notices its end and tidies up.
+        for _ in 0..100 {
+            if hub.size().1 == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(hub.size(), (0, 0));
+    }
+
+    #[test]
+    fn the_budget_covers_logs_and_events() {
+        let max = 1 << 20;
+        let hub = hub(max);
+        for i in 0..20_000 {
+            hub.append(&key(&i.to_string()), entry(100));
+            assert!(hub.size().0 <= max, "{} > {max}", hub.size().0);
+        }
+        assert!(hub.size().1 < 20_000, "old logs went");
+        // Deleting what is left gives every byte back.
+        for i in 0..20_000 {
+            hub.delete(&key(&i.to_string())).unwrap();
+        }
+        assert_eq!(hub.size(), (0, 0));
     }
 }

@@ -25,12 +25,13 @@ use redis::{
     cluster_async::ClusterConnection,
     streams::{StreamId, StreamRangeReply, StreamReadReply},
 };
-use tokio::sync::{OnceCell, broadcast, mpsc};
+use tokio::sync::{OnceCell, mpsc};
 
 use super::{
-    Delivery, Entry, FEED_CAPACITY, FeedItem, HubError, NewEntry, ReplayFrom, Retention,
-    SUBSCRIBER_BUFFER, Start, Subscription, ThreadKey, feed_subscriber, new_epoch, position,
-    replay_from,
+    Delivery, Entry, FeedItem, HubError, NewEntry, ReplayFrom, Retention, SUBSCRIBER_BUFFER, Start,
+    Subscription, ThreadKey,
+    fanout::{Fanout, Tail},
+    feed_subscriber, new_epoch, position, replay_from,
 };
 use crate::event;
 
@@ -138,7 +139,7 @@ pub struct RedisHub {
     /// Connected on first use (so the bridge starts while Redis is down); reconnects by
     /// itself afterwards.
     commands: OnceCell<Conn>,
-    feeds: Mutex<HashMap<ThreadKey, broadcast::Sender<FeedItem>>>,
+    feeds: Mutex<HashMap<ThreadKey, Fanout>>,
     append: Script,
     fail_orphan: Script,
     renew: Script,
@@ -340,14 +341,7 @@ impl RedisHub {
             .query_async::<i64>(&mut con)
             .await
             .map_err(unavailable)?;
-        if let Some(feed) = self
-            .feeds
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(key)
-        {
-            let _ = feed.send(FeedItem::Reset);
-        }
+        self.fan_out(key, &FeedItem::Reset);
         Ok(())
     }
 
@@ -481,16 +475,25 @@ impl RedisHub {
         Ok(rx)
     }
 
-    /// This bridge's live feed of a thread, starting its reader if needed.
-    async fn feed(
-        self: &Arc<Self>,
-        key: &ThreadKey,
-    ) -> Result<broadcast::Receiver<FeedItem>, HubError> {
+    /// Hands an item to this bridge's subscribers of a thread.
+    fn fan_out(&self, key: &ThreadKey, item: &FeedItem) {
         if let Some(feed) = self
             .feeds
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get(key)
+            .get_mut(key)
+        {
+            feed.send(item);
+        }
+    }
+
+    /// This bridge's live feed of a thread, starting its reader if needed.
+    async fn feed(self: &Arc<Self>, key: &ThreadKey) -> Result<Tail, HubError> {
+        if let Some(feed) = self
+            .feeds
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_mut(key)
         {
             return Ok(feed.subscribe());
         }
@@ -501,24 +504,24 @@ impl RedisHub {
         let (epoch, last) = self.meta(&mut con, &k).await?.unwrap_or_default();
         let reader_con = self.reader_con().await?;
         let mut feeds = self.feeds.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(feed) = feeds.get(key) {
+        if let Some(feed) = feeds.get_mut(key) {
             return Ok(feed.subscribe());
         }
-        let (tx, rx) = broadcast::channel(FEED_CAPACITY);
-        feeds.insert(key.clone(), tx.clone());
+        let mut feed = Fanout::default();
+        let tail = feed.subscribe();
+        feeds.insert(key.clone(), feed);
         drop(feeds);
         let reader = Reader {
             hub: self.clone(),
             key: key.clone(),
             keys: k,
-            tx,
             con: reader_con,
             epoch,
             last_n: last,
             last: None,
         };
         tokio::spawn(reader.run());
-        Ok(rx)
+        Ok(tail)
     }
 }
 
@@ -527,7 +530,6 @@ struct Reader {
     hub: Arc<RedisHub>,
     key: ThreadKey,
     keys: Keys,
-    tx: broadcast::Sender<FeedItem>,
     con: Conn,
     epoch: String,
     last_n: u64,
@@ -545,8 +547,7 @@ impl Reader {
                 Ok(()) => {}
                 Err(e) => {
                     tracing::warn!(thread = %self.key.thread, error = %e, "thread feed failed");
-                    self.remove();
-                    let _ = self.tx.send(FeedItem::Failed);
+                    self.fail();
                     return;
                 }
             }
@@ -555,20 +556,31 @@ impl Reader {
 
     fn stop_if_unused(&self) -> bool {
         let mut feeds = self.hub.feeds.lock().unwrap_or_else(|p| p.into_inner());
-        if self.tx.receiver_count() == 0 {
+        let unused = feeds.get_mut(&self.key).is_none_or(|feed| {
+            feed.prune();
+            feed.is_empty()
+        });
+        if unused {
             feeds.remove(&self.key);
-            true
-        } else {
-            false
         }
+        unused
     }
 
-    fn remove(&self) {
-        self.hub
+    /// Ends the feed: its subscribers are told, and the next subscriber starts a new one.
+    fn fail(&self) {
+        let feed = self
+            .hub
             .feeds
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&self.key);
+        if let Some(mut feed) = feed {
+            feed.send(&FeedItem::Failed);
+        }
+    }
+
+    fn send(&self, item: FeedItem) {
+        self.hub.fan_out(&self.key, &item);
     }
 
     async fn step(&mut self) -> Result<(), HubError> {
@@ -603,7 +615,7 @@ impl Reader {
             if restarted {
                 self.last_n = 0;
                 self.last = None;
-                let _ = self.tx.send(FeedItem::Reset);
+                self.send(FeedItem::Reset);
                 return Ok(());
             }
         }
@@ -612,7 +624,7 @@ impl Reader {
                 let entry = Arc::new(entry);
                 self.last_n = entry.n;
                 self.last = Some(entry.clone());
-                let _ = self.tx.send(FeedItem::Entry(entry));
+                self.send(FeedItem::Entry(entry));
             }
         }
         Ok(())
@@ -627,7 +639,7 @@ impl Reader {
             self.epoch = epoch;
             self.last_n = 0;
             self.last = None;
-            let _ = self.tx.send(FeedItem::Reset);
+            self.send(FeedItem::Reset);
             return Ok(());
         }
         let Some(last) = self.last.clone().filter(|l| !l.terminal) else {
