@@ -360,56 +360,65 @@ pub(crate) async fn feed_subscriber<F, Fut>(
     F: Fn(u64) -> Fut,
     Fut: std::future::Future<Output = Result<Vec<Delivery>, HubError>>,
 {
-    for d in first {
-        if let Delivery::Event(e) = &d {
-            last_n = e.n;
-        }
-        if out.send(d).await.is_err() {
-            return;
-        }
+    if !deliver(&out, first, &mut last_n).await {
+        return;
     }
     loop {
         let item = tokio::select! {
             _ = out.closed() => return,
             item = live.recv() => item,
         };
-        match item {
-            Some(FeedItem::Entry(entry)) => {
-                if entry.n <= last_n {
-                    continue;
-                }
-                last_n = entry.n;
-                if out.send(Delivery::Event(entry)).await.is_err() {
-                    return;
-                }
+        let missed = match item {
+            Some(FeedItem::Entry(entry)) if entry.n <= last_n => continue,
+            // The next event: the usual case.
+            Some(FeedItem::Entry(entry)) if entry.n == last_n + 1 => {
+                vec![Delivery::Event(entry)]
             }
+            // A gap: the log dropped events before this bridge read them (a Redis stream
+            // trimmed under a slow reader). The catch-up reports the loss.
+            Some(FeedItem::Entry(entry)) => match catch_up(last_n).await {
+                Ok(mut missed) => {
+                    missed.push(Delivery::Event(entry));
+                    missed
+                }
+                Err(_) => vec![Delivery::Failed],
+            },
             Some(FeedItem::Reset) => {
                 // The log was deleted or restarted: what follows is a new epoch.
                 last_n = 0;
+                continue;
             }
-            Some(FeedItem::Failed) | None => {
-                let _ = out.send(Delivery::Failed).await;
-                return;
-            }
+            Some(FeedItem::Failed) | None => vec![Delivery::Failed],
             // Too far behind the run: what was skipped comes from the log.
-            Some(FeedItem::Lagged) => match catch_up(last_n).await {
-                Ok(missed) => {
-                    for d in missed {
-                        if let Delivery::Event(e) = &d {
-                            last_n = e.n;
-                        }
-                        if out.send(d).await.is_err() {
-                            return;
-                        }
-                    }
-                }
-                Err(_) => {
-                    let _ = out.send(Delivery::Failed).await;
-                    return;
-                }
-            },
+            Some(FeedItem::Lagged) => catch_up(last_n)
+                .await
+                .unwrap_or_else(|_| vec![Delivery::Failed]),
+        };
+        if !deliver(&out, missed, &mut last_n).await {
+            return;
         }
     }
+}
+
+/// Sends deliveries in order, skipping events already sent; false once the subscriber left
+/// or the feed failed.
+async fn deliver(out: &mpsc::Sender<Delivery>, items: Vec<Delivery>, last_n: &mut u64) -> bool {
+    for d in items {
+        match &d {
+            Delivery::Event(e) if e.n <= *last_n => continue,
+            Delivery::Event(e) => *last_n = e.n,
+            // What follows is everything retained, maybe of a new epoch.
+            Delivery::Truncated { .. } => *last_n = 0,
+            Delivery::Failed => {
+                let _ = out.send(d).await;
+                return false;
+            }
+        }
+        if out.send(d).await.is_err() {
+            return false;
+        }
+    }
+    true
 }
 
 /// What a thread's live feed carries within one bridge.

@@ -138,6 +138,14 @@ impl RedisServer {
     }
 }
 
+impl RedisServer {
+    /// Clients connected now (`CLIENT LIST`), not counting the connection that asks.
+    pub async fn clients(&self) -> usize {
+        let list: String = self.query(redis::cmd("CLIENT").arg("LIST")).await;
+        list.lines().count() - 1
+    }
+}
+
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.stop();

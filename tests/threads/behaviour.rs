@@ -7,7 +7,8 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::{
     is_default_script, kinds, n_of, post_message, start_run, subscribe,
     support::{
-        Agent, Bridge, PATIENCE, problem, redis::RedisServer, spawn_agent, spawn_bridge, sse_events,
+        Agent, Bridge, PATIENCE, SseEvent, problem, redis::RedisServer, spawn_agent, spawn_bridge,
+        sse_events,
     },
     take, until_run_ends,
 };
@@ -454,21 +455,30 @@ async fn a_subscriber_slower_than_the_run_is_told_what_it_lost(backend: Backend)
     assert_eq!(seen.last().unwrap().event, "run_completed");
 
     let got = until_run_ends(&mut slow).await;
-    let cut = got
-        .iter()
-        .position(|e| e.event == "history_truncated")
-        .expect("the slow subscriber is told it lost events");
-    let before: Vec<u64> = got[..cut].iter().map(|e| n_of(&e.id)).collect();
-    assert_eq!(before, (1..=before.len() as u64).collect::<Vec<_>>());
-    assert_eq!(
-        got[cut].data["requested"].as_str(),
-        got[..cut].last().map(|e| e.id.as_str()),
-        "the notice names the last event received"
-    );
-    let after: Vec<u64> = got[cut + 1..].iter().map(|e| n_of(&e.id)).collect();
-    assert_eq!(
-        after,
-        (999..=1003).collect::<Vec<_>>(),
-        "then what the log kept, once each"
-    );
+    // Each notice names the last event received before it; between notices the events
+    // follow each other without gap. (On Redis, the bridge's reader of a stream trimmed to 5
+    // entries may itself fall behind: that loss is announced the same way.)
+    let mut notices = 0;
+    let mut previous: Option<&SseEvent> = None;
+    let mut told = false;
+    for event in &got {
+        if event.event == "history_truncated" {
+            notices += 1;
+            told = true;
+            assert_eq!(
+                event.data["requested"].as_str(),
+                previous.map(|e| e.id.as_str())
+            );
+            continue;
+        }
+        if let Some(p) = previous {
+            let (p, n) = (n_of(&p.id), n_of(&event.id));
+            assert!(n == p + 1 || (told && n > p), "{p} then {n}");
+        }
+        told = false;
+        previous = Some(event);
+    }
+    assert!(notices > 0, "the slow subscriber is told it lost events");
+    let last: Vec<u64> = got[got.len() - 5..].iter().map(|e| n_of(&e.id)).collect();
+    assert_eq!(last, (999..=1003).collect::<Vec<_>>(), "then the run's end");
 }

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use futures_util::StreamExt as _;
+
 use crate::{
     is_default_script, kinds, n_of, post_message, start_run, subscribe,
     support::{
@@ -234,4 +236,43 @@ async fn draining_ends_subscriptions_with_a_reconnect_hint() {
         .expect("the bridge exits within its drain time")
         .unwrap()
         .unwrap();
+}
+
+/// A replica follows all its subscribed threads with a handful of Redis connections (not one
+/// blocking reader each), and every one of them still gets its runs.
+#[tokio::test]
+async fn a_thousand_subscribed_threads_share_a_few_redis_connections() {
+    const THREADS: usize = 1000;
+    let redis = RedisServer::start().await;
+    let agent = spawn_agent().await;
+    let url = redis.url();
+    let flags = ["--hub", &url, "--rate-limit-read", "off"];
+    let bridge = spawn_bridge(&[("assistant", &agent.url)], &flags).await;
+    let base = &bridge.base;
+    let subscriptions = futures_util::stream::iter(0..THREADS)
+        .map(|i| async move { subscribe(base, "assistant", &format!("t{i}"), None).await })
+        .buffered(32)
+        .collect::<Vec<_>>()
+        .await;
+    let connections = redis.clients().await;
+    assert!(
+        connections <= 4,
+        "{connections} Redis connections for {THREADS} threads"
+    );
+
+    // Runs on threads that joined first, in the middle and last all reach their subscribers.
+    let mut subscriptions = subscriptions;
+    for i in [0, THREADS / 2, THREADS - 1] {
+        let thread = format!("t{i}");
+        let run_id = start_run(base, "assistant", &thread, "hello").await;
+        let seen = until_run_ends(&mut subscriptions[i]).await;
+        assert!(is_default_script(&kinds(&seen)), "{:?}", kinds(&seen));
+        assert!(seen.iter().all(|e| e.data["run_id"] == run_id.as_str()));
+        assert_eq!(n_of(&seen[0].id), 1);
+    }
+    // And a thread followed from now on joins the same readers.
+    let mut late = subscribe(base, "assistant", "late", None).await;
+    start_run(base, "assistant", "late", "hello").await;
+    assert!(is_default_script(&kinds(&until_run_ends(&mut late).await)));
+    assert_eq!(redis.clients().await, connections);
 }

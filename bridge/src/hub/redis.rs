@@ -5,11 +5,13 @@
 //! (a hash: `epoch`, `seq`) and `ab:{K}:run` (the active run's lease). Appends run as one Lua
 //! script, so numbering, capping (`MAXLEN`) and expiry are atomic.
 //!
-//! Within one bridge, one reader task per subscribed thread blocks on `XREAD` (on its own
-//! connection, as blocking reads must not hold up other commands) and fans each event out,
-//! as shared bytes, to that bridge's subscribers. When it sees a run's events stop while the
-//! run's lease has expired (its bridge died), it ends the run with a `run_error`; the Lua
-//! check makes that happen once, whichever replica notices first.
+//! Within one bridge, readers ([`readers`]) follow the threads it has subscribers for and
+//! fan each event out, as shared bytes, to them: on one Redis a few multiplexed readers with
+//! a connection each, on a Redis Cluster one reader per thread. When a reader sees a run's
+//! events stop while the run's lease has expired (its bridge died), it ends the run with a
+//! `run_error`, once, whichever replica notices first.
+
+mod readers;
 
 use std::{
     collections::HashMap,
@@ -23,7 +25,7 @@ use redis::{
     aio::{ConnectionLike, ConnectionManager, MultiplexedConnection},
     cluster::ClusterClient,
     cluster_async::ClusterConnection,
-    streams::{StreamId, StreamRangeReply, StreamReadReply},
+    streams::{StreamId, StreamRangeReply},
 };
 use tokio::sync::{OnceCell, mpsc};
 
@@ -33,7 +35,6 @@ use super::{
     fanout::{Fanout, Tail},
     feed_subscriber, new_epoch, position, replay_from,
 };
-use crate::event;
 
 /// How long one blocking read waits; also how often a reader checks for dead runs and a
 /// new epoch.
@@ -140,6 +141,8 @@ pub struct RedisHub {
     /// itself afterwards.
     commands: OnceCell<Conn>,
     feeds: Mutex<HashMap<ThreadKey, Fanout>>,
+    /// One Redis: the multiplexed readers following this bridge's threads.
+    readers: tokio::sync::Mutex<Vec<readers::ReaderHandle>>,
     append: Script,
     fail_orphan: Script,
     renew: Script,
@@ -196,6 +199,7 @@ impl RedisHub {
             retention,
             commands: OnceCell::new(),
             feeds: Mutex::new(HashMap::new()),
+            readers: tokio::sync::Mutex::new(Vec::new()),
             append: Script::new(APPEND),
             fail_orphan: Script::new(FAIL_ORPHAN),
             renew: Script::new(RENEW),
@@ -487,7 +491,7 @@ impl RedisHub {
         }
     }
 
-    /// This bridge's live feed of a thread, starting its reader if needed.
+    /// This bridge's live feed of a thread, following the thread if needed.
     async fn feed(self: &Arc<Self>, key: &ThreadKey) -> Result<Tail, HubError> {
         if let Some(feed) = self
             .feeds
@@ -500,178 +504,54 @@ impl RedisHub {
         // Read the reader's starting point before any replay can, so the reader never
         // starts after what a subscriber replays.
         let mut con = self.con().await?;
-        let k = keys(key);
-        let (epoch, last) = self.meta(&mut con, &k).await?.unwrap_or_default();
-        let reader_con = self.reader_con().await?;
-        let mut feeds = self.feeds.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(feed) = feeds.get_mut(key) {
-            return Ok(feed.subscribe());
-        }
-        let mut feed = Fanout::default();
-        let tail = feed.subscribe();
-        feeds.insert(key.clone(), feed);
-        drop(feeds);
-        let reader = Reader {
-            hub: self.clone(),
-            key: key.clone(),
-            keys: k,
-            con: reader_con,
-            epoch,
-            last_n: last,
-            last: None,
+        let (epoch, last) = self.meta(&mut con, &keys(key)).await?.unwrap_or_default();
+        let tail = {
+            let mut feeds = self.feeds.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(feed) = feeds.get_mut(key) {
+                return Ok(feed.subscribe());
+            }
+            let mut feed = Fanout::default();
+            let tail = feed.subscribe();
+            feeds.insert(key.clone(), feed);
+            tail
         };
-        tokio::spawn(reader.run());
+        let watch = readers::Watch::new(key, epoch, last);
+        let followed = match &self.target {
+            Target::Single(_) => readers::join(self, watch).await,
+            Target::Cluster { .. } => self.reader_con().await.map(|con| {
+                tokio::spawn(readers::follow_one(self.clone(), watch, con));
+            }),
+        };
+        if let Err(e) = followed {
+            self.fail_feed(key);
+            return Err(e);
+        }
         Ok(tail)
     }
-}
 
-/// One bridge's blocking reader of one thread's log.
-struct Reader {
-    hub: Arc<RedisHub>,
-    key: ThreadKey,
-    keys: Keys,
-    con: Conn,
-    epoch: String,
-    last_n: u64,
-    /// The last entry seen, to notice a run whose bridge died.
-    last: Option<Arc<Entry>>,
-}
-
-impl Reader {
-    async fn run(mut self) {
-        loop {
-            if self.stop_if_unused() {
-                return;
-            }
-            match self.step().await {
-                Ok(()) => {}
-                Err(e) => {
-                    tracing::warn!(thread = %self.key.thread, error = %e, "thread feed failed");
-                    self.fail();
-                    return;
-                }
-            }
-        }
-    }
-
-    fn stop_if_unused(&self) -> bool {
-        let mut feeds = self.hub.feeds.lock().unwrap_or_else(|p| p.into_inner());
-        let unused = feeds.get_mut(&self.key).is_none_or(|feed| {
+    /// Whether this bridge still has subscribers of the thread; forgets its feed if not.
+    fn still_followed(&self, key: &ThreadKey) -> bool {
+        let mut feeds = self.feeds.lock().unwrap_or_else(|p| p.into_inner());
+        let followed = feeds.get_mut(key).is_some_and(|feed| {
             feed.prune();
-            feed.is_empty()
+            !feed.is_empty()
         });
-        if unused {
-            feeds.remove(&self.key);
+        if !followed {
+            feeds.remove(key);
         }
-        unused
+        followed
     }
 
-    /// Ends the feed: its subscribers are told, and the next subscriber starts a new one.
-    fn fail(&self) {
+    /// Ends a thread's feed: its subscribers are told, and the next one starts a new feed.
+    fn fail_feed(&self, key: &ThreadKey) {
         let feed = self
-            .hub
             .feeds
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .remove(&self.key);
+            .remove(key);
         if let Some(mut feed) = feed {
             feed.send(&FeedItem::Failed);
         }
-    }
-
-    fn send(&self, item: FeedItem) {
-        self.hub.fan_out(&self.key, &item);
-    }
-
-    async fn step(&mut self) -> Result<(), HubError> {
-        let reply: Option<StreamReadReply> = redis::cmd("XREAD")
-            .arg("COUNT")
-            .arg(PAGE)
-            .arg("BLOCK")
-            .arg(BLOCK.as_millis() as u64)
-            .arg("STREAMS")
-            .arg(&self.keys.log)
-            .arg(format!("{}-0", self.last_n))
-            .query_async(&mut self.con)
-            .await
-            .map_err(unavailable)?;
-        let ids: Vec<StreamId> = reply
-            .map(|r| r.keys.into_iter().flat_map(|k| k.ids).collect())
-            .unwrap_or_default();
-        if ids.is_empty() {
-            return self.idle().await;
-        }
-        // Entries are numbered per epoch: learn the epoch of a log created since the feed
-        // started, and notice one that was deleted and started again.
-        let epoch = self
-            .hub
-            .meta(&mut self.con, &self.keys)
-            .await?
-            .map(|(e, _)| e)
-            .unwrap_or_default();
-        if epoch != self.epoch {
-            let restarted = !self.epoch.is_empty();
-            self.epoch = epoch;
-            if restarted {
-                self.last_n = 0;
-                self.last = None;
-                self.send(FeedItem::Reset);
-                return Ok(());
-            }
-        }
-        for id in &ids {
-            if let Some(entry) = parse_entry(&self.epoch, id) {
-                let entry = Arc::new(entry);
-                self.last_n = entry.n;
-                self.last = Some(entry.clone());
-                self.send(FeedItem::Entry(entry));
-            }
-        }
-        Ok(())
-    }
-
-    /// Nothing new for a while: check for a new epoch and for an orphaned run.
-    async fn idle(&mut self) -> Result<(), HubError> {
-        let meta = self.hub.meta(&mut self.con, &self.keys).await?;
-        let epoch = meta.as_ref().map(|(e, _)| e.clone()).unwrap_or_default();
-        if epoch != self.epoch {
-            // The log was deleted, expired or lost and (maybe) started again.
-            self.epoch = epoch;
-            self.last_n = 0;
-            self.last = None;
-            self.send(FeedItem::Reset);
-            return Ok(());
-        }
-        let Some(last) = self.last.clone().filter(|l| !l.terminal) else {
-            return Ok(());
-        };
-        let event = event::bridge_error(
-            &last.run_id,
-            &self.key.thread,
-            last.sequence,
-            tonic::Code::Unavailable,
-            "the bridge running this run stopped; send the message again",
-        );
-        let json = event::to_json(&event);
-        let ended: i64 = self
-            .hub
-            .fail_orphan
-            .key(&self.keys.meta)
-            .key(&self.keys.log)
-            .key(&self.keys.run)
-            .arg(&last.run_id)
-            .arg(self.hub.retention.max_events)
-            .arg(self.hub.retention.ttl.as_millis() as u64)
-            .arg(json)
-            .arg(last.sequence)
-            .arg(last.sequence + 1)
-            .invoke_async(&mut self.con)
-            .await
-            .map_err(unavailable)?;
-        if ended > 0 {
-            tracing::warn!(thread = %self.key.thread, run_id = %last.run_id, "ended a run whose bridge stopped");
-        }
-        Ok(())
     }
 }
 
