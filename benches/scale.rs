@@ -60,6 +60,23 @@ fn parse_args() -> Args {
     }
 }
 
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    /// `GET .../threads/{id}/events` on a distinct thread each.
+    Subscription,
+    /// `POST .../chat` with `stub: hang`: `run_started`, then the agent says nothing.
+    Run,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Subscription => "thread subscription",
+            Kind::Run => "run waiting on the agent",
+        }
+    }
+}
+
 /// A child process that printed `listening on http://ADDR`.
 struct Proc {
     child: Child,
@@ -237,68 +254,64 @@ async fn main() -> anyhow::Result<()> {
     let agent = stub.url.clone();
     let mut rows: Vec<(String, String)> = Vec::new();
 
-    // Thread subscriptions and runs waiting on the agent, on the memory hub.
+    // Each kind of idle stream on a fresh bridge (memory hub): a bridge that already served
+    // streams reuses the memory its allocator kept, which would hide the cost per stream.
+    for kind in [Kind::Subscription, Kind::Run] {
+        let bridge = Proc::start(&args.bin, "bridge", &bridge_args(&agent, &[])).await?;
+        let base = bridge.url.clone();
+        let idle = bridge.rss();
+        let mut after_close = Vec::new();
+        for cycle in 0..args.cycles {
+            let (before, stub_before) = (bridge.rss(), stub.rss());
+            let streams = open_streams(args.streams, |c, i| match kind {
+                Kind::Subscription => c
+                    .get(format!(
+                        "{base}/v1/agents/bench/threads/c{cycle}-{i}/events"
+                    ))
+                    .header("accept", "text/event-stream")
+                    .send()
+                    .map(Result::unwrap),
+                Kind::Run => c
+                    .post(format!("{base}/v1/agents/bench/chat"))
+                    .header("accept", "text/event-stream")
+                    .json(&serde_json::json!({ "message": "stub: hang" }))
+                    .send()
+                    .map(Result::unwrap),
+            })
+            .await;
+            settle().await;
+            if cycle == 0 {
+                let per = |grown: u64| kib(grown as f64 / args.streams as f64);
+                rows.push((
+                    format!("{}, bridge RSS per stream", kind.name()),
+                    per(bridge.rss().saturating_sub(before)),
+                ));
+                if kind == Kind::Run {
+                    rows.push((
+                        format!("{}, stub RSS per stream", kind.name()),
+                        per(stub.rss().saturating_sub(stub_before)),
+                    ));
+                }
+            }
+            drop(streams);
+            settle().await;
+            after_close.push(bridge.rss());
+        }
+        rows.push((
+            format!("{}: bridge RSS idle / after each close", kind.name()),
+            format!(
+                "{} MiB / {}",
+                idle >> 20,
+                after_close
+                    .iter()
+                    .map(|r| format!("{} MiB", r >> 20))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ));
+    }
     let bridge = Proc::start(&args.bin, "bridge", &bridge_args(&agent, &[])).await?;
     let base = bridge.url.clone();
-    let idle = bridge.rss();
-    let mut after_close = Vec::new();
-    for cycle in 0..args.cycles {
-        let before = bridge.rss();
-        let subs = open_streams(args.streams, |c, i| {
-            c.get(format!(
-                "{base}/v1/agents/bench/threads/c{cycle}-{i}/events"
-            ))
-            .header("accept", "text/event-stream")
-            .send()
-            .map(Result::unwrap)
-        })
-        .await;
-        settle().await;
-        let with = bridge.rss();
-        if cycle == 0 {
-            rows.push((
-                "thread subscription, bridge RSS per stream".into(),
-                kib((with - before) as f64 / args.streams as f64),
-            ));
-        }
-        drop(subs);
-        settle().await;
-        after_close.push(bridge.rss());
-    }
-    let stub_before = stub.rss();
-    let before = bridge.rss();
-    let runs = open_streams(args.streams, |c, _| {
-        c.post(format!("{base}/v1/agents/bench/chat"))
-            .header("accept", "text/event-stream")
-            .json(&serde_json::json!({ "message": "stub: hang" }))
-            .send()
-            .map(Result::unwrap)
-    })
-    .await;
-    settle().await;
-    rows.push((
-        "run waiting on the agent, bridge RSS per stream".into(),
-        kib((bridge.rss() - before) as f64 / args.streams as f64),
-    ));
-    rows.push((
-        "run waiting on the agent, stub RSS per stream".into(),
-        kib(stub.rss().saturating_sub(stub_before) as f64 / args.streams as f64),
-    ));
-    drop(runs);
-    settle().await;
-    rows.push((
-        "bridge RSS idle / after each close".into(),
-        format!(
-            "{} MiB / {}",
-            idle >> 20,
-            after_close
-                .iter()
-                .chain(std::iter::once(&bridge.rss()))
-                .map(|r| format!("{} MiB", r >> 20))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    ));
 
     // Fan-out: S subscribers of one thread, one burst longer than the log's retention.
     let burst = 2000;

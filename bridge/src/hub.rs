@@ -188,6 +188,9 @@ pub enum Backend {
 
 impl Hub {
     pub fn new(backend: Backend, metrics: Metrics) -> Self {
+        if let Backend::Memory(h) = &backend {
+            h.report_to(metrics.hub_memory.clone(), metrics.hub_threads.clone());
+        }
         Self { backend, metrics }
     }
 
@@ -203,11 +206,6 @@ impl Hub {
         let ok = !matches!(result, Err(HubError::Unavailable(_)));
         self.metrics
             .hub_operation(self.backend(), op, started.elapsed(), ok);
-        if let Backend::Memory(h) = &self.backend {
-            let (bytes, threads) = h.size();
-            self.metrics.hub_memory.set(bytes as i64);
-            self.metrics.hub_threads.set(threads as i64);
-        }
         result
     }
 

@@ -13,12 +13,13 @@
 use std::{
     collections::{HashMap, VecDeque},
     sync::{
-        Arc, Mutex,
+        Arc, Mutex, OnceLock,
         atomic::{AtomicUsize, Ordering},
     },
     time::{Duration, Instant},
 };
 
+use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::mpsc;
 
 use super::{
@@ -38,9 +39,11 @@ const SWEEP_EVERY: Duration = Duration::from_secs(1);
 pub struct MemoryHub {
     retention: Retention,
     state: Mutex<State>,
-    /// `State::bytes` and the number of logs, readable without the lock (for the metrics).
+    /// `State::bytes` and the number of logs, readable without the lock.
     bytes: AtomicUsize,
     logs: AtomicUsize,
+    /// The same two, as metrics (set after every change, subscribers leaving included).
+    gauges: OnceLock<(Gauge, Gauge)>,
 }
 
 #[derive(Default)]
@@ -137,7 +140,13 @@ impl MemoryHub {
             state: Mutex::new(State::default()),
             bytes: AtomicUsize::new(0),
             logs: AtomicUsize::new(0),
+            gauges: OnceLock::new(),
         }
+    }
+
+    /// Keeps `bytes` (everything accounted) and `logs` (thread logs held) up to date.
+    pub fn report_to(&self, bytes: Gauge, logs: Gauge) {
+        let _ = self.gauges.set((bytes, logs));
     }
 
     /// Bytes the hub accounts for (logs, events, subscribers) and thread logs it holds.
@@ -162,6 +171,10 @@ impl MemoryHub {
         self.shed(&mut state);
         self.bytes.store(state.bytes, Ordering::Relaxed);
         self.logs.store(state.logs.len(), Ordering::Relaxed);
+        if let Some((bytes, logs)) = self.gauges.get() {
+            bytes.set(state.bytes as i64);
+            logs.set(state.logs.len() as i64);
+        }
         out
     }
 
