@@ -330,36 +330,50 @@ async fn main() -> anyhow::Result<()> {
         .send()
         .await?;
     assert_eq!(posted.status(), 202);
-    let counts: Vec<(usize, bool)> = stream::iter(subs)
+    // Per subscriber: events received, whether in order, whether told of a loss, and how
+    // its stream ended (None: with `run_completed`).
+    let counts: Vec<(usize, bool, bool, Option<String>)> = stream::iter(subs)
         .map(|r| async move {
             let mut events = r.bytes_stream().eventsource();
-            let mut n = 0;
-            let mut expected = 1u64;
-            let mut in_order = true;
-            while let Some(Ok(e)) = events.next().await {
+            let (mut n, mut expected, mut in_order, mut told) = (0, 1u64, true, false);
+            let ended = loop {
+                let e = match events.next().await {
+                    Some(Ok(e)) => e,
+                    Some(Err(e)) => break Some(e.to_string()),
+                    None => break Some("end of stream".to_owned()),
+                };
+                if e.event == "history_truncated" {
+                    told = true;
+                    continue;
+                }
                 let pos: u64 =
                     e.id.rsplit_once('-')
                         .and_then(|(_, n)| n.parse().ok())
                         .unwrap_or(0);
                 in_order &= pos == expected;
-                expected += 1;
+                expected = pos + 1;
                 n += 1;
                 if e.event == "run_completed" {
-                    break;
+                    break None;
                 }
-            }
-            (n, in_order)
+            };
+            (n, in_order, told, ended)
         })
         .buffer_unordered(usize::MAX)
         .collect()
         .await;
+    let told = counts.iter().filter(|c| c.2).count();
+    let silent = counts
+        .iter()
+        .filter(|c| !c.2 && (c.0 != burst + 3 || !c.1))
+        .count();
+    if let Some(c) = counts.iter().find(|c| c.0 != burst + 3 || !c.1) {
+        eprintln!("an incomplete subscriber: {c:?}");
+    }
     let took = started.elapsed();
     let cpu = bridge.cpu_us() - cpu_before;
-    let delivered: usize = counts.iter().map(|(n, _)| n).sum();
-    let complete = counts
-        .iter()
-        .filter(|(n, ok)| *n == burst + 3 && *ok)
-        .count();
+    let delivered: usize = counts.iter().map(|c| c.0).sum();
+    let complete = counts.iter().filter(|c| c.0 == burst + 3 && c.1).count();
     rows.push((
         format!(
             "fan-out, {} subscribers x {} events",
@@ -367,7 +381,7 @@ async fn main() -> anyhow::Result<()> {
             burst + 3
         ),
         format!(
-            "{complete}/{} complete, {delivered} delivered in {:.1} s",
+            "{complete}/{} complete, {told} told of a loss, {silent} lost events untold; {delivered} delivered in {:.1} s",
             args.subscribers,
             took.as_secs_f64()
         ),
