@@ -28,6 +28,11 @@ fi
 # The bridge's modules import in one direction only (README: Architecture).
 python3 scripts/module-deps.py >/dev/null
 
+# The agents suite (tests/agents/) starts Python agents from the project-local virtualenv:
+# the example agent (grpcio, grpcio-tools) and the official A2A SDK's gRPC server.
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/python -m pip install -q --disable-pip-version-check -r tests/agents/requirements.txt
+
 # Some suites run the binaries as separate processes, as in production; `cargo test` alone
 # does not build them.
 cargo build --workspace --bins --locked

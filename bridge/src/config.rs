@@ -16,7 +16,9 @@ pub struct Config {
     /// An upstream agent as NAME=URL (repeatable; the env twin is comma-separated). URL is
     /// `http(s)://HOST:PORT`, or `dns://HOST:PORT` / `dns+https://HOST:PORT` to spread calls
     /// over every address HOST resolves to (a headless Service). Repeating a NAME with other
-    /// URLs spreads its calls over them.
+    /// URLs spreads its calls over them. An A2A agent (the Agent2Agent protocol's gRPC
+    /// binding) takes the same forms with `a2a+grpc://`, `a2a+grpcs://` (TLS), `a2a+dns://`
+    /// and `a2a+dns+grpcs://`.
     /// Clients address it as /v1/agents/NAME/...; URL is its gRPC endpoint.
     #[arg(
         long = "agent",
@@ -469,10 +471,21 @@ impl FromStr for AgentTarget {
                 "agent name `{name}` must be 1-64 characters of A-Z a-z 0-9 . _ : -"
             ));
         }
-        let schemes = ["http://", "https://", "dns://", "dns+https://"];
+        let schemes = [
+            "http://",
+            "https://",
+            "dns://",
+            "dns+https://",
+            "a2a+grpc://",
+            "a2a+grpcs://",
+            "a2a+dns://",
+            "a2a+dns+grpcs://",
+        ];
         if !schemes.iter().any(|scheme| url.starts_with(scheme)) {
             return Err(format!(
-                "agent `{name}`: URL `{url}` must start with http://, https://, dns:// or dns+https://"
+                "agent `{name}`: URL `{url}` must start with http://, https://, dns:// or dns+https:// \
+                 (an agent.v1 agent), or a2a+grpc://, a2a+grpcs://, a2a+dns:// or a2a+dns+grpcs:// \
+                 (an A2A agent)"
             ));
         }
         Ok(Self {

@@ -1,0 +1,168 @@
+//! An A2A agent (the official A2A Python SDK's gRPC server) behind the bridge.
+
+use crate::{
+    chat, describe, get_json, pairs,
+    python::PythonAgent,
+    support::{Bridge, next, problem, spawn_bridge, sse_events},
+};
+
+const SCRIPT: &str = "tests/agents/a2a_agent.py";
+
+async fn bridge_to(agent: &PythonAgent) -> Bridge {
+    let url = format!("a2a+grpc://127.0.0.1:{}", agent.port);
+    // Heartbeats are how the bridge notices, while the agent is silent, that a client left.
+    spawn_bridge(&[("research", &url)], &["--heartbeat", "100ms"]).await
+}
+
+#[tokio::test]
+async fn an_a2a_task_streams_as_a_run() {
+    let agent = PythonAgent::start(SCRIPT).await;
+    let bridge = bridge_to(&agent).await;
+
+    let events = chat(&bridge, "research", "What is the answer?").await;
+    assert_eq!(
+        describe(&events),
+        [
+            "1 run_started",
+            "2 thought Reading the question",
+            "3 text_delta The answer ",
+            "4 text_delta is ",
+            "5 text_delta forty-two.",
+            "6 message assistant The answer is forty-two.",
+            "7 run_completed The answer is forty-two.",
+        ]
+    );
+    // The A2A context the agent opened is the thread; the streamed artifact is one message.
+    let thread_id = events[0].data["thread_id"].as_str().unwrap();
+    assert!(!thread_id.is_empty());
+    assert!(events.iter().all(|e| e.data["thread_id"] == thread_id));
+    assert!(events.iter().all(|e| e.data["agent"] == "research"));
+    assert!(
+        events[2..6]
+            .iter()
+            .all(|e| e.data["message_id"] == "answer")
+    );
+}
+
+#[tokio::test]
+async fn a_failed_a2a_task_ends_the_run_with_run_error() {
+    let agent = PythonAgent::start(SCRIPT).await;
+    let bridge = bridge_to(&agent).await;
+
+    assert_eq!(
+        describe(&chat(&bridge, "research", "please fail").await),
+        [
+            "1 run_started",
+            "2 thought Reading the question",
+            "3 text_delta The answer ",
+            "4 run_error ABORTED The knowledge base is unreachable.",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn an_a2a_question_ends_the_run_with_the_question() {
+    let agent = PythonAgent::start(SCRIPT).await;
+    let bridge = bridge_to(&agent).await;
+
+    assert_eq!(
+        describe(&chat(&bridge, "research", "need input").await),
+        [
+            "1 run_started",
+            "2 thought Reading the question",
+            "3 text_delta Which city?",
+            "4 message assistant Which city?",
+            "5 run_completed Which city?",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_client_leaving_cancels_the_a2a_task() {
+    let agent = PythonAgent::start(SCRIPT).await;
+    let bridge = bridge_to(&agent).await;
+
+    let mut events = Box::pin(sse_events(
+        bridge.chat_stream("research", "slow please").await,
+    ));
+    loop {
+        let event = next(&mut events).await.expect("an event");
+        if event.event == "text_delta" {
+            break;
+        }
+    }
+    drop(events);
+
+    // The bridge sent CancelTask: the SDK stopped the executor and called its `cancel`.
+    agent.wait_for_line("(cancelled tasks: 1)").await;
+    assert!(!agent.output().contains("completed"), "{}", agent.output());
+}
+
+#[tokio::test]
+async fn the_agent_list_shows_the_a2a_card() {
+    let agent = PythonAgent::start(SCRIPT).await;
+    let bridge = bridge_to(&agent).await;
+
+    let list = get_json(&bridge, "/v1/agents").await;
+    let entry = &list["agents"][0];
+    assert_eq!(entry["name"], "research");
+    assert_eq!(entry["card"]["name"], "Scripted Researcher");
+    assert_eq!(
+        entry["card"]["description"],
+        "Answers every question with forty-two, one chunk at a time."
+    );
+    assert_eq!(entry["card"]["version"], "1.0.0");
+    assert_eq!(
+        entry["card"]["skills"],
+        serde_json::json!([{
+            "id": "answer",
+            "name": "Answer",
+            "description": "Answers a question.",
+            "tags": ["qa"],
+        }])
+    );
+}
+
+#[tokio::test]
+async fn a2a_contexts_read_as_threads() {
+    let agent = PythonAgent::start(SCRIPT).await;
+    let bridge = bridge_to(&agent).await;
+
+    let events = chat(&bridge, "research", "What is the answer?").await;
+    let thread_id = events[0].data["thread_id"].as_str().unwrap().to_owned();
+
+    let threads = get_json(&bridge, "/v1/agents/research/threads").await;
+    assert_eq!(
+        pairs(&threads, "threads", "thread_id", "title"),
+        [(thread_id.clone(), "What is the answer?".to_owned())]
+    );
+    let history = get_json(
+        &bridge,
+        &format!("/v1/agents/research/threads/{thread_id}/messages"),
+    )
+    .await;
+    assert_eq!(
+        pairs(&history, "messages", "role", "content"),
+        [
+            ("user".to_owned(), "What is the answer?".to_owned()),
+            (
+                "assistant".to_owned(),
+                "The answer is forty-two.".to_owned()
+            ),
+        ]
+    );
+
+    // A2A cannot delete a context: a clear 501 problem, not a silent success.
+    let response = bridge
+        .http
+        .delete(bridge.url(&format!("/v1/agents/research/threads/{thread_id}")))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = problem(response).await;
+    assert_eq!(status, 501);
+    assert!(
+        body["type"].as_str().unwrap().ends_with("upstream-error"),
+        "{body}"
+    );
+}
