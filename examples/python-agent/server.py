@@ -142,61 +142,60 @@ class Agent(pb_grpc.AgentServicer):
         )
         log.info("run %s started for tenant=%r subject=%r", run_id, owner[0], owner[1])
 
-        def ended(ctx: grpc.aio.ServicerContext) -> None:
-            # Called when the call ends, however it ends. A cancelled call (the browser left)
-            # also cancels this coroutine: `asyncio.CancelledError` is raised at its current
-            # `await`, which stops the tool or the model mid-work. If the call was cancelled
-            # while gRPC was sending an event, the generator is closed at its `yield` instead.
-            if ctx.cancelled():
-                self.cancelled_runs += 1
-                log.info("run %s cancelled by the caller (cancelled runs: %d)", run_id, self.cancelled_runs)
-
-        context.add_done_callback(ended)
-        yield event(run_started=pb.RunStarted(user_message_id=user_id))
-        yield event(thought=pb.Thought(content="I will count the words of the message."))
-        call_id = f"{run_id}:call-1"
-        arguments = '{"text": %s}' % _json_string(request.message)
-        yield event(
-            tool_call=pb.ToolCall(
-                call_id=call_id, tool_name="word_count", arguments_json=arguments
+        try:
+            yield event(run_started=pb.RunStarted(user_message_id=user_id))
+            yield event(thought=pb.Thought(content="I will count the words of the message."))
+            call_id = f"{run_id}:call-1"
+            arguments = '{"text": %s}' % _json_string(request.message)
+            yield event(
+                tool_call=pb.ToolCall(
+                    call_id=call_id, tool_name="word_count", arguments_json=arguments
+                )
             )
-        )
-        words = len(request.message.split())
-        if "slow" in request.message:
-            # A slow tool: the run waits here, where a cancellation stops it.
-            await asyncio.sleep(60)
-        yield event(
-            tool_result=pb.ToolResult(
-                call_id=call_id, tool_name="word_count", content=str(words)
+            words = len(request.message.split())
+            if "slow" in request.message:
+                # A slow tool: the run waits here, where a cancellation stops it.
+                await asyncio.sleep(60)
+            yield event(
+                tool_result=pb.ToolResult(
+                    call_id=call_id, tool_name="word_count", content=str(words)
+                )
             )
-        )
-        if "fail" in request.message:
-            log.info("run %s fails on request", run_id)
-            await context.abort(grpc.StatusCode.ABORTED, "the agent failed on purpose")
-        answer = f"Your message has {words} word{'s' if words != 1 else ''}."
-        message_id = f"{run_id}:answer"
-        for token in _tokens(answer):
-            yield event(text_delta=pb.TextDelta(message_id=message_id, delta=token))
-        final = pb.Message(message_id=message_id, role="assistant", content=answer)
-        yield event(message=final)
-        thread.messages.append(
-            pb.ThreadMessage(
-                message_id=message_id,
-                role="assistant",
-                content=answer,
-                agent=MEMBER,
-                run_id=run_id,
-                created_at=now(),
+            if "fail" in request.message:
+                log.info("run %s fails on request", run_id)
+                await context.abort(grpc.StatusCode.ABORTED, "the agent failed on purpose")
+            answer = f"Your message has {words} word{'s' if words != 1 else ''}."
+            message_id = f"{run_id}:answer"
+            for token in _tokens(answer):
+                yield event(text_delta=pb.TextDelta(message_id=message_id, delta=token))
+            final = pb.Message(message_id=message_id, role="assistant", content=answer)
+            yield event(message=final)
+            thread.messages.append(
+                pb.ThreadMessage(
+                    message_id=message_id,
+                    role="assistant",
+                    content=answer,
+                    agent=MEMBER,
+                    run_id=run_id,
+                    created_at=now(),
+                )
             )
-        )
-        thread.updated_at = time.time()
-        yield event(
-            run_completed=pb.RunCompleted(
-                final_message=final,
-                usage=pb.Usage(input_tokens=words, output_tokens=len(answer.split()), tool_calls=1),
+            thread.updated_at = time.time()
+            yield event(
+                run_completed=pb.RunCompleted(
+                    final_message=final,
+                    usage=pb.Usage(input_tokens=words, output_tokens=len(answer.split()), tool_calls=1),
+                )
             )
-        )
-        log.info("run %s completed", run_id)
+            log.info("run %s completed", run_id)
+        except (asyncio.CancelledError, GeneratorExit):
+            # The caller cancelled the call (the browser left). grpc.aio cancels this
+            # coroutine, raising `CancelledError` at its current `await` (the slow tool
+            # here), or, when the cancellation met an event being sent, closes the generator
+            # at its `yield` (`GeneratorExit`). Either way: stop the work, and say so.
+            self.cancelled_runs += 1
+            log.info("run %s cancelled by the caller (cancelled runs: %d)", run_id, self.cancelled_runs)
+            raise
 
     async def ListThreads(self, request, context):
         threads = sorted(
