@@ -7,6 +7,7 @@ mod chat;
 mod extract;
 mod health;
 mod middleware;
+mod openapi;
 mod socket;
 mod threads;
 mod tickets;
@@ -74,6 +75,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
         .route("/metrics", get(health::metrics))
+        .route("/openapi.json", get(openapi::document))
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         // Outermost first:
