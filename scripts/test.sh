@@ -14,7 +14,10 @@ command -v redis-cli >/dev/null 2>&1 || need_debs+=(redis-tools)
 command -v python3 >/dev/null 2>&1 || need_debs+=(python3)
 command -v chromium >/dev/null 2>&1 || need_debs+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need_debs+=(chromium-driver)
-# - Node.js + npm: the JavaScript client's tests (clients/js), the chat page's vendored modules.
+# - Node.js + npm: the JavaScript client's tests (clients/js), the chat page's vendored modules;
+# - curl + openssl: the README's walk-throughs (tests/readme/) run as written.
+command -v curl >/dev/null 2>&1 || need_debs+=(curl)
+command -v openssl >/dev/null 2>&1 || need_debs+=(openssl)
 command -v node >/dev/null 2>&1 || need_debs+=(nodejs)
 command -v npm >/dev/null 2>&1 || need_debs+=(npm)
 if ! command -v python3 >/dev/null 2>&1 || ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
