@@ -1,6 +1,8 @@
 //! The README's shell blocks fenced as ```` ```sh test ```` run as written, each in a fresh
-//! directory with `bash -euo pipefail`, so any failing command fails the test. Three
-//! substitutions make them runnable here, and nothing else changes:
+//! directory with `bash -euo pipefail`, so any failing command fails the test. Blocks fenced
+//! as ```` ```sh demo ```` are the HTTP examples against `bridge demo` (what the README's first
+//! command starts): they run the same way after [`DEMO`] started one. Three substitutions make
+//! them runnable here, and nothing else changes:
 //! - `target/release/` becomes this build's binaries (`scripts/test.sh` builds debug ones);
 //! - the README's ports (`127.0.0.1:8080`, `127.0.0.1:50051`) become free loopback ports, so
 //!   the test does not collide with anything else on the machine.
@@ -23,6 +25,12 @@ const BLOCK_PATIENCE: Duration = Duration::from_secs(120);
 /// The README's fixed ports.
 const PORTS: [&str; 2] = ["127.0.0.1:8080", "127.0.0.1:50051"];
 
+/// What the README's `cargo run --release -p bridge -- demo` starts, for ```` ```sh demo ````
+/// blocks: the demo on the README's port, ready before the block runs.
+const DEMO: &str = "target/release/bridge demo --listen 127.0.0.1:8080 >/dev/null &
+curl -fsS --retry 30 --retry-connrefused --retry-delay 1 http://127.0.0.1:8080/readyz >/dev/null
+";
+
 /// The README's blocks to run: `(line, script)`.
 fn marked_blocks(readme: &str) -> Vec<(usize, String)> {
     let mut blocks = vec![];
@@ -30,6 +38,9 @@ fn marked_blocks(readme: &str) -> Vec<(usize, String)> {
     for (number, line) in readme.lines().enumerate() {
         match &mut current {
             None if line.trim_end() == "```sh test" => current = Some((number + 1, String::new())),
+            None if line.trim_end() == "```sh demo" => {
+                current = Some((number + 1, DEMO.to_owned()))
+            }
             Some(_) if line.trim_end() == "```" => blocks.extend(current.take()),
             Some((_, script)) => {
                 script.push_str(line);
@@ -131,8 +142,8 @@ fn every_readme_block_marked_for_testing_runs_as_written() {
     let readme = std::fs::read_to_string(root.join("README.md")).expect("README.md");
     let blocks = marked_blocks(&readme);
     assert!(
-        blocks.len() >= 2,
-        "the README marks its walk-throughs with ```sh test"
+        blocks.len() >= 6,
+        "the README marks its walk-throughs with ```sh test and its examples with ```sh demo"
     );
     let bin_dir = binary("bridge").parent().expect("bin dir").to_owned();
     binary("agent-stub");
@@ -154,11 +165,27 @@ fn every_readme_block_marked_for_testing_runs_as_written() {
 
 #[test]
 fn blocks_are_found_and_rewritten_only_where_they_say_so() {
-    let readme = "text\n```sh\nnot this\n```\n```sh test\ntarget/release/bridge --listen 127.0.0.1:8080\n```\n";
+    let readme = "text\n```sh\nnot this\n```\n```sh test\ntarget/release/bridge --listen 127.0.0.1:8080\n```\n```sh demo\ncurl http://127.0.0.1:8080/\n```\n";
     let blocks = marked_blocks(readme);
-    assert_eq!(blocks.len(), 1);
+    assert_eq!(blocks.len(), 2);
     assert_eq!(blocks[0].0, 5);
     let script = runnable(&blocks[0].1, Path::new("/bin-dir"));
     assert!(script.starts_with("/bin-dir/bridge --listen 127.0.0.1:"));
     assert!(!script.contains(":8080"), "{script}");
+    let demo = runnable(&blocks[1].1, Path::new("/bin-dir"));
+    assert!(
+        demo.starts_with("/bin-dir/bridge demo --listen 127.0.0.1:"),
+        "{demo}"
+    );
+    let port = demo
+        .split("--listen ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap();
+    assert!(
+        demo.ends_with(&format!("curl http://{port}/\n")),
+        "one port per block: {demo}"
+    );
 }
