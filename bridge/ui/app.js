@@ -270,6 +270,7 @@ async function openThread(threadId, { fresh = false } = {}) {
       const { messages } = await client.listMessages(agent, thread);
       if (thread !== threadId) return;
       for (const m of messages) els.transcript.append(historyItem(m));
+      els.transcript.scrollTop = els.transcript.scrollHeight;
       const first = messages.find((m) => m.role === "user");
       if (first && !threadTitle) setTitle(first.content.slice(0, 80));
     } catch (e) {

@@ -240,6 +240,13 @@ async fn the_page_renders_a_whole_run_in_order_and_keeps_the_history() {
     assert!(listed.contains("2 messages · just now"), "{listed}");
     assert!(!listed.contains("browser-run"), "no thread id: {listed}");
     picture(&browser, "screenshot.png").await;
+    click(&browser, "#transcript .run .run-foot .copy").await;
+    browser
+        .wait_for(
+            "document.querySelector('#transcript .run .run-foot .copy').textContent === 'Copied'",
+            "the answer copied",
+        )
+        .await;
 
     // Reopening the thread shows its history, from the thread endpoints.
     // (Through another document: a change of the fragment alone would not reload the page.)
@@ -479,6 +486,9 @@ async fn answers_render_as_markdown_and_agent_markup_never_runs() {
             );
         }
         assert_eq!(rendered["pwned"], Value::Null, "{place}: {rendered}");
+        browser
+            .screenshot(&format!("browser-markdown-{place}.png"))
+            .await;
     }
     // The user's own text is text, never markup.
     let bubble = browser
