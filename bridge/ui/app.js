@@ -109,7 +109,10 @@ function params() {
 }
 
 function newThreadId() {
-  return "t-" + crypto.randomUUID().slice(0, 8);
+  // getRandomValues, not randomUUID: the page may be served over plain http on a LAN, where
+  // randomUUID (secure contexts only) does not exist.
+  const bytes = crypto.getRandomValues(new Uint8Array(6));
+  return "t-" + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 function el(tag, attrs = {}, ...children) {

@@ -869,3 +869,42 @@ async fn the_page_is_served_only_with_ui_with_its_types_and_a_strict_policy() {
         .unwrap();
     assert_eq!(agents, json!({ "agents": [{ "name": "assistant" }] }));
 }
+
+/// The README's import, against a production bridge (no `--ui`): a page on another origin
+/// imports the client from `/client/agent-bridge.js` and streams a run through CORS.
+#[tokio::test]
+async fn a_front_end_imports_the_client_from_a_bridge_without_the_page() {
+    let browser = browser::launch().await;
+    let agent = paced_agent(Duration::from_millis(1)).await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let origin = format!("http://{}", listener.local_addr().unwrap());
+    let bridge = spawn_bridge(&[("assistant", &agent.url)], &["--cors-origin", &origin]).await;
+    let page = format!(
+        "<!doctype html><meta charset=utf-8><title>front end</title><script type=module>
+         import {{ BridgeClient }} from '{base}/client/agent-bridge.js';
+         const client = new BridgeClient({{ baseUrl: '{base}' }});
+         let text = '';
+         client.streamChat('assistant', {{ message: 'hello' }}, {{ onTextDelta: (e) => {{ text += e.delta; }} }})
+           .then((done) => {{ window.result = {{ text, final: done.final_message.content }}; }},
+                 (e) => {{ window.result = {{ error: String(e) }}; }});
+         </script>",
+        base = bridge.base
+    );
+    let app = axum::Router::new().route(
+        "/",
+        axum::routing::get(move || async move { axum::response::Html(page) }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    browser.goto(&format!("{origin}/")).await;
+    let result = browser.wait_for("window.result", "the run").await;
+    assert_eq!(result["error"], Value::Null, "{result}");
+    assert_eq!(result["text"], result["final"], "{result}");
+    assert!(
+        result["final"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("You said: hello"),
+        "{result}"
+    );
+    browser.close().await;
+}
