@@ -258,7 +258,8 @@ async function loadThreads() {
  *  events. */
 async function openThread(threadId, { fresh = false } = {}) {
   subscription?.close();
-  own?.controller.abort();
+  // A run sent from here goes on while another thread is open (its stream stays open until
+  // the run ends); only Stop, or closing the page, cancels it.
   own = null;
   activeRun = null;
   thread = threadId;
@@ -481,26 +482,31 @@ async function send(event) {
   const controller = new AbortController();
   own = { message, controller, runId: null, stopping: false, bubble: null };
   const mine = own;
+  const [target, following] = [thread, subscription];
   updateControls();
   note("");
   try {
     // Subscribed first, so the page sees the whole run (a Stop meanwhile cancels the wait).
     await new Promise((resolve, reject) => {
-      subscription.opened.then(resolve, reject);
+      following.opened.then(resolve, reject);
       controller.signal.addEventListener("abort", () => reject(controller.signal.reason), { once: true });
     });
+    // Another thread was opened meanwhile: the message was never sent, and stays in the box.
+    if (own !== mine) return;
     if (!threadTitle) setTitle(message.slice(0, 80));
-    await client.streamChat(agent, { message, thread_id: thread }, {
+    await client.streamChat(agent, { message, thread_id: target }, {
       // The run exists: the message was accepted. Only now does the box empty.
       onRunStarted(data) {
+        if (own !== mine) return;
         claim(runs.get(data.run_id), data.run_id);
         if (els.input.value.trim() === message) els.input.value = "";
       },
     }, { signal: controller.signal });
   } catch (e) {
-    if (controller.signal.aborted) {
+    if (controller.signal.aborted || own !== mine) {
       // Stopped here: the bridge cancels the agent's run, and its run_error (CANCELLED)
-      // reaches the thread's subscribers, this page included.
+      // reaches the thread's subscribers, this page included. (Or another thread is open
+      // now: nothing here is about it.)
     } else if (!mine.runId) {
       // Refused before it started: nothing was sent, the text stays in the box.
       if (e instanceof BridgeError && e.status === 409) note("Another run is going on in this thread: your message is kept.");

@@ -386,6 +386,38 @@ async fn a_second_message_during_a_run_is_kept_not_lost() {
     browser.close().await;
 }
 
+#[tokio::test]
+async fn a_run_goes_on_while_another_thread_is_open() {
+    let (browser, agent, bridge) = open_page(Duration::from_millis(5), "browser-switch").await;
+    start_a_run_that_hangs(&browser).await;
+    click(&browser, "#new-thread").await;
+    browser
+        .wait_for(
+            "document.getElementById('thread-title').textContent === 'New thread' &&
+             !document.querySelector('#transcript .run') && !document.getElementById('send').disabled",
+            "a new thread, ready",
+        )
+        .await;
+    // The first thread's run still holds it: a message posted there is refused as a
+    // second run, and the agent cancelled nothing.
+    let posted = bridge
+        .http
+        .post(bridge.url("/v1/agents/assistant/threads/browser-switch/messages"))
+        .json(&json!({ "message": "hello" }))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = crate::support::problem(posted).await;
+    assert_eq!(status, 409);
+    assert_eq!(body["type"], "urn:agent-bridge:problem:run-active");
+    assert_eq!(agent.stats.cancellations(), 0);
+    // Its stream lived on in the page: closing the page is what ends it.
+    browser.close().await;
+    tokio::time::timeout(PATIENCE, agent.stats.wait_for_cancellations(1))
+        .await
+        .expect("the run cancelled when the page closed");
+}
+
 /// Markdown in agent output, with markup an attacker would try: the message is echoed in the
 /// stub's answer ("You said: …"), so the page renders exactly this.
 const HOSTILE_MARKDOWN: &str = "**bold** and `inline`
