@@ -152,6 +152,17 @@ async fn open_page(pace: Duration, thread: &str) -> (Browser, Agent, Bridge) {
     (browser, agent, bridge)
 }
 
+/// Posts `message` to `thread` as another client (a service, another tab) would.
+async fn post_elsewhere(bridge: &Bridge, thread: &str, message: &str) -> reqwest::Response {
+    bridge
+        .http
+        .post(bridge.url(&format!("/v1/agents/assistant/threads/{thread}/messages")))
+        .json(&json!({ "message": message }))
+        .send()
+        .await
+        .expect("post to the thread")
+}
+
 /// Saves a screenshot both as a test artifact and, when `UPDATE_SCREENSHOTS` is set, as the
 /// README's picture in `docs/`.
 async fn picture(browser: &Browser, name: &str) {
@@ -400,13 +411,7 @@ async fn a_run_goes_on_while_another_thread_is_open() {
         .await;
     // The first thread's run still holds it: a message posted there is refused as a
     // second run, and the agent cancelled nothing.
-    let posted = bridge
-        .http
-        .post(bridge.url("/v1/agents/assistant/threads/browser-switch/messages"))
-        .json(&json!({ "message": "hello" }))
-        .send()
-        .await
-        .unwrap();
+    let posted = post_elsewhere(&bridge, "browser-switch", "hello").await;
     let (status, body) = crate::support::problem(posted).await;
     assert_eq!(status, 409);
     assert_eq!(body["type"], "urn:agent-bridge:problem:run-active");
@@ -725,13 +730,7 @@ async fn the_page_resumes_after_its_connection_is_cut_without_losing_or_repeatin
         .await;
     state(&browser, "ready").await;
     // Paced so that the cut lands mid-run.
-    let posted = bridge
-        .http
-        .post(bridge.url("/v1/agents/assistant/threads/browser-resume/messages"))
-        .json(&json!({ "message": "stub: pace=150ms" }))
-        .send()
-        .await
-        .unwrap();
+    let posted = post_elsewhere(&bridge, "browser-resume", "stub: pace=150ms").await;
     assert_eq!(posted.status(), 202);
     browser
         .wait_for(
