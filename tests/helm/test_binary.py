@@ -320,3 +320,23 @@ def test_environment_names_are_the_binarys():
         for name in env:
             if name.startswith("BRIDGE_"):
                 assert f"[env: {name}=" in help_text, f"{scenario}: {name} is not a bridge setting"
+
+
+def test_schema_accepts_every_agent_url_scheme_the_binary_accepts():
+    """The bridge names the URL schemes it accepts when it refuses one; the chart's schema
+    accepts each of them (and refuses the one the bridge refused)."""
+    import re
+
+    import helm_python as helm
+
+    refused = subprocess.run([str(binary("bridge")), "--agent", "a=bogus://x:1"], capture_output=True, text=True)
+    assert refused.returncode == 2, refused
+    message = refused.stderr.split("must start with", 1)[1].splitlines()[0]
+    schemes = re.findall(r"([a-z0-9+]+)://", message)
+    assert {"http", "https", "dns", "dns+https"} <= set(schemes), message
+    with helm.Chart.load(CHART) as chart:
+        for scheme in schemes:
+            values = {"replicaCount": 1, "auth": {"allowAnonymous": True}, "agents": [{"name": "a", "url": f"{scheme}://agent:50051"}]}
+            chart.validate_schema(values)
+        with pytest.raises(helm.HelmValuesError):
+            chart.validate_schema({"agents": [{"name": "a", "url": "bogus://x:1"}]})

@@ -85,9 +85,16 @@ app.kubernetes.io/component: redis
 {{- end }}
 {{- end }}
 
-{{/* An image reference: repository:tag, the tag defaulting to the appVersion. */}}
+{{/*
+An image reference: repository:tag, the tag defaulting to the appVersion, and @digest when
+one is given (the runtime then pulls by digest; the tag stays for people).
+*/}}
 {{- define "agent-bridge.image" -}}
-{{- printf "%s:%s" .image.repository (default .root.Chart.AppVersion .image.tag) }}
+{{- $ref := printf "%s:%s" .image.repository (toString (default .root.Chart.AppVersion .image.tag)) }}
+{{- if .image.digest }}
+{{- $ref = printf "%s@%s" $ref .image.digest }}
+{{- end }}
+{{- $ref }}
 {{- end }}
 
 {{/*
