@@ -25,6 +25,9 @@ if [ ${#need_debs[@]} -gt 0 ]; then
   fi
 fi
 
+# The bridge's modules import in one direction only (README: Architecture).
+python3 scripts/module-deps.py >/dev/null
+
 # Some suites run the binaries as separate processes, as in production; `cargo test` alone
 # does not build them.
 cargo build --workspace --bins --locked

@@ -57,6 +57,7 @@ mod threads;
 mod trigger;
 
 pub use config::{Config, TlsIdentity};
+pub use script::default_kinds;
 pub use server::serve;
 pub use service::Stub;
 pub use stats::Stats;

@@ -36,6 +36,21 @@ pub(crate) enum Script {
     Burst(Burst),
 }
 
+/// The event kinds of the default run (the Planner then the Coder) with `deltas` text
+/// deltas: what clients of the stub can expect, in order.
+pub fn default_kinds(deltas: usize) -> Vec<&'static str> {
+    let mut kinds = vec![
+        "run_started",
+        "thought",
+        "tool_call",
+        "tool_result",
+        "thought",
+    ];
+    kinds.extend(std::iter::repeat_n("text_delta", deltas));
+    kinds.extend(["message", "run_completed"]);
+    kinds
+}
+
 impl Script {
     /// The "Planner + Coder" run answering `message` (see the crate docs).
     pub(crate) fn default_run(message: &str, ids: MessageIds) -> Self {
@@ -270,16 +285,7 @@ mod tests {
 
         let kinds: Vec<_> = steps.iter().map(|s| s.payload.kind()).collect();
         let deltas = kinds.iter().filter(|k| **k == "text_delta").count();
-        let mut expected = vec![
-            "run_started",
-            "thought",
-            "tool_call",
-            "tool_result",
-            "thought",
-        ];
-        expected.extend(std::iter::repeat_n("text_delta", deltas));
-        expected.extend(["message", "run_completed"]);
-        assert_eq!(kinds, expected);
+        assert_eq!(kinds, default_kinds(deltas));
         assert!(deltas > 1);
 
         let agents: Vec<_> = steps.iter().map(|s| s.agent).collect();

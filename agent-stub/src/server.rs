@@ -202,16 +202,7 @@ mod tests {
 
         let kinds: Vec<_> = events.iter().map(kind).collect();
         let deltas = kinds.len() - 7;
-        let mut expected = vec![
-            "run_started",
-            "thought",
-            "tool_call",
-            "tool_result",
-            "thought",
-        ];
-        expected.extend(std::iter::repeat_n("text_delta", deltas));
-        expected.extend(["message", "run_completed"]);
-        assert_eq!(kinds, expected);
+        assert_eq!(kinds, crate::script::default_kinds(deltas));
 
         let sequences: Vec<u64> = events.iter().map(|e| e.sequence).collect();
         assert_eq!(sequences, (1..=events.len() as u64).collect::<Vec<_>>());

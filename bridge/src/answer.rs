@@ -5,18 +5,22 @@ use agent_bridge_proto::v1::chat_event::Payload;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::{error::ApiError, run::Run, wire::WireEvent};
+use crate::{error::ApiError, event::WireEvent, run::Run};
 
 /// The document returned to clients that do not ask for `text/event-stream`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Answer {
     pub run_id: String,
     pub thread_id: String,
     /// The final assistant message (`message_id`, `role`, `content`).
+    #[schema(value_type = Object)]
     pub message: Value,
     /// Thoughts, tool calls and tool results in the order they happened, each exactly as the
     /// stream carries it.
+    #[schema(value_type = Vec<Object>)]
     pub interactions: Vec<Value>,
+    /// `input_tokens`, `output_tokens`, `tool_calls`.
+    #[schema(value_type = Object)]
     pub usage: Value,
 }
 
@@ -37,10 +41,10 @@ pub async fn collect(mut run: Run) -> Result<Answer, ApiError> {
             }
             Some(Payload::RunCompleted(done)) => {
                 if let Some(message) = &done.final_message {
-                    answer.message = to_value(&crate::wire::WireMessage::from(message));
+                    answer.message = to_value(&crate::event::WireMessage::from(message));
                 }
                 if let Some(usage) = &done.usage {
-                    answer.usage = to_value(&crate::wire::WireUsage::from(usage));
+                    answer.usage = to_value(&crate::event::WireUsage::from(usage));
                 }
                 return Ok(answer);
             }

@@ -30,7 +30,7 @@ use axum::{
 };
 
 use crate::{
-    config::{Config, IpNet},
+    config::{AuthSettings, IpNet},
     error::ApiError,
     ratelimit::RateLimits,
     secret::Secret,
@@ -121,7 +121,7 @@ pub struct Auth {
 }
 
 impl Auth {
-    pub fn from_config(config: &Config) -> Result<Self, String> {
+    pub fn from_config(config: &AuthSettings) -> Result<Self, String> {
         let hs_secret = config
             .jwt_secret_file
             .as_deref()
@@ -374,107 +374,5 @@ mod tests {
         h.insert(header::COOKIE, "a=1; bridge_token=abc".parse().unwrap());
         assert_eq!(cookie(&h, "bridge_token").as_deref(), Some("abc"));
         assert_eq!(cookie(&h, "nope"), None);
-    }
-}
-
-/// Why an authentication failed, as a bounded metric label, from the (fixed) refusal texts
-/// of this module and its children; anything new reads `other` until named here.
-pub fn failure_reason(detail: &str) -> &'static str {
-    // First match wins: specific texts before general ones.
-    const REASONS: [(&str, &str); 22] = [
-        ("credentials required", "missing"),
-        ("query string", "credentials_in_query"),
-        ("only on GET", "ticket_not_on_get"),
-        ("ticket has expired", "ticket_expired"),
-        ("ticket is malformed", "ticket_malformed"),
-        ("ticket's signature", "ticket_forged"),
-        ("already used", "ticket_reused"),
-        ("another agent or thread", "ticket_wrong_stream"),
-        ("has expired", "expired"),
-        ("not valid yet", "not_yet_valid"),
-        ("another audience", "wrong_audience"),
-        ("untrusted issuer", "wrong_issuer"),
-        ("signature is invalid", "bad_signature"),
-        ("`kid`", "unknown_key"),
-        ("well-formed", "malformed"),
-        ("must be `Bearer", "malformed"),
-        ("alg", "algorithm"),
-        ("tokens are not accepted", "algorithm"),
-        ("lacks", "missing_claim"),
-        ("`sub`", "missing_claim"),
-        ("unknown API key", "bad_api_key"),
-        ("not enabled", "method_disabled"),
-    ];
-    REASONS
-        .iter()
-        .find(|(needle, _)| detail.contains(needle))
-        .map_or("other", |(_, reason)| reason)
-}
-
-#[cfg(test)]
-mod reason_tests {
-    use super::failure_reason;
-
-    #[test]
-    fn every_refusal_text_has_a_reason() {
-        for (text, reason) in [
-            (
-                "credentials required: send `Authorization: Bearer <JWT>` or `X-API-Key`",
-                "missing",
-            ),
-            (
-                "credentials are not accepted in the query string (`token`): send",
-                "credentials_in_query",
-            ),
-            (
-                "stream tickets are accepted only on GET stream endpoints",
-                "ticket_not_on_get",
-            ),
-            (
-                "the ticket has expired; request a new one",
-                "ticket_expired",
-            ),
-            ("the ticket is malformed", "ticket_malformed"),
-            ("the ticket's signature is invalid", "ticket_forged"),
-            (
-                "the ticket was already used; request a new one",
-                "ticket_reused",
-            ),
-            (
-                "this ticket was issued for another agent or thread",
-                "ticket_wrong_stream",
-            ),
-            ("the token has expired", "expired"),
-            ("the token is not valid yet (nbf)", "not_yet_valid"),
-            ("the token is for another audience", "wrong_audience"),
-            ("the token is from an untrusted issuer", "wrong_issuer"),
-            ("the token's signature is invalid", "bad_signature"),
-            (
-                "the token's `kid` is not a known signing key",
-                "unknown_key",
-            ),
-            ("the token has no `kid`", "unknown_key"),
-            (
-                "the bearer token is not a well-formed JWT with a supported alg",
-                "malformed",
-            ),
-            (
-                "the Authorization header must be `Bearer <token>`",
-                "malformed",
-            ),
-            ("the token's alg does not match its key", "algorithm"),
-            ("this JWT algorithm is not accepted", "algorithm"),
-            ("HS256 tokens are not accepted here", "algorithm"),
-            ("the token lacks `exp` or `sub`", "missing_claim"),
-            ("the token's `sub` must be a string", "missing_claim"),
-            ("unknown API key", "bad_api_key"),
-            (
-                "bearer tokens are not enabled on this bridge",
-                "method_disabled",
-            ),
-        ] {
-            assert_eq!(failure_reason(text), reason, "{text}");
-        }
-        assert_eq!(failure_reason("something new"), "other");
     }
 }

@@ -26,6 +26,43 @@ pub struct Config {
     )]
     pub agents: Vec<AgentTarget>,
 
+    /// Log format: `text` for people, `json` for log pipelines.
+    #[arg(long, env = "BRIDGE_LOG_FORMAT", default_value = "text")]
+    pub log_format: LogFormat,
+
+    /// Serve the chat page at `/ui/` (and redirect `/` to it), with the JavaScript client
+    /// at `/ui/agent-bridge.js`. Off by default: an API-only bridge serves no HTML.
+    #[arg(long, env = "BRIDGE_UI")]
+    pub ui: bool,
+
+    /// How each stream runs: timeouts, heartbeats, buffering.
+    #[command(flatten, next_help_heading = "Streams")]
+    pub streams: StreamSettings,
+
+    /// Client connections, readiness and the drain on shutdown.
+    #[command(flatten, next_help_heading = "Connections and shutdown")]
+    pub server: ServerSettings,
+
+    /// How the bridge reaches its agents.
+    #[command(flatten, next_help_heading = "Agents")]
+    pub upstream: UpstreamSettings,
+
+    /// The threads' event logs (the hub) and run leases.
+    #[command(flatten, next_help_heading = "Threads")]
+    pub threads: ThreadSettings,
+
+    /// Who may call: JWT, JWKS, API keys, cookies, stream tickets.
+    #[command(flatten, next_help_heading = "Authentication")]
+    pub auth: AuthSettings,
+
+    /// CORS, rate limits, stream caps, and what of each event leaves the edge.
+    #[command(flatten, next_help_heading = "Edge policy")]
+    pub edge: EdgeSettings,
+}
+
+/// How each stream runs: timeouts, heartbeats, buffering.
+#[derive(Debug, Clone, Args)]
+pub struct StreamSettings {
     /// Comment heartbeat sent on an SSE stream when the agent has been silent this long.
     #[arg(long, env = "BRIDGE_HEARTBEAT", default_value = "15s", value_parser = humantime::parse_duration)]
     pub heartbeat: Duration,
@@ -54,7 +91,11 @@ pub struct Config {
     /// is slowed down (gRPC flow control), so memory per stream stays bounded.
     #[arg(long, env = "BRIDGE_STREAM_BUFFER", default_value_t = 64)]
     pub stream_buffer: usize,
+}
 
+/// Client connections, readiness and the drain on shutdown.
+#[derive(Debug, Clone, Args)]
+pub struct ServerSettings {
     /// On SIGTERM, how long open streams get to receive their final event and close before
     /// the process exits anyway.
     #[arg(long, env = "BRIDGE_DRAIN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
@@ -65,14 +106,51 @@ pub struct Config {
     #[arg(long, env = "BRIDGE_SHUTDOWN_ACCEPT", default_value = "0s", value_parser = humantime::parse_duration)]
     pub shutdown_accept: Duration,
 
+    /// Client connections served at once. Beyond it a new connection gets an immediate
+    /// `503` problem and is closed, so a flood of idle or slow connections cannot exhaust
+    /// file descriptors (keep it below the process's open-file limit, `ulimit -n`).
+    #[arg(long, env = "BRIDGE_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+
+    /// How long a client has to send a request's headers (from connecting, or between
+    /// requests on a kept-alive connection); slower connections are closed.
+    #[arg(long, env = "BRIDGE_HEADER_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub header_timeout: Duration,
+
+    /// How long `/readyz` reuses the agents' gRPC health answers, so that a probe storm does
+    /// not reach the agents.
+    #[arg(long, env = "BRIDGE_READINESS_CACHE", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub readiness_cache: Duration,
+}
+
+/// How the bridge reaches its agents.
+#[derive(Debug, Clone, Args)]
+pub struct UpstreamSettings {
     /// Timeout for establishing a connection to an agent.
     #[arg(long, env = "BRIDGE_CONNECT_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
     pub connect_timeout: Duration,
 
+    /// File holding the bearer credential the bridge presents to agents.
+    #[arg(long, env = "BRIDGE_AGENT_TOKEN_FILE")]
+    pub agent_token_file: Option<PathBuf>,
+
+    /// How often `dns://` agents are resolved again (to follow a headless Service's pods).
+    #[arg(long, env = "BRIDGE_AGENT_DNS_REFRESH", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub agent_dns_refresh: Duration,
+
+    /// PEM file of the CA(s) that sign `https://` agents' certificates (a private CA);
+    /// unset: the public web PKI roots.
+    #[arg(long, env = "BRIDGE_AGENT_CA_FILE")]
+    pub agent_ca_file: Option<PathBuf>,
+}
+
+/// The threads' event logs (the hub) and run leases.
+#[derive(Debug, Clone, Args)]
+pub struct ThreadSettings {
     /// Where threads' event logs live: `memory` (this process only), `redis://HOST:PORT[/DB]`
     /// (shared by every replica), or `redis+cluster://HOST:PORT,HOST:PORT` (Redis Cluster).
     #[arg(long, env = "BRIDGE_HUB", default_value = "memory")]
-    pub hub: String,
+    pub hub: HubUrl,
 
     /// Events kept per thread.
     #[arg(long, env = "BRIDGE_HUB_MAX_EVENTS", default_value_t = 1000)]
@@ -90,20 +168,11 @@ pub struct Config {
     /// `run_error` within about this long.
     #[arg(long, env = "BRIDGE_RUN_LEASE", default_value = "10s", value_parser = humantime::parse_duration)]
     pub run_lease: Duration,
-    /// How long `/readyz` reuses the agents' gRPC health answers, so that a probe storm does
-    /// not reach the agents.
-    #[arg(long, env = "BRIDGE_READINESS_CACHE", default_value = "2s", value_parser = humantime::parse_duration)]
-    pub readiness_cache: Duration,
+}
 
-    /// Log format: `text` for people, `json` for log pipelines.
-    #[arg(long, env = "BRIDGE_LOG_FORMAT", default_value = "text")]
-    pub log_format: LogFormat,
-
-    /// Serve the chat page at `/ui/` (and redirect `/` to it), with the JavaScript client
-    /// at `/ui/agent-bridge.js`. Off by default: an API-only bridge serves no HTML.
-    #[arg(long, env = "BRIDGE_UI")]
-    pub ui: bool,
-
+/// Who may call: JWT, JWKS, API keys, cookies, stream tickets.
+#[derive(Debug, Clone, Args)]
+pub struct AuthSettings {
     // ---- Authentication -------------------------------------------------------------
     /// Serve requests without credentials (as the identity `anonymous`, allowed every
     /// agent). Off by default: only for demos and trusted networks.
@@ -161,19 +230,19 @@ pub struct Config {
     #[arg(long, env = "BRIDGE_TICKET_TTL", default_value = "60s", value_parser = humantime::parse_duration)]
     pub ticket_ttl: Duration,
 
-    /// File holding the bearer credential the bridge presents to agents.
-    #[arg(long, env = "BRIDGE_AGENT_TOKEN_FILE")]
-    pub agent_token_file: Option<PathBuf>,
+    /// A proxy (IP or CIDR, repeatable) whose `X-Forwarded-For` is believed when keying
+    /// anonymous clients by IP. Unset: the socket peer is the client.
+    #[arg(
+        long = "trusted-proxy",
+        env = "BRIDGE_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<IpNet>,
+}
 
-    /// How often `dns://` agents are resolved again (to follow a headless Service's pods).
-    #[arg(long, env = "BRIDGE_AGENT_DNS_REFRESH", default_value = "5s", value_parser = humantime::parse_duration)]
-    pub agent_dns_refresh: Duration,
-
-    /// PEM file of the CA(s) that sign `https://` agents' certificates (a private CA);
-    /// unset: the public web PKI roots.
-    #[arg(long, env = "BRIDGE_AGENT_CA_FILE")]
-    pub agent_ca_file: Option<PathBuf>,
-
+/// CORS, rate limits, stream caps, and what of each event leaves the edge.
+#[derive(Debug, Clone, Args)]
+pub struct EdgeSettings {
     // ---- CORS ------------------------------------------------------------------------
     /// A browser origin allowed to call the API with credentials (repeatable, exact match,
     /// e.g. `https://app.example.com`). Unset: no CORS headers at all.
@@ -211,15 +280,6 @@ pub struct Config {
     #[arg(long, env = "BRIDGE_MAX_STREAMS", default_value_t = 2048)]
     pub max_streams: usize,
 
-    /// A proxy (IP or CIDR, repeatable) whose `X-Forwarded-For` is believed when keying
-    /// anonymous clients by IP. Unset: the socket peer is the client.
-    #[arg(
-        long = "trusted-proxy",
-        env = "BRIDGE_TRUSTED_PROXIES",
-        value_delimiter = ','
-    )]
-    pub trusted_proxies: Vec<IpNet>,
-
     // ---- What leaves the edge ----------------------------------------------------------
     /// Event kinds an agent's clients do not see, as `AGENT=KIND,KIND` or `*=KIND` (repeatable;
     /// kinds: thought, tool_call, tool_result, text_delta, message).
@@ -238,6 +298,31 @@ pub struct Config {
         value_delimiter = ','
     )]
     pub redact_fields: Vec<String>,
+}
+
+/// Where the threads' event logs live, parsed once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HubUrl {
+    /// In this process only.
+    Memory,
+    /// `redis://...` or `redis+cluster://...`: shared by every replica.
+    Redis(String),
+}
+
+impl FromStr for HubUrl {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s == "memory" {
+            Ok(Self::Memory)
+        } else if s.starts_with("redis://") || s.starts_with("redis+cluster://") {
+            Ok(Self::Redis(s.to_owned()))
+        } else {
+            Err(format!(
+                "`{s}` must be `memory`, `redis://...` or `redis+cluster://...`"
+            ))
+        }
+    }
 }
 
 /// A request rate: `N/PERIOD` (`60/1m`), or none (`off`).
@@ -439,44 +524,41 @@ impl Config {
             }
             seen.push(target);
         }
-        if self.stream_buffer == 0 {
+        if self.streams.stream_buffer == 0 {
             return Err("--stream-buffer/BRIDGE_STREAM_BUFFER must be at least 1".into());
         }
-        if !(self.hub == "memory"
-            || self.hub.starts_with("redis://")
-            || self.hub.starts_with("redis+cluster://"))
-        {
-            return Err(format!(
-                "--hub/BRIDGE_HUB `{}` must be `memory`, `redis://...` or `redis+cluster://...`",
-                self.hub
-            ));
-        }
-        if self.run_lease < Duration::from_millis(300) {
+        if self.threads.run_lease < Duration::from_millis(300) {
             return Err("--run-lease/BRIDGE_RUN_LEASE must be at least 300ms".into());
         }
-        if self.heartbeat.is_zero() {
+        if self.streams.heartbeat.is_zero() {
             return Err("--heartbeat/BRIDGE_HEARTBEAT must be more than 0s".into());
         }
-        if let Some(origin) = self
-            .cors_origins
-            .iter()
-            .find(|o| o.as_str() == "*" || !(o.starts_with("http://") || o.starts_with("https://")))
+        if let Some(origin) =
+            self.edge.cors_origins.iter().find(|o| {
+                o.as_str() == "*" || !(o.starts_with("http://") || o.starts_with("https://"))
+            })
         {
             return Err(format!(
                 "--cors-origin/BRIDGE_CORS_ORIGINS `{origin}` must be an exact origin such as \
                  https://app.example.com (`*` is refused: the API is called with credentials)"
             ));
         }
-        if self.max_streams == 0 || self.max_streams_per_identity == 0 {
+        if self.server.max_connections == 0 {
+            return Err("--max-connections/BRIDGE_MAX_CONNECTIONS must be at least 1".into());
+        }
+        if self.server.header_timeout.is_zero() {
+            return Err("--header-timeout/BRIDGE_HEADER_TIMEOUT must be longer than 0s".into());
+        }
+        if self.edge.max_streams == 0 || self.edge.max_streams_per_identity == 0 {
             return Err("--max-streams and --max-streams-per-identity must be at least 1".into());
         }
-        if self.ticket_ttl.is_zero() || self.ticket_ttl > Duration::from_secs(600) {
+        if self.auth.ticket_ttl.is_zero() || self.auth.ticket_ttl > Duration::from_secs(600) {
             return Err("--ticket-ttl/BRIDGE_TICKET_TTL must be between 1s and 10m".into());
         }
-        let has_credentials = self.jwt_secret_file.is_some()
-            || self.jwks_url.is_some()
-            || self.api_keys_file.is_some();
-        if !has_credentials && !self.allow_anonymous {
+        let has_credentials = self.auth.jwt_secret_file.is_some()
+            || self.auth.jwks_url.is_some()
+            || self.auth.api_keys_file.is_some();
+        if !has_credentials && !self.auth.allow_anonymous {
             return Err(
                 "no way to authenticate clients: set --jwt-secret-file, --jwks-url or \
                  --api-keys-file, or pass --allow-anonymous for a trusted network"
@@ -558,8 +640,8 @@ mod tests {
     fn durations_are_human() {
         let c =
             Config::from_args(["bridge", "--heartbeat", "250ms", "--drain-timeout", "1m"]).unwrap();
-        assert_eq!(c.heartbeat, Duration::from_millis(250));
-        assert_eq!(c.drain_timeout, Duration::from_secs(60));
+        assert_eq!(c.streams.heartbeat, Duration::from_millis(250));
+        assert_eq!(c.server.drain_timeout, Duration::from_secs(60));
     }
 
     #[test]

@@ -32,6 +32,9 @@ pub enum ApiError {
     MalformedBody(String),
     #[error("invalid request: {0}")]
     InvalidRequest(String),
+    /// The request line itself is malformed (a path that does not decode).
+    #[error("malformed request: {0}")]
+    MalformedRequest(String),
     /// The agent answered the call with an error status before the first event.
     #[error("agent {agent} failed: {status}")]
     Upstream {
@@ -103,17 +106,8 @@ impl RateLimitHeaders {
     }
 }
 
-impl From<crate::hub::HubError> for ApiError {
-    fn from(e: crate::hub::HubError) -> Self {
-        match e {
-            crate::hub::HubError::RunActive(run_id) => ApiError::RunActive { run_id },
-            crate::hub::HubError::Unavailable(detail) => ApiError::HubUnavailable(detail),
-        }
-    }
-}
-
 /// An RFC 9457 problem document.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Problem {
     /// A URI naming the kind of problem; stable, so clients can branch on it.
     #[serde(rename = "type")]
@@ -131,9 +125,11 @@ pub struct Problem {
     pub retry_after: Option<u64>,
     /// Response headers beyond the standard ones (`WWW-Authenticate`, `RateLimit`).
     #[serde(skip)]
+    #[schema(ignore)]
     pub headers: Vec<(&'static str, HeaderValue)>,
     /// For authentication failures: why, as a metric label (`expired`, `bad_signature`, ...).
     #[serde(skip)]
+    #[schema(ignore)]
     pub auth_reason: Option<&'static str>,
 }
 
@@ -238,6 +234,12 @@ impl ApiError {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!("the body is larger than the {limit} bytes this route accepts"),
             ),
+            ApiError::MalformedRequest(detail) => Problem::new(
+                "malformed-request",
+                "Malformed request",
+                StatusCode::BAD_REQUEST,
+                detail.clone(),
+            ),
             ApiError::MalformedBody(detail) => Problem::new(
                 "malformed-body",
                 "Malformed body",
@@ -339,7 +341,7 @@ impl ApiError {
                 )
                 .with_code(Code::Unauthenticated)
                 .with_header("www-authenticate", HeaderValue::from_static("Bearer"))
-                .with_auth_reason(crate::auth::failure_reason(detail))
+                .with_auth_reason(failure_reason(detail))
             }
             ApiError::Forbidden(detail) => Problem::new(
                 "forbidden",
@@ -478,6 +480,40 @@ pub fn truncate(s: &str, max: usize) -> &str {
     }
 }
 
+/// Why an authentication failed, as a bounded metric label, from the (fixed) refusal texts
+/// of `auth` and its children; anything new reads `other` until named here.
+fn failure_reason(detail: &str) -> &'static str {
+    // First match wins: specific texts before general ones.
+    const REASONS: [(&str, &str); 22] = [
+        ("credentials required", "missing"),
+        ("query string", "credentials_in_query"),
+        ("only on GET", "ticket_not_on_get"),
+        ("ticket has expired", "ticket_expired"),
+        ("ticket is malformed", "ticket_malformed"),
+        ("ticket's signature", "ticket_forged"),
+        ("already used", "ticket_reused"),
+        ("another agent or thread", "ticket_wrong_stream"),
+        ("has expired", "expired"),
+        ("not valid yet", "not_yet_valid"),
+        ("another audience", "wrong_audience"),
+        ("untrusted issuer", "wrong_issuer"),
+        ("signature is invalid", "bad_signature"),
+        ("`kid`", "unknown_key"),
+        ("well-formed", "malformed"),
+        ("must be `Bearer", "malformed"),
+        ("alg", "algorithm"),
+        ("tokens are not accepted", "algorithm"),
+        ("lacks", "missing_claim"),
+        ("`sub`", "missing_claim"),
+        ("unknown API key", "bad_api_key"),
+        ("not enabled", "method_disabled"),
+    ];
+    REASONS
+        .iter()
+        .find(|(needle, _)| detail.contains(needle))
+        .map_or("other", |(_, reason)| reason)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -520,5 +556,73 @@ mod tests {
     fn truncate_respects_char_boundaries() {
         assert_eq!(truncate("héllo", 2), "hé");
         assert_eq!(truncate("hi", 5), "hi");
+    }
+}
+
+#[cfg(test)]
+mod reason_tests {
+    use super::failure_reason;
+
+    #[test]
+    fn every_refusal_text_has_a_reason() {
+        for (text, reason) in [
+            (
+                "credentials required: send `Authorization: Bearer <JWT>` or `X-API-Key`",
+                "missing",
+            ),
+            (
+                "credentials are not accepted in the query string (`token`): send",
+                "credentials_in_query",
+            ),
+            (
+                "stream tickets are accepted only on GET stream endpoints",
+                "ticket_not_on_get",
+            ),
+            (
+                "the ticket has expired; request a new one",
+                "ticket_expired",
+            ),
+            ("the ticket is malformed", "ticket_malformed"),
+            ("the ticket's signature is invalid", "ticket_forged"),
+            (
+                "the ticket was already used; request a new one",
+                "ticket_reused",
+            ),
+            (
+                "this ticket was issued for another agent or thread",
+                "ticket_wrong_stream",
+            ),
+            ("the token has expired", "expired"),
+            ("the token is not valid yet (nbf)", "not_yet_valid"),
+            ("the token is for another audience", "wrong_audience"),
+            ("the token is from an untrusted issuer", "wrong_issuer"),
+            ("the token's signature is invalid", "bad_signature"),
+            (
+                "the token's `kid` is not a known signing key",
+                "unknown_key",
+            ),
+            ("the token has no `kid`", "unknown_key"),
+            (
+                "the bearer token is not a well-formed JWT with a supported alg",
+                "malformed",
+            ),
+            (
+                "the Authorization header must be `Bearer <token>`",
+                "malformed",
+            ),
+            ("the token's alg does not match its key", "algorithm"),
+            ("this JWT algorithm is not accepted", "algorithm"),
+            ("HS256 tokens are not accepted here", "algorithm"),
+            ("the token lacks `exp` or `sub`", "missing_claim"),
+            ("the token's `sub` must be a string", "missing_claim"),
+            ("unknown API key", "bad_api_key"),
+            (
+                "bearer tokens are not enabled on this bridge",
+                "method_disabled",
+            ),
+        ] {
+            assert_eq!(failure_reason(text), reason, "{text}");
+        }
+        assert_eq!(failure_reason("something new"), "other");
     }
 }

@@ -23,7 +23,7 @@ use tokio::{
     time::Instant,
 };
 
-use crate::metrics::Metrics;
+use crate::{error::ApiError, metrics::Metrics};
 
 /// Identifies one thread's log: threads are namespaced by agent, tenant and owner, so
 /// knowing another user's thread id is not enough to read it.
@@ -131,6 +131,15 @@ pub enum HubError {
     RunActive(String),
     #[error("the event log is unavailable: {0}")]
     Unavailable(String),
+}
+
+impl From<HubError> for ApiError {
+    fn from(e: HubError) -> Self {
+        match e {
+            HubError::RunActive(run_id) => ApiError::RunActive { run_id },
+            HubError::Unavailable(detail) => ApiError::HubUnavailable(detail),
+        }
+    }
 }
 
 /// Retention and timing of a hub.

@@ -22,17 +22,18 @@
 
 pub mod answer;
 pub mod auth;
+pub mod chat;
 pub mod config;
 pub mod cors;
 pub mod demo;
 pub mod dialect;
 pub mod error;
+pub mod event;
+pub mod filter;
 pub mod hub;
 pub mod metrics;
-pub mod policy;
 pub mod ratelimit;
 pub mod readiness;
-pub mod record;
 pub mod routes;
 pub mod run;
 pub mod secret;
@@ -41,9 +42,9 @@ pub mod shutdown;
 pub mod sse;
 pub mod state;
 pub mod telemetry;
+pub mod threads;
 pub mod upstream;
 pub mod validate;
-pub mod wire;
 
 pub use config::Config;
-pub use server::serve;
+pub use server::{Server, serve};

@@ -39,7 +39,7 @@ async fn main() -> anyhow::Result<()> {
         Some(Command::Demo { mut config, pace }) => {
             let telemetry = bridge::telemetry::init(config.log_format);
             // The demo is for trying the bridge on one machine; serve() logs a warning.
-            config.allow_anonymous = true;
+            config.auth.allow_anonymous = true;
             // The demo is also the page a newcomer opens.
             config.ui = true;
             let stub = demo::start_stub(
@@ -65,14 +65,16 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config, shutdown: CancellationToken, demo: bool) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(config.listen).await.map_err(|e| {
-        anyhow::anyhow!(
-            "cannot listen on {} (--listen/BRIDGE_LISTEN): {e}",
-            config.listen
-        )
-    })?;
+    let listen = config.listen;
+    let agents: Vec<String> = config.agents.iter().map(|a| a.name.clone()).collect();
+    let ui = config.ui;
+    // Validated and built before anything listens: a bad setting exits 1 without ever
+    // printing the `listening on` line supervisors wait for.
+    let server = bridge::Server::new(config, shutdown)?;
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {listen} (--listen/BRIDGE_LISTEN): {e}"))?;
     let addr = listener.local_addr()?;
-    let agents: Vec<&str> = config.agents.iter().map(|a| a.name.as_str()).collect();
     tracing::info!(%addr, ?agents, "bridge listening");
     if !demo {
         // One parseable line, for supervisors and tests that pass --listen 127.0.0.1:0.
@@ -87,8 +89,8 @@ async fn serve(config: Config, shutdown: CancellationToken, demo: bool) -> anyho
             demo::DEMO_AGENT
         );
     }
-    if config.ui {
+    if ui {
         println!("chat page: http://{addr}/ui/");
     }
-    bridge::serve(listener, config, shutdown).await
+    server.serve(listener).await
 }

@@ -9,11 +9,6 @@
 
 use std::{sync::Arc, time::Duration};
 
-use axum::{
-    extract::State,
-    http::{HeaderValue, header},
-    response::{IntoResponse, Response},
-};
 use prometheus_client::{
     encoding::{EncodeLabelSet, EncodeLabelValue},
     metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
@@ -22,7 +17,7 @@ use prometheus_client::{
 use tokio::time::Instant;
 use tonic::Code;
 
-use crate::{error::code_name, state::AppState};
+use crate::error::{Refusal, code_name};
 
 /// How a client receives a run.
 #[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
@@ -239,6 +234,20 @@ impl Metrics {
             .observe(waited.as_secs_f64());
     }
 
+    /// Counts a refused request by problem type (and authentication failures by reason).
+    pub fn refused(&self, refusal: &Refusal) {
+        self.refusals
+            .get_or_create(&RefusalLabels {
+                r#type: refusal.kind.clone(),
+            })
+            .inc();
+        if let Some(reason) = refusal.auth_reason {
+            self.auth_failures
+                .get_or_create(&AuthLabels { reason })
+                .inc();
+        }
+    }
+
     /// Counts a stream as open until the returned guard drops, then records its duration.
     pub fn stream_opened(&self, agent: &str, transport: Transport) -> OpenStream {
         let gauge = self
@@ -284,26 +293,6 @@ fn hub_buckets() -> Histogram {
     ])
 }
 
-/// Counts refused requests by problem type (the response carries it, see
-/// [`crate::error::Refusal`]).
-pub async fn count_refusals(State(metrics): State<Metrics>, response: Response) -> Response {
-    if let Some(refusal) = response.extensions().get::<crate::error::Refusal>() {
-        metrics
-            .refusals
-            .get_or_create(&RefusalLabels {
-                r#type: refusal.kind.clone(),
-            })
-            .inc();
-        if let Some(reason) = refusal.auth_reason {
-            metrics
-                .auth_failures
-                .get_or_create(&AuthLabels { reason })
-                .inc();
-        }
-    }
-    response
-}
-
 /// Agents answer their first event in milliseconds to tens of seconds.
 fn first_event_buckets() -> Histogram {
     Histogram::new([
@@ -316,14 +305,4 @@ fn duration_buckets() -> Histogram {
     Histogram::new([
         0.1, 0.5, 1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0,
     ])
-}
-
-/// `GET /metrics`.
-pub async fn scrape(State(state): State<AppState>) -> Response {
-    let mut response = state.metrics.encode().into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
-    );
-    response
 }

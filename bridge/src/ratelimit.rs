@@ -13,12 +13,7 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use axum::{
-    extract::{Request, State},
-    http::{HeaderValue, Method},
-    middleware::Next,
-    response::Response,
-};
+use axum::http::{HeaderValue, Method};
 use governor::{
     DefaultKeyedRateLimiter, Quota, RateLimiter,
     clock::{Clock, DefaultClock},
@@ -27,9 +22,9 @@ use governor::{
 };
 
 use crate::{
-    auth::Identity,
     config::RateSpec,
     error::{ApiError, RateLimitHeaders},
+    metrics::OpenStream,
 };
 
 type Limiter =
@@ -72,12 +67,13 @@ impl RateLimits {
         }
     }
 
-    /// Takes one token for `identity` on the class of `path`; the headers to send either way.
+    /// Takes one token for the caller `key` (an identity's rate key) on the class of `path`;
+    /// the headers to send either way.
     pub fn check(
         &self,
         method: &Method,
         path: &str,
-        identity: &Identity,
+        key: &str,
     ) -> Result<Option<RateLimitHeaders>, ApiError> {
         let class = if is_chat_route(method, path) {
             &self.chat
@@ -85,7 +81,7 @@ impl RateLimits {
             &self.read
         };
         match class {
-            Some(class) => take(class, &identity.rate_key()).map(Some),
+            Some(class) => take(class, key).map(Some),
             None => Ok(None),
         }
     }
@@ -149,23 +145,6 @@ fn is_chat_route(method: &Method, path: &str) -> bool {
     method == Method::POST || path.ends_with("/stream") || path.ends_with("/ws")
 }
 
-/// The rate-limit middleware; runs after authentication (it keys on the identity).
-pub async fn middleware(
-    State(limits): State<Arc<RateLimits>>,
-    request: Request,
-    next: Next,
-) -> Result<Response, ApiError> {
-    let headers = match request.extensions().get::<Identity>() {
-        Some(identity) => limits.check(request.method(), request.uri().path(), identity)?,
-        None => None,
-    };
-    let mut response = next.run(request).await;
-    if let Some(headers) = headers {
-        headers.apply(response.headers_mut());
-    }
-    Ok(response)
-}
-
 /// Caps on open runs.
 pub struct Admission {
     per_identity: usize,
@@ -188,9 +167,8 @@ impl Admission {
         })
     }
 
-    /// A slot for one run of `identity`, or the refusal.
-    pub fn admit(self: &Arc<Self>, identity: &Identity) -> Result<Permit, ApiError> {
-        let key = identity.rate_key();
+    /// A slot for one stream of the caller `key` (an identity's rate key), or the refusal.
+    pub fn admit(self: &Arc<Self>, key: String) -> Result<Permit, ApiError> {
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         if open.total >= self.total {
             return Err(ApiError::Overloaded { limit: self.total });
@@ -221,6 +199,24 @@ pub struct Permit {
     key: String,
 }
 
+/// What an open stream holds until it ends: its admission slot and its place in the
+/// open-stream gauge. The response body (or the socket task) owns it, so both are released
+/// exactly when the client's stream ends, however it ends.
+pub struct StreamGuard {
+    _permit: Permit,
+    _open: OpenStream,
+}
+
+impl Permit {
+    /// This slot, counted as an open stream until the guard drops.
+    pub fn counted(self, open: OpenStream) -> StreamGuard {
+        StreamGuard {
+            _permit: self,
+            _open: open,
+        }
+    }
+}
+
 impl Drop for Permit {
     fn drop(&mut self) {
         let mut open = self
@@ -241,34 +237,28 @@ impl Drop for Permit {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::Via;
     use std::time::Duration;
 
-    fn who(name: &str) -> Identity {
-        Identity {
-            subject: name.into(),
-            tenant: "t".into(),
-            scopes: vec![],
-            via: Via::Jwt,
-        }
+    fn who(name: &str) -> String {
+        format!("jwt:t:{name}")
     }
 
     #[test]
     fn admission_caps_and_frees() {
         let a = Admission::new(1, 2);
-        let p1 = a.admit(&who("a")).unwrap();
+        let p1 = a.admit(who("a")).unwrap();
         assert!(matches!(
-            a.admit(&who("a")),
+            a.admit(who("a")),
             Err(ApiError::TooManyStreams { .. })
         ));
-        let _p2 = a.admit(&who("b")).unwrap();
+        let _p2 = a.admit(who("b")).unwrap();
         assert!(matches!(
-            a.admit(&who("c")),
+            a.admit(who("c")),
             Err(ApiError::Overloaded { .. })
         ));
         drop(p1);
         assert_eq!(a.open(), 1);
-        a.admit(&who("a")).unwrap();
+        a.admit(who("a")).unwrap();
     }
 
     #[test]

@@ -1,13 +1,18 @@
-//! The HTTP surface and its middleware stack.
+//! The HTTP surface: every route, and the middleware stack around them. Handlers only
+//! extract, call a service ([`crate::chat`], [`crate::threads`], [`crate::upstream`]) and
+//! encode the answer.
 
 mod agents;
 mod chat;
-mod compat;
+mod extract;
 mod health;
+mod middleware;
+mod openapi;
 mod socket;
 mod threads;
 mod tickets;
 mod ui;
+mod unversioned;
 
 use axum::{
     Router,
@@ -17,7 +22,7 @@ use axum::{
 };
 use tower::util::option_layer;
 
-use crate::{auth, error::ApiError, ratelimit, state::AppState, telemetry};
+use crate::{auth, error::ApiError, state::AppState, telemetry};
 
 /// Every route of the bridge.
 pub fn router(state: AppState) -> Router {
@@ -43,11 +48,10 @@ pub fn router(state: AppState) -> Router {
             "/v1/agents/{agent}/threads/{thread}/ws",
             get(socket::thread_socket),
         )
-        // Seed 004's API, as written.
-        .route("/agents/{agent}/sse", get(compat::sse))
-        .route("/agents/{agent}/messages", post(compat::messages))
+        .route("/agents/{agent}/sse", get(unversioned::sse))
+        .route("/agents/{agent}/messages", post(unversioned::messages))
         .route(
-            "/v1/agents/{agent}/threads/{thread_id}/stream",
+            "/v1/agents/{agent}/threads/{thread}/stream",
             get(chat::stream),
         )
         .route("/v1/tickets", post(tickets::issue))
@@ -57,7 +61,7 @@ pub fn router(state: AppState) -> Router {
         // - rate limit: after auth, because the bucket is the identity's.
         .route_layer(from_fn_with_state(
             state.rate_limits.clone(),
-            ratelimit::middleware,
+            middleware::rate_limit,
         ))
         .route_layer(from_fn_with_state(
             (state.auth.clone(), state.rate_limits.clone()),
@@ -79,7 +83,8 @@ pub fn router(state: AppState) -> Router {
         .merge(ui)
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
-        .route("/metrics", get(crate::metrics::scrape))
+        .route("/metrics", get(health::metrics))
+        .route("/openapi.json", get(openapi::document))
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         // Outermost first:
@@ -98,7 +103,7 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(axum::middleware::map_response_with_state(
             state.metrics.clone(),
-            crate::metrics::count_refusals,
+            middleware::count_refusals,
         ))
         .layer(telemetry::http::trace_layer())
         .with_state(state)

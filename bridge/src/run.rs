@@ -7,31 +7,26 @@
 //! the bridge shuts down. Dropping the receiving side (the client left) drops the call, which
 //! cancels it at the agent at once.
 
-use std::{
-    sync::Arc,
-    time::{Duration, SystemTime},
-};
+use std::{sync::Arc, time::Duration};
 
-use agent_bridge_proto::v1::{ChatEvent, ChatRequest, RunError, chat_event::Payload};
+use agent_bridge_proto::v1::{ChatEvent, ChatRequest};
+use futures_util::StreamExt as _;
 use tokio::{sync::mpsc, time::Instant};
 use tokio_util::sync::CancellationToken;
-use tonic::{Code, Streaming};
+use tonic::{Code, Status};
 use tracing::{Instrument as _, Span, field::Empty};
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use crate::{
     auth::Identity,
     error::{ApiError, code_name, safe_message},
-    metrics::{Metrics, OpenStream},
-    policy::EventPolicy,
-    ratelimit::Permit,
+    event,
+    filter::EventFilter,
+    metrics::Metrics,
+    ratelimit::StreamGuard,
     telemetry,
-    upstream::Agent,
-    wire,
+    upstream::{Agent, EventStream},
 };
-
-/// The agent name on events the bridge writes itself.
-pub const BRIDGE_AGENT: &str = "bridge";
 
 /// Time limits and buffering of one run.
 #[derive(Debug, Clone, Copy)]
@@ -56,14 +51,13 @@ pub struct Run {
     pub run_id: String,
     pub thread_id: String,
     pub events: mpsc::Receiver<Emitted>,
-    /// The admission slot this run holds; freed when the run's consumer drops it.
-    pub permit: Option<Permit>,
     /// The request's trace, shown to clients on `run_started`.
     pub trace_id: Option<String>,
     /// The `traceparent` of the run's gRPC client span, kept with the run in thread logs.
     pub link: Option<String>,
-    /// Counts the run as an open stream until the transport drops it.
-    pub open_stream: Option<OpenStream>,
+    /// The run's admission slot and open-stream count, held by whoever delivers the run to
+    /// its client (the response body), so both are released when that client's stream ends.
+    pub guard: Option<StreamGuard>,
 }
 
 /// Calls the agent and waits for its first event.
@@ -102,20 +96,18 @@ pub async fn start(
     let name = agent.name.to_string();
     let first = async {
         let mut stream = agent
-            .client()
             .chat(call)
             .await
             .map_err(|status| ApiError::Upstream {
                 agent: name.clone(),
                 status,
-            })?
-            .into_inner();
-        match stream.message().await {
-            Ok(Some(first)) => Ok((stream, first)),
-            Ok(None) => Err(ApiError::EmptyRun {
+            })?;
+        match stream.next().await {
+            Some(Ok(first)) => Ok((stream, first)),
+            None => Err(ApiError::EmptyRun {
                 agent: name.clone(),
             }),
-            Err(status) => Err(ApiError::Upstream {
+            Some(Err(status)) => Err(ApiError::Upstream {
                 agent: name.clone(),
                 status,
             }),
@@ -146,19 +138,18 @@ pub async fn start(
         }
     };
     metrics.first_event(&name, started.elapsed());
-    metrics.event_forwarded(&name, wire::kind(&first));
+    metrics.event_forwarded(&name, event::kind(&first));
 
     let (tx, rx) = mpsc::channel(limits.buffer.max(1));
     let run = Run {
         run_id: first.run_id.clone(),
         thread_id: first.thread_id.clone(),
         events: rx,
-        permit: None,
         trace_id,
         link,
-        open_stream: None,
+        guard: None,
     };
-    let terminal = first.payload.as_ref().is_some_and(Payload::is_terminal);
+    let terminal = event::is_terminal(&first);
     // Capacity is at least one and nobody else holds `tx` yet.
     if terminal {
         record_end(&span, Code::Ok);
@@ -181,7 +172,7 @@ pub async fn start(
             limits,
             deadline: started + limits.max_duration,
             shutdown: shutdown.clone(),
-            policy: Arc::clone(&agent.policy),
+            filter: Arc::clone(&agent.filter),
             metrics: metrics.clone(),
             span: span.clone(),
         };
@@ -193,7 +184,7 @@ pub async fn start(
 /// Moves events from the gRPC stream to the channel until the run ends.
 struct Pump {
     agent: String,
-    stream: Streaming<ChatEvent>,
+    stream: EventStream,
     tx: mpsc::Sender<Emitted>,
     /// Synthesized events continue the run: same ids, the next sequence number.
     run_id: String,
@@ -202,7 +193,7 @@ struct Pump {
     limits: Limits,
     deadline: Instant,
     shutdown: CancellationToken,
-    policy: Arc<EventPolicy>,
+    filter: Arc<EventFilter>,
     metrics: Metrics,
     /// The client span of the call, ended when the pump ends.
     span: Span,
@@ -234,13 +225,16 @@ impl Pump {
             }) => {
                 record_end(&self.span, code);
                 tracing::info!(run_id = %self.run_id, agent = %self.agent, code = code_name(code), %message, "ending run with run_error");
-                let event = self.follow_up(Payload::RunError(RunError {
-                    code: code_name(code).into(),
+                let event = event::bridge_error(
+                    &self.run_id,
+                    &self.thread_id,
+                    self.sequence,
+                    code,
                     message,
-                }));
+                );
                 // Best effort: a client that stopped reading cannot be told, and the drain
                 // deadline bounds how long we try.
-                let kind = wire::kind(&event);
+                let kind = event::kind(&event);
                 if self.tx.send(Emitted { event, reconnect }).await.is_ok() {
                     self.metrics.event_forwarded(&self.agent, kind);
                 }
@@ -278,12 +272,12 @@ impl Pump {
                     ),
                     reconnect: false,
                 }),
-                next = self.stream.message() => next,
+                next = self.stream.next() => next,
             };
             idle.as_mut().reset(Instant::now() + self.limits.idle);
             let event = match next {
-                Ok(Some(event)) => event,
-                Ok(None) => {
+                Some(Ok(event)) => event,
+                None => {
                     return Some(Ending::Synthesized {
                         code: Code::Internal,
                         message: format!(
@@ -293,7 +287,8 @@ impl Pump {
                         reconnect: false,
                     });
                 }
-                Err(status) => {
+                Some(Err(status)) => {
+                    let status = connection_lost(status);
                     tracing::warn!(run_id = %self.run_id, agent = %self.agent, %status, "agent failed mid-run");
                     let code = status.code();
                     self.metrics.upstream_error(&self.agent, code);
@@ -305,14 +300,14 @@ impl Pump {
                 }
             };
             let mut event = event;
-            if !self.policy.apply(&mut event) {
+            if !self.filter.apply(&mut event) {
                 // Hidden: not sent, but counted, so ids stay the agent's (gaps, no renumbering).
                 self.sequence = event.sequence;
                 continue;
             }
-            let terminal = event.payload.as_ref().is_some_and(Payload::is_terminal);
+            let terminal = event::is_terminal(&event);
             let sequence = event.sequence;
-            let kind = wire::kind(&event);
+            let kind = event::kind(&event);
             let sent = tokio::select! {
                 biased;
                 sent = self.tx.send(Emitted { event, reconnect: false }) => sent,
@@ -331,17 +326,32 @@ impl Pump {
             }
         }
     }
+}
 
-    /// An event the bridge writes in the run's name, right after the last one.
-    fn follow_up(&self, payload: Payload) -> ChatEvent {
-        ChatEvent {
-            run_id: self.run_id.clone(),
-            thread_id: self.thread_id.clone(),
-            agent: BRIDGE_AGENT.into(),
-            sequence: self.sequence + 1,
-            timestamp: Some(SystemTime::now().into()),
-            payload: Some(payload),
-        }
+/// A run that broke because the connection to the agent was lost mid-stream (the agent
+/// process died, the network dropped) ends `UNAVAILABLE`: retryable, like an agent that
+/// cannot be reached. tonic reports such failures as `UNKNOWN` with the transport error,
+/// caused by an I/O error, as the status's source; a status the agent itself sent has no
+/// source and keeps its code. (Before the first event the call has not worked yet, and the
+/// same error more likely means a port that is not an agent: it stays a bad gateway.)
+fn connection_lost(status: Status) -> Status {
+    use std::error::Error;
+    let mut cause: Option<&(dyn Error + 'static)> = status.source();
+    let mut io = false;
+    while let Some(error) = cause {
+        io |= error.is::<std::io::Error>()
+            || error
+                .downcast_ref::<h2::Error>()
+                .is_some_and(|e| e.is_io() || e.is_go_away());
+        cause = error.source();
+    }
+    if status.code() == Code::Unknown && io {
+        Status::unavailable(format!(
+            "connection to the agent lost: {}",
+            status.message()
+        ))
+    } else {
+        status
     }
 }
 

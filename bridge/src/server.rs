@@ -1,154 +1,252 @@
-//! Serving: the listener, the router, and a drain that always ends.
+//! Serving: the listener, the connections, and a drain that always ends.
+//!
+//! The accept loop is written here (on hyper's own connection builder) rather than with
+//! `axum::serve`, for three things that one does not do: a header-read timeout (a client
+//! that never finishes its headers is closed, not held forever), a cap on open connections
+//! (beyond it a connection gets an immediate `503` and is closed), and backing off when
+//! `accept` fails for lack of file descriptors instead of spinning on the error.
 
-use std::{net::SocketAddr, sync::Arc};
-
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
-
-use crate::{
-    auth::Auth,
-    config::Config,
-    cors::CorsSettings,
-    hub::{Backend, Hub, Retention, memory::MemoryHub, redis::RedisHub},
-    metrics::Metrics,
-    policy,
-    ratelimit::{Admission, RateLimits},
-    readiness::Readiness,
-    routes,
-    run::Limits,
-    secret::Secret,
-    sse::SseSettings,
-    state::AppState,
-    upstream::{self, Agents},
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
 };
 
-/// Serves the bridge on `listener` until `shutdown` is cancelled, then drains: readiness
-/// fails, new runs are refused, every open stream gets a final `run_error` (with a `retry:`
-/// hint) and closes. After `config.drain_timeout` the function returns even if some client
-/// still holds a connection (hyper's graceful shutdown alone would wait forever on SSE).
+use axum::{Router, extract::ConnectInfo};
+use hyper::body::Incoming;
+use hyper_util::{
+    rt::{TokioExecutor, TokioIo, TokioTimer},
+    server::conn::auto,
+    service::TowerToHyperService,
+};
+use tokio::{
+    io::{AsyncReadExt as _, AsyncWriteExt as _},
+    net::{TcpListener, TcpStream},
+    sync::Semaphore,
+};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tower::ServiceExt as _;
+
+use crate::{config::Config, routes, state::AppState};
+
+/// A configured bridge, ready to serve: building it validates the configuration and every
+/// service, so a bad setting fails before anything listens.
+pub struct Server {
+    state: AppState,
+    connections: Connections,
+    drain_timeout: Duration,
+    shutdown_accept: Duration,
+    shutdown: CancellationToken,
+}
+
+/// Limits on client connections.
+#[derive(Debug, Clone, Copy)]
+struct Connections {
+    max: usize,
+    header_timeout: Duration,
+}
+
+impl Server {
+    pub fn new(config: Config, shutdown: CancellationToken) -> anyhow::Result<Self> {
+        config.validate().map_err(anyhow::Error::msg)?;
+        let state = AppState::build(&config, shutdown.clone())?;
+        Ok(Self {
+            state,
+            connections: Connections {
+                max: config.server.max_connections,
+                header_timeout: config.server.header_timeout,
+            },
+            drain_timeout: config.server.drain_timeout,
+            shutdown_accept: config.server.shutdown_accept,
+            shutdown,
+        })
+    }
+
+    /// Serves on `listener` until `shutdown` is cancelled, then drains: readiness fails, new
+    /// runs are refused, every open stream gets a final `run_error` (with a `retry:` hint)
+    /// and closes. After the drain timeout this returns even if some client still holds a
+    /// connection (hyper's graceful shutdown alone would wait forever on SSE).
+    pub async fn serve(self, listener: TcpListener) -> anyhow::Result<()> {
+        let Self {
+            state,
+            connections,
+            drain_timeout,
+            shutdown_accept,
+            shutdown,
+        } = self;
+        let metrics = state.metrics.clone();
+        let app = routes::router(state);
+
+        // On shutdown, open streams end at once (they hear `shutdown`); the listener keeps
+        // accepting for `--shutdown-accept` more, answering 503 (readiness too) to whatever
+        // a load balancer still sends, rather than refusing connections.
+        let stop_accepting = CancellationToken::new();
+        tokio::spawn({
+            let (shutdown, stop) = (shutdown.clone(), stop_accepting.clone());
+            async move {
+                shutdown.cancelled().await;
+                tokio::time::sleep(shutdown_accept).await;
+                stop.cancel();
+            }
+        });
+        let mut server = tokio::spawn(accept_loop(listener, app, connections, stop_accepting));
+        tokio::select! {
+            joined = &mut server => return Ok(joined?),
+            _ = shutdown.cancelled() => {}
+        }
+        metrics.drain_in_progress.set(1);
+        tracing::info!(?drain_timeout, "draining");
+        match tokio::time::timeout(shutdown_accept + drain_timeout, &mut server).await {
+            Ok(joined) => Ok(joined?),
+            Err(_) => {
+                tracing::warn!("drain timeout reached; closing the remaining connections");
+                server.abort();
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Builds the bridge from `config` and serves it on `listener` (see [`Server::serve`]).
 pub async fn serve(
     listener: TcpListener,
     config: Config,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    config.validate().map_err(anyhow::Error::msg)?;
-    let retention = Retention {
-        max_events: config.hub_max_events,
-        ttl: config.hub_ttl,
-        max_bytes: config.hub_max_bytes,
-        run_lease: config.run_lease,
-    };
-    let metrics = Metrics::new();
-    let backend = if config.hub == "memory" {
-        Backend::Memory(Arc::new(MemoryHub::new(retention)))
-    } else {
-        Backend::Redis(Arc::new(
-            RedisHub::new(&config.hub, retention).map_err(anyhow::Error::msg)?,
-        ))
-    };
-    let hub = Hub::new(backend, metrics.clone());
-    tracing::info!(hub = hub.backend(), "threads' event logs");
-    let agent_token = config
-        .agent_token_file
-        .as_deref()
-        .map(|p| Secret::from_file(p, "--agent-token-file/BRIDGE_AGENT_TOKEN_FILE"))
-        .transpose()
-        .map_err(anyhow::Error::msg)?;
-    let policies = policy::policies(
-        config.agents.iter().map(|a| a.name.clone()),
-        &config.hide_events,
-        &config.redact_fields,
-    );
-    let agent_ca = config
-        .agent_ca_file
-        .as_deref()
-        .map(|p| {
-            std::fs::read_to_string(p).map_err(|e| {
-                anyhow::anyhow!("--agent-ca-file/BRIDGE_AGENT_CA_FILE {}: {e}", p.display())
-            })
-        })
-        .transpose()?;
-    let agents = Agents::new(
-        &config.agents,
-        upstream::Settings {
-            connect_timeout: config.connect_timeout,
-            token: agent_token,
-            ca_pem: agent_ca.as_deref(),
-            dns_refresh: config.agent_dns_refresh,
-        },
-        policies,
-    )
-    .map_err(anyhow::Error::msg)?;
-    let auth = Auth::from_config(&config).map_err(anyhow::Error::msg)?;
-    if config.allow_anonymous {
-        tracing::warn!(
-            "anonymous access is enabled (--allow-anonymous): anyone who can reach this \
-             bridge may call every agent"
-        );
-    }
-    let cors =
-        CorsSettings::new(&config.cors_origins, config.cors_max_age).map_err(anyhow::Error::msg)?;
-    let readiness = Readiness::new(
-        &agents,
-        hub.clone(),
-        config.readiness_cache,
-        config.connect_timeout,
-    );
-    let state = AppState {
-        agents,
-        limits: Limits {
-            first_event: config.first_event_timeout,
-            idle: config.idle_timeout,
-            max_duration: config.max_run_duration,
-            buffer: config.stream_buffer,
-        },
-        sse: SseSettings {
-            heartbeat: config.heartbeat,
-            retry_hint: config.retry_hint,
-        },
-        max_body_bytes: config.max_body_bytes,
-        hub,
-        run_lease: config.run_lease,
-        shutdown: shutdown.clone(),
-        auth: Arc::new(auth),
-        rate_limits: Arc::new(RateLimits::new(
-            config.rate_limit_chat,
-            config.rate_limit_read,
-            config.rate_limit_auth_failures,
-        )),
-        admission: Admission::new(config.max_streams_per_identity, config.max_streams),
-        cors,
-        metrics: metrics.clone(),
-        readiness: std::sync::Arc::new(readiness),
-        ui: config.ui,
-    };
-    let app = routes::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    Server::new(config, shutdown)?.serve(listener).await
+}
 
-    // On shutdown, open streams end at once (they hear `shutdown`); the listener keeps
-    // accepting for `--shutdown-accept` more, answering 503 (readiness too) to whatever a
-    // load balancer still sends, rather than refusing connections.
-    let accept_for = config.shutdown_accept;
-    let stop_accepting = {
-        let shutdown = shutdown.clone();
-        async move {
-            shutdown.cancelled().await;
-            tokio::time::sleep(accept_for).await;
-        }
-    };
-    let graceful = axum::serve(listener, app).with_graceful_shutdown(stop_accepting);
-    let mut server = tokio::spawn(async move { graceful.await });
-    tokio::select! {
-        joined = &mut server => return Ok(joined??),
-        _ = shutdown.cancelled() => {}
+/// Accepts connections until `stop` is cancelled, then asks each open one to finish its
+/// requests and waits for them all.
+async fn accept_loop(
+    listener: TcpListener,
+    app: Router,
+    limits: Connections,
+    stop: CancellationToken,
+) {
+    let slots = Arc::new(Semaphore::new(limits.max));
+    let open = TaskTracker::new();
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout);
+    let mut backoff = Backoff::default();
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => {
+                    backoff.reset();
+                    accepted
+                }
+                Err(error) => {
+                    backoff.wait(&error).await;
+                    continue;
+                }
+            },
+            _ = stop.cancelled() => break,
+        };
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            open.spawn(refuse(stream, limits.max));
+            continue;
+        };
+        let service = app
+            .clone()
+            .map_request(move |mut request: axum::http::Request<Incoming>| {
+                request.extensions_mut().insert(ConnectInfo(peer));
+                request
+            });
+        let builder = builder.clone();
+        let stop = stop.clone();
+        open.spawn(async move {
+            // The header-read timeout starts once hyper reads a request; a client that
+            // connects and sends nothing at all is closed after the same time.
+            if !first_bytes(&stream, limits.header_timeout).await {
+                return;
+            }
+            let connection = builder.serve_connection_with_upgrades(
+                TokioIo::new(stream),
+                TowerToHyperService::new(service),
+            );
+            tokio::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => {}
+                _ = stop.cancelled() => {
+                    connection.as_mut().graceful_shutdown();
+                    let _ = connection.await;
+                }
+            }
+            drop(slot);
+        });
     }
-    metrics.drain_in_progress.set(1);
-    tracing::info!(drain_timeout = ?config.drain_timeout, "draining");
-    match tokio::time::timeout(accept_for + config.drain_timeout, &mut server).await {
-        Ok(joined) => Ok(joined??),
-        Err(_) => {
-            tracing::warn!("drain timeout reached; closing the remaining connections");
-            server.abort();
-            Ok(())
+    open.close();
+    open.wait().await;
+}
+
+/// Waits until the client sends something (`false`: it sent nothing in time, or left).
+async fn first_bytes(stream: &TcpStream, within: Duration) -> bool {
+    let mut byte = [0u8; 1];
+    matches!(
+        tokio::time::timeout(within, stream.peek(&mut byte)).await,
+        Ok(Ok(n)) if n > 0
+    )
+}
+
+/// The answer to a connection beyond the cap: a `503` problem, then close. Written without
+/// parsing the request: this connection must cost as little as possible.
+async fn refuse(mut stream: TcpStream, max: usize) {
+    let body = format!(
+        "{{\"type\":\"urn:agent-bridge:problem:overloaded\",\"title\":\"Service Unavailable\",\
+         \"status\":503,\"detail\":\"this bridge serves {max} connections at once; retry shortly\",\
+         \"code\":\"UNAVAILABLE\",\"retry_after\":1}}"
+    );
+    let response = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/problem+json\r\n\
+         retry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        let _ = stream.write_all(response.as_bytes()).await;
+        let _ = stream.shutdown().await;
+        // Read what the client already sent, so closing does not reset the connection
+        // before it has read the answer.
+        let mut sink = [0u8; 1024];
+        while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
+    })
+    .await;
+}
+
+/// Backing off while `accept` fails: at the descriptor limit (EMFILE/ENFILE) or out of
+/// buffers, retrying at once would spin and log without end; waiting lets connections close.
+#[derive(Default)]
+struct Backoff {
+    delay: Duration,
+    logged: Option<Instant>,
+}
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_millis(5);
+    const MAX: Duration = Duration::from_secs(1);
+
+    fn reset(&mut self) {
+        self.delay = Duration::ZERO;
+    }
+
+    async fn wait(&mut self, error: &std::io::Error) {
+        // A connection reset before it was accepted is the client's business.
+        if matches!(
+            error.kind(),
+            std::io::ErrorKind::ConnectionAborted | std::io::ErrorKind::ConnectionReset
+        ) {
+            return;
         }
+        self.delay = (self.delay * 2).clamp(Self::FIRST, Self::MAX);
+        if self
+            .logged
+            .is_none_or(|at| at.elapsed() >= Duration::from_secs(30))
+        {
+            self.logged = Some(Instant::now());
+            tracing::warn!(%error, "cannot accept connections (open-file limit?); backing off");
+        }
+        tokio::time::sleep(self.delay).await;
     }
 }

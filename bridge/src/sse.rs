@@ -1,12 +1,12 @@
-//! Server-Sent Events: one agent event becomes one SSE event (`id:` the run's sequence,
-//! `event:` the kind, `data:` one line of JSON), after a `retry:` hint, with comment
-//! heartbeats while the agent is silent.
+//! Server-Sent Events: the transport every SSE dialect shares. A response opens with a
+//! `retry:` hint, then carries the frames an [`Encoder`] (a dialect) writes for each event, with
+//! comment heartbeats while the agent is silent; it owns the stream's guard (admission slot,
+//! open-stream gauge), so both are released exactly when the client's stream ends.
 //!
 //! The body is written here rather than with axum's `Sse` for one measured reason: events
 //! that are already waiting are encoded into one buffer and written together, which cuts
 //! task wake-ups and writes per event (see BENCHMARKS.md). The framing follows the
-//! WHATWG `text/event-stream` format; JSON never contains a raw newline, and `id`/`event`
-//! values are digits and fixed names, so client input cannot break a frame.
+//! WHATWG `text/event-stream` format; [`put_frame`] is the one place a frame is laid out.
 
 use std::{
     convert::Infallible,
@@ -29,10 +29,81 @@ use tokio::{
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
+use agent_bridge_proto::v1::ChatEvent;
+use axum::http::HeaderMap;
+
 use crate::{
+    hub::{Delivery, Subscription},
+    ratelimit::StreamGuard,
     run::{Emitted, Run},
-    wire,
+    telemetry,
 };
+
+/// One event, as an encoder receives it.
+#[derive(Debug, Clone, Copy)]
+pub struct Frame<'a> {
+    /// Where a client resumes after this event: the run's sequence for a run streamed
+    /// directly, the thread log's position (`EPOCH-N`) for a thread subscription. Dialects
+    /// on SSE write it as the `id:` line.
+    pub id: &'a str,
+    pub event: &'a ChatEvent,
+    /// The W3C trace id of the request that started the run, when known.
+    pub trace_id: Option<&'a str>,
+    /// Set when the bridge is going away, not the run: the client should reconnect (after
+    /// this delay) and resume. SSE dialects write it as the frame's `retry:` field.
+    pub retry: Option<Duration>,
+}
+
+/// Something a subscriber is told that is not an agent event.
+#[derive(Debug, Clone, Copy)]
+pub enum Notice<'a> {
+    /// The requested position is no longer retained; replay resumes at the oldest event.
+    Truncated { requested: &'a str },
+    /// The thread's event log failed; reconnecting resumes once it is back.
+    LogUnavailable,
+    /// This bridge is draining; reconnect (to another replica) and resume.
+    Draining,
+}
+
+/// How a run's events become bytes for one kind of client. One encoder serves one response,
+/// so it may keep state (an open text message, tool calls in flight).
+pub trait Encoder: Send + 'static {
+    /// Response headers beyond `content-type: text/event-stream` and `cache-control`.
+    fn headers(&self, headers: &mut HeaderMap) {
+        let _ = headers;
+    }
+    /// Bytes before the first event (for example a `retry:` hint).
+    fn open(&mut self, out: &mut BytesMut) {
+        let _ = out;
+    }
+    /// Appends the frames of one event: none (the dialect has no word for it), one, or
+    /// several.
+    fn event(&mut self, out: &mut BytesMut, frame: &Frame<'_>);
+    /// Appends the frames of an event read back from a thread's log, where it is stored as
+    /// the bridge's own JSON (`json`, of kind `kind`) at position `id`. By default it is
+    /// decoded and written like a live event; the native dialect writes the stored bytes.
+    fn logged(&mut self, out: &mut BytesMut, id: &str, kind: &str, json: &[u8]) {
+        let _ = kind;
+        if let Some((event, trace_id)) = crate::event::from_json(json) {
+            self.event(
+                out,
+                &Frame {
+                    id,
+                    event: &event,
+                    trace_id: trace_id.as_deref(),
+                    retry: None,
+                },
+            );
+        }
+    }
+    /// Appends a notice (subscriptions only). Every notice ends the stream or warns of a
+    /// gap, so it carries the reconnection delay `retry` for SSE dialects' `retry:` field.
+    fn notice(&mut self, out: &mut BytesMut, notice: Notice<'_>, retry: Duration);
+    /// Bytes after the stream's last event (for example `data: [DONE]`).
+    fn close(&mut self, out: &mut BytesMut) {
+        let _ = out;
+    }
+}
 
 /// Most events coalesced into one write.
 const BATCH: usize = 32;
@@ -46,106 +117,218 @@ pub struct SseSettings {
     pub retry_hint: Duration,
 }
 
-/// The SSE response for a started run.
-pub fn response(run: Run, settings: SseSettings) -> Response {
-    let retry = settings.retry_hint;
-    // The stream owns the run's admission permit: the slot frees when the client's stream
-    // ends.
-    // It also owns the open-stream gauge's guard, and shows the trace id on `run_started`.
-    let permit = run.permit;
-    let open_stream = run.open_stream;
-    let trace_id = run.trace_id;
-    stream(run.events, settings, move |buf, emitted: &Emitted| {
-        let _held = (&permit, &open_stream);
-        encode(buf, emitted, retry, trace_id.as_deref())
-    })
+/// What a stream carries: the events of one run, or a thread subscription's deliveries.
+pub trait Item: Send + 'static {
+    fn write<E: Encoder>(&self, encoder: &mut E, out: &mut BytesMut, origin: &Origin);
 }
 
-/// An SSE response whose frames `encode` writes from the items of `items`.
-pub fn stream<T, E>(items: mpsc::Receiver<T>, settings: SseSettings, encode: E) -> Response
-where
-    T: Send + 'static,
-    E: Fn(&mut BytesMut, &T) + Send + Unpin + 'static,
-{
-    stream_until(items, settings, encode, None)
+/// Where a stream's items come from, for what the frames say about it.
+pub struct Origin {
+    /// A run's stream: the trace of the request that started the run, shown on
+    /// `run_started`.
+    trace_id: Option<String>,
+    /// A subscription: the subscribing request's span, to which each delivered run's trace
+    /// is linked (whichever replica started it).
+    span: Option<tracing::Span>,
+    /// The reconnection delay to suggest.
+    retry: Duration,
 }
 
-/// Like [`stream`], but when `closing`'s token is cancelled (the bridge drains), the stream
-/// ends with `closing`'s frame. For streams nothing else ends on shutdown (thread
-/// subscriptions); a run's stream gets its final event from the run itself.
-pub fn stream_until<T, E>(
-    items: mpsc::Receiver<T>,
-    settings: SseSettings,
-    encode: E,
-    closing: Option<(CancellationToken, Bytes)>,
-) -> Response
-where
-    T: Send + 'static,
-    E: Fn(&mut BytesMut, &T) + Send + Unpin + 'static,
-{
-    let body = SseBody {
-        items: ReceiverStream::new(items).ready_chunks(BATCH),
-        encode,
-        heartbeat: Box::pin(tokio::time::sleep(settings.heartbeat)),
-        settings,
-        opened: false,
-        closing: closing.map(|(token, frame)| (Box::pin(token.cancelled_owned()), frame)),
-        closed: false,
+impl Item for Emitted {
+    fn write<E: Encoder>(&self, encoder: &mut E, out: &mut BytesMut, origin: &Origin) {
+        let id = self.event.sequence.to_string();
+        let frame = Frame {
+            id: &id,
+            event: &self.event,
+            trace_id: origin.trace_id.as_deref(),
+            retry: self.reconnect.then_some(origin.retry),
+        };
+        encoder.event(out, &frame);
+    }
+}
+
+impl Item for Delivery {
+    fn write<E: Encoder>(&self, encoder: &mut E, out: &mut BytesMut, origin: &Origin) {
+        match self {
+            Delivery::Event(entry) => {
+                if let (Some(span), Some(link)) = (&origin.span, &entry.link) {
+                    telemetry::link_delivery(span, &entry.run_id, link);
+                }
+                encoder.logged(out, &entry.id, &entry.kind, &entry.json);
+            }
+            Delivery::Truncated { requested } => encoder.notice(
+                out,
+                Notice::Truncated {
+                    requested: requested.as_str(),
+                },
+                origin.retry,
+            ),
+            Delivery::Failed => encoder.notice(out, Notice::LogUnavailable, origin.retry),
+        }
+    }
+}
+
+/// The SSE response for a started run, in `encoder`'s dialect.
+pub fn run<E: Encoder + Unpin>(mut run: Run, encoder: E, settings: SseSettings) -> Response {
+    let origin = Origin {
+        trace_id: run.trace_id.take(),
+        span: None,
+        retry: settings.retry_hint,
     };
-    let mut response = Body::from_stream(body).into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    // nginx (and ingress-nginx) buffer responses unless told not to.
-    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    response
+    let guard = run.guard.take();
+    Body::from_stream(SseBody::new(
+        run.events, encoder, settings, guard, origin, None,
+    ))
+    .into_response()
+    .with_event_stream_headers()
+}
+
+/// The SSE response for a thread subscription, in `encoder`'s dialect. When `draining` is
+/// cancelled (the bridge shuts down), the stream ends with a [`Notice::Draining`]: nothing
+/// else ends a subscription, while a run's stream gets its final event from the run itself.
+pub fn subscription<E: Encoder + Unpin>(
+    subscription: Subscription,
+    encoder: E,
+    settings: SseSettings,
+    guard: StreamGuard,
+    draining: CancellationToken,
+) -> Response {
+    let origin = Origin {
+        trace_id: None,
+        span: Some(tracing::Span::current()),
+        retry: settings.retry_hint,
+    };
+    Body::from_stream(SseBody::new(
+        subscription,
+        encoder,
+        settings,
+        Some(guard),
+        origin,
+        Some(draining),
+    ))
+    .into_response()
+    .with_event_stream_headers()
+}
+
+trait EventStreamHeaders {
+    fn with_event_stream_headers(self) -> Self;
+}
+
+impl EventStreamHeaders for Response {
+    fn with_event_stream_headers(mut self) -> Self {
+        let headers = self.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/event-stream"),
+        );
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        // nginx (and ingress-nginx) buffer responses unless told not to.
+        headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+        self
+    }
+}
+
+/// Lays out one SSE frame: `id:` (when given), `event:` (when given), one `data:` line,
+/// `retry:` (when given), the blank line. `data` must hold no raw newline (JSON from serde
+/// never does) and `id`/`event` are digits, positions and fixed names, so client input
+/// cannot break a frame.
+pub fn put_frame(
+    out: &mut BytesMut,
+    id: Option<&str>,
+    event: Option<&str>,
+    data: &[u8],
+    retry: Option<Duration>,
+) {
+    if let Some(id) = id {
+        out.put_slice(b"id: ");
+        out.put_slice(id.as_bytes());
+        out.put_u8(b'\n');
+    }
+    if let Some(event) = event {
+        out.put_slice(b"event: ");
+        out.put_slice(event.as_bytes());
+        out.put_u8(b'\n');
+    }
+    out.put_slice(b"data: ");
+    out.put_slice(data);
+    out.put_u8(b'\n');
+    if let Some(retry) = retry {
+        put_retry_field(out, retry);
+    }
+    out.put_u8(b'\n');
+}
+
+/// A `retry:` field: the reconnection delay a client should use.
+fn put_retry_field(out: &mut BytesMut, retry: Duration) {
+    out.put_slice(b"retry: ");
+    out.put_slice(retry.as_millis().to_string().as_bytes());
+    out.put_u8(b'\n');
 }
 
 /// The byte stream of one SSE response.
 struct SseBody<T, E> {
     items: ReadyChunks<ReceiverStream<T>>,
-    encode: E,
+    encoder: E,
     /// Fires after `settings.heartbeat` without a frame; reset by every frame.
     heartbeat: Pin<Box<Sleep>>,
     settings: SseSettings,
     opened: bool,
-    /// Resolves when the bridge drains; then the frame is sent and the stream ends.
-    closing: Option<(Pin<Box<WaitForCancellationFutureOwned>>, Bytes)>,
+    /// Resolves when the bridge drains; then a draining notice is sent and the stream ends.
+    draining: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
     closed: bool,
+    /// Released when the body drops: the client's stream is over.
+    _guard: Option<StreamGuard>,
+    origin: Origin,
 }
 
-impl<T, E> Stream for SseBody<T, E>
-where
-    E: Fn(&mut BytesMut, &T) + Unpin,
-{
+impl<T: Item, E: Encoder> SseBody<T, E> {
+    fn new(
+        items: mpsc::Receiver<T>,
+        encoder: E,
+        settings: SseSettings,
+        guard: Option<StreamGuard>,
+        origin: Origin,
+        draining: Option<CancellationToken>,
+    ) -> Self {
+        Self {
+            items: ReceiverStream::new(items).ready_chunks(BATCH),
+            encoder,
+            heartbeat: Box::pin(tokio::time::sleep(settings.heartbeat)),
+            settings,
+            opened: false,
+            draining: draining.map(|token| Box::pin(token.cancelled_owned())),
+            closed: false,
+            _guard: guard,
+            origin,
+        }
+    }
+}
+
+impl<T: Item, E: Encoder + Unpin> Stream for SseBody<T, E> {
     type Item = Result<Bytes, Infallible>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        // Every field is Unpin (the timer is boxed), so the body is too.
+        // Every field is Unpin (the timers are boxed), so the body is too.
         let this = self.get_mut();
         if !this.opened {
             this.opened = true;
             let mut buf = BytesMut::with_capacity(16);
-            put_retry(&mut buf, this.settings.retry_hint);
+            put_retry_field(&mut buf, this.settings.retry_hint);
             buf.put_u8(b'\n');
+            this.encoder.open(&mut buf);
             return Poll::Ready(Some(Ok(buf.freeze())));
         }
         if this.closed {
             return Poll::Ready(None);
         }
-        if let Some((draining, _)) = &mut this.closing
+        if let Some(draining) = &mut this.draining
             && draining.as_mut().poll(cx).is_ready()
         {
             this.closed = true;
-            let frame = this
-                .closing
-                .take()
-                .map(|(_, frame)| frame)
-                .unwrap_or_default();
-            return Poll::Ready(Some(Ok(frame)));
+            let mut buf = BytesMut::new();
+            this.encoder
+                .notice(&mut buf, Notice::Draining, this.settings.retry_hint);
+            return Poll::Ready(Some(Ok(buf.freeze())));
         }
         match this.items.poll_next_unpin(cx) {
             Poll::Ready(Some(batch)) => {
@@ -154,11 +337,20 @@ where
                     .reset(Instant::now() + this.settings.heartbeat);
                 let mut buf = BytesMut::with_capacity(batch.len() * 256);
                 for item in &batch {
-                    (this.encode)(&mut buf, item);
+                    item.write(&mut this.encoder, &mut buf, &this.origin);
                 }
                 Poll::Ready(Some(Ok(buf.freeze())))
             }
-            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Ready(None) => {
+                this.closed = true;
+                let mut buf = BytesMut::new();
+                this.encoder.close(&mut buf);
+                if buf.is_empty() {
+                    Poll::Ready(None)
+                } else {
+                    Poll::Ready(Some(Ok(buf.freeze())))
+                }
+            }
             Poll::Pending => match this.heartbeat.as_mut().poll(cx) {
                 Poll::Ready(()) => {
                     this.heartbeat
@@ -169,85 +361,5 @@ where
                 Poll::Pending => Poll::Pending,
             },
         }
-    }
-}
-
-/// Appends one event frame.
-fn encode(buf: &mut BytesMut, emitted: &Emitted, retry: Duration, trace_id: Option<&str>) {
-    let event = &emitted.event;
-    buf.put_slice(b"id: ");
-    buf.put_slice(event.sequence.to_string().as_bytes());
-    buf.put_slice(b"\nevent: ");
-    buf.put_slice(wire::kind(event).as_bytes());
-    buf.put_slice(b"\ndata: ");
-    wire::write_json(&mut buf.writer(), event, trace_id);
-    buf.put_u8(b'\n');
-    if emitted.reconnect {
-        put_retry(buf, retry);
-    }
-    buf.put_u8(b'\n');
-}
-
-pub fn put_retry(buf: &mut BytesMut, retry: Duration) {
-    buf.put_slice(b"retry: ");
-    buf.put_slice(retry.as_millis().to_string().as_bytes());
-    buf.put_u8(b'\n');
-}
-
-#[cfg(test)]
-mod tests {
-    use agent_bridge_proto::v1::{ChatEvent, Thought, chat_event::Payload};
-
-    use super::*;
-
-    #[test]
-    fn frames_follow_the_event_stream_format() {
-        let event = ChatEvent {
-            run_id: "r".into(),
-            thread_id: "t".into(),
-            agent: "Planner".into(),
-            sequence: 7,
-            timestamp: None,
-            payload: Some(Payload::Thought(Thought {
-                content: "line one\nline two".into(),
-            })),
-        };
-        let mut buf = BytesMut::new();
-        encode(
-            &mut buf,
-            &Emitted {
-                event: event.clone(),
-                reconnect: false,
-            },
-            Duration::from_secs(2),
-            None,
-        );
-        let text = std::str::from_utf8(&buf).unwrap();
-        assert!(
-            text.starts_with("id: 7\nevent: thought\ndata: {\"type\":\"thought\""),
-            "{text}"
-        );
-        assert!(text.ends_with("}\n\n"), "{text}");
-        assert_eq!(
-            text.matches('\n').count(),
-            4,
-            "exactly one data line: {text}"
-        );
-
-        let mut buf = BytesMut::new();
-        encode(
-            &mut buf,
-            &Emitted {
-                event,
-                reconnect: true,
-            },
-            Duration::from_millis(1500),
-            None,
-        );
-        assert!(
-            std::str::from_utf8(&buf)
-                .unwrap()
-                .ends_with("\nretry: 1500\n\n")
-        );
     }
 }

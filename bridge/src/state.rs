@@ -1,4 +1,4 @@
-//! What every request handler shares.
+//! What every request handler shares, built once from the configuration.
 
 use std::{sync::Arc, time::Duration};
 
@@ -6,13 +6,17 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     auth::Auth,
-    hub::Hub,
+    config::{Config, HubUrl},
+    cors::CorsSettings,
+    filter,
+    hub::{Backend, Hub, Retention, memory::MemoryHub, redis::RedisHub},
     metrics::Metrics,
     ratelimit::{Admission, RateLimits},
     readiness::Readiness,
     run::Limits,
+    secret::Secret,
     sse::SseSettings,
-    upstream::Agents,
+    upstream::{self, Agents},
 };
 
 #[derive(Clone)]
@@ -37,4 +41,106 @@ pub struct AppState {
     pub readiness: Arc<Readiness>,
     /// Whether the chat page and the JavaScript client are served (`--ui`).
     pub ui: bool,
+}
+
+impl AppState {
+    /// Builds every service from `config` (already validated). `shutdown` is the bridge's
+    /// drain signal.
+    pub fn build(config: &Config, shutdown: CancellationToken) -> anyhow::Result<Self> {
+        let retention = Retention {
+            max_events: config.threads.hub_max_events,
+            ttl: config.threads.hub_ttl,
+            max_bytes: config.threads.hub_max_bytes,
+            run_lease: config.threads.run_lease,
+        };
+        let metrics = Metrics::new();
+        let backend = match &config.threads.hub {
+            HubUrl::Memory => Backend::Memory(Arc::new(MemoryHub::new(retention))),
+            HubUrl::Redis(url) => Backend::Redis(Arc::new(
+                RedisHub::new(url, retention).map_err(anyhow::Error::msg)?,
+            )),
+        };
+        let hub = Hub::new(backend, metrics.clone());
+        tracing::info!(hub = hub.backend(), "threads' event logs");
+        let agent_token = config
+            .upstream
+            .agent_token_file
+            .as_deref()
+            .map(|p| Secret::from_file(p, "--agent-token-file/BRIDGE_AGENT_TOKEN_FILE"))
+            .transpose()
+            .map_err(anyhow::Error::msg)?;
+        let filters = filter::filters(
+            config.agents.iter().map(|a| a.name.clone()),
+            &config.edge.hide_events,
+            &config.edge.redact_fields,
+        );
+        let agent_ca = config
+            .upstream
+            .agent_ca_file
+            .as_deref()
+            .map(|p| {
+                std::fs::read_to_string(p).map_err(|e| {
+                    anyhow::anyhow!("--agent-ca-file/BRIDGE_AGENT_CA_FILE {}: {e}", p.display())
+                })
+            })
+            .transpose()?;
+        let agents = Agents::new(
+            &config.agents,
+            upstream::Settings {
+                connect_timeout: config.upstream.connect_timeout,
+                token: agent_token,
+                ca_pem: agent_ca.as_deref(),
+                dns_refresh: config.upstream.agent_dns_refresh,
+            },
+            filters,
+        )
+        .map_err(anyhow::Error::msg)?;
+        let auth = Auth::from_config(&config.auth).map_err(anyhow::Error::msg)?;
+        if config.auth.allow_anonymous {
+            tracing::warn!(
+                "anonymous access is enabled (--allow-anonymous): anyone who can reach this \
+                 bridge may call every agent"
+            );
+        }
+        let cors = CorsSettings::new(&config.edge.cors_origins, config.edge.cors_max_age)
+            .map_err(anyhow::Error::msg)?;
+        let readiness = Readiness::new(
+            &agents,
+            hub.clone(),
+            config.server.readiness_cache,
+            config.upstream.connect_timeout,
+        );
+        let state = AppState {
+            agents,
+            limits: Limits {
+                first_event: config.streams.first_event_timeout,
+                idle: config.streams.idle_timeout,
+                max_duration: config.streams.max_run_duration,
+                buffer: config.streams.stream_buffer,
+            },
+            sse: SseSettings {
+                heartbeat: config.streams.heartbeat,
+                retry_hint: config.streams.retry_hint,
+            },
+            max_body_bytes: config.streams.max_body_bytes,
+            hub,
+            run_lease: config.threads.run_lease,
+            shutdown,
+            auth: Arc::new(auth),
+            rate_limits: Arc::new(RateLimits::new(
+                config.edge.rate_limit_chat,
+                config.edge.rate_limit_read,
+                config.edge.rate_limit_auth_failures,
+            )),
+            admission: Admission::new(
+                config.edge.max_streams_per_identity,
+                config.edge.max_streams,
+            ),
+            cors,
+            metrics,
+            readiness: Arc::new(readiness),
+            ui: config.ui,
+        };
+        Ok(state)
+    }
 }

@@ -1,4 +1,6 @@
-//! Upstream agents: the configured names and a gRPC client for each.
+//! Upstream agents: the configured names, a gRPC client for each, and every call the bridge
+//! makes to an agent: the streaming `Chat` (as an [`EventStream`], the seam other agent
+//! kinds plug into) and the typed unary thread calls, bounded in time.
 //!
 //! Channels connect lazily and reconnect by themselves, so the bridge starts (and stays up)
 //! while an agent is down; calls to it fail with `UNAVAILABLE` until it returns.
@@ -6,17 +8,29 @@
 use std::{
     collections::{HashMap, HashSet},
     net::SocketAddr,
+    pin::Pin,
     sync::Arc,
     time::Duration,
 };
 
-use agent_bridge_proto::v1::agent_client::AgentClient;
+use agent_bridge_proto::v1::{
+    ChatEvent, ChatRequest, DeleteThreadRequest, ListMessagesRequest, ListThreadsRequest,
+    agent_client::AgentClient,
+};
+use futures_util::Stream;
+use serde::Serialize;
 use tonic::{
+    Status,
     metadata::MetadataValue,
     transport::{Certificate, Channel, ClientTlsConfig, Endpoint, channel::Change},
 };
 
-use crate::{auth::Identity, config::AgentTarget, policy::EventPolicy, secret::Secret};
+use crate::{
+    auth::Identity, config::AgentTarget, error::ApiError, filter::EventFilter, secret::Secret,
+};
+
+/// An agent's events for one run, as the bridge pumps them. Dropping it cancels the call.
+pub type EventStream = Pin<Box<dyn Stream<Item = Result<ChatEvent, Status>> + Send>>;
 
 /// One configured agent.
 #[derive(Clone)]
@@ -24,7 +38,7 @@ pub struct Agent {
     pub name: Arc<str>,
     client: AgentClient<Channel>,
     /// What of this agent's events reaches clients.
-    pub policy: Arc<EventPolicy>,
+    pub filter: Arc<EventFilter>,
     /// The bridge's own credential, presented on every call.
     token: Option<Secret>,
     /// The same channel, for health checks.
@@ -64,6 +78,154 @@ impl Agent {
     pub fn channel(&self) -> Channel {
         self.channel.clone()
     }
+
+    /// Opens the streaming `Chat` call.
+    pub async fn chat(&self, call: tonic::Request<ChatRequest>) -> Result<EventStream, Status> {
+        let stream = self.client().chat(call).await?.into_inner();
+        Ok(Box::pin(stream))
+    }
+
+    /// `ListThreads`: the caller's threads at the agent, a page at a time.
+    pub async fn list_threads(
+        &self,
+        identity: &Identity,
+        page: Page,
+        timeout: Duration,
+    ) -> Result<ThreadPage, ApiError> {
+        let request = ListThreadsRequest {
+            page_size: page.page_size,
+            page_token: page.page_token,
+        };
+        let answer = self
+            .client()
+            .list_threads(self.unary(request, identity, timeout))
+            .await
+            .map_err(|status| self.failed(status))?
+            .into_inner();
+        Ok(ThreadPage {
+            threads: answer
+                .threads
+                .into_iter()
+                .map(|t| ThreadSummary {
+                    thread_id: t.thread_id,
+                    title: t.title,
+                    created_at: t.created_at.as_ref().map(ToString::to_string),
+                    updated_at: t.updated_at.as_ref().map(ToString::to_string),
+                    message_count: t.message_count,
+                })
+                .collect(),
+            next_page_token: answer.next_page_token,
+        })
+    }
+
+    /// `ListMessages`: a thread's history, a page at a time.
+    pub async fn list_messages(
+        &self,
+        identity: &Identity,
+        thread: &str,
+        page: Page,
+        timeout: Duration,
+    ) -> Result<MessagePage, ApiError> {
+        let request = ListMessagesRequest {
+            thread_id: thread.to_owned(),
+            page_size: page.page_size,
+            page_token: page.page_token,
+        };
+        let answer = self
+            .client()
+            .list_messages(self.unary(request, identity, timeout))
+            .await
+            .map_err(|status| self.failed(status))?
+            .into_inner();
+        Ok(MessagePage {
+            messages: answer
+                .messages
+                .into_iter()
+                .map(|m| HistoryMessage {
+                    created_at: m.created_at.as_ref().map(ToString::to_string),
+                    message_id: m.message_id,
+                    role: m.role,
+                    content: m.content,
+                    agent: m.agent,
+                    run_id: m.run_id,
+                })
+                .collect(),
+            next_page_token: answer.next_page_token,
+        })
+    }
+
+    /// `DeleteThread`: the thread's history at the agent; how many messages went.
+    pub async fn delete_thread(
+        &self,
+        identity: &Identity,
+        thread: &str,
+        timeout: Duration,
+    ) -> Result<u32, ApiError> {
+        let request = DeleteThreadRequest {
+            thread_id: thread.to_owned(),
+        };
+        let answer = self
+            .client()
+            .delete_thread(self.unary(request, identity, timeout))
+            .await
+            .map_err(|status| self.failed(status))?
+            .into_inner();
+        Ok(answer.deleted_messages)
+    }
+
+    /// A unary call with the caller's identity, bounded by `timeout`.
+    fn unary<T>(&self, message: T, identity: &Identity, timeout: Duration) -> tonic::Request<T> {
+        let mut request = self.request(message, identity);
+        request.set_timeout(timeout);
+        request
+    }
+
+    fn failed(&self, status: Status) -> ApiError {
+        ApiError::Upstream {
+            agent: self.name.to_string(),
+            status,
+        }
+    }
+}
+
+/// Which page of a list to read.
+#[derive(Debug, Default, Clone)]
+pub struct Page {
+    pub page_size: u32,
+    pub page_token: String,
+}
+
+/// A page of the caller's threads, as clients see it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ThreadPage {
+    pub threads: Vec<ThreadSummary>,
+    pub next_page_token: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ThreadSummary {
+    pub thread_id: String,
+    pub title: String,
+    pub created_at: Option<String>,
+    pub updated_at: Option<String>,
+    pub message_count: u32,
+}
+
+/// A page of a thread's history, as clients see it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct MessagePage {
+    pub messages: Vec<HistoryMessage>,
+    pub next_page_token: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct HistoryMessage {
+    pub message_id: String,
+    pub role: String,
+    pub content: String,
+    pub agent: String,
+    pub run_id: String,
+    pub created_at: Option<String>,
 }
 
 /// `value` with `%`, controls and non-ASCII bytes percent-escaped (valid ASCII metadata).
@@ -105,7 +267,7 @@ impl Agents {
     pub fn new(
         targets: &[AgentTarget],
         settings: Settings<'_>,
-        mut policies: HashMap<String, EventPolicy>,
+        mut filters: HashMap<String, EventFilter>,
     ) -> Result<Self, String> {
         // Several URLs under one name are one agent whose calls spread over them.
         let mut grouped: Vec<(&str, Vec<&str>)> = Vec::new();
@@ -173,7 +335,7 @@ impl Agents {
                 Agent {
                     name: target.name.as_str().into(),
                     client,
-                    policy: Arc::new(policies.remove(&target.name).unwrap_or_default()),
+                    filter: Arc::new(filters.remove(&target.name).unwrap_or_default()),
                     token: settings.token.clone(),
                     channel,
                 },

@@ -26,27 +26,62 @@ pub fn is_safe_id(s: &str, max: usize) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
 }
 
+/// A thread id a client sent, checked once: 1-128 characters of `[A-Za-z0-9._:-]`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ThreadId(String);
+
+impl ThreadId {
+    /// Checks `value`, naming `field` in the refusal.
+    pub fn parse(field: &str, value: String) -> Result<Self, ApiError> {
+        check_id(field, &value)?;
+        Ok(Self(value))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for ThreadId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// The body of `POST /v1/agents/{agent}/chat`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChatBody {
+    /// The user's message (1 to 32768 characters, not only whitespace).
     pub message: String,
+    /// Runs the message in this thread: recorded for the thread's subscribers, one run at a
+    /// time. Without it the run is a one-off.
     #[serde(default)]
     pub thread_id: Option<String>,
+    /// Passed to the agent as is (at most 32 entries).
     #[serde(default)]
     pub metadata: HashMap<String, String>,
 }
 
-/// Checks the content type, parses and validates a JSON body.
-pub fn chat_body(headers: &HeaderMap, body: &[u8]) -> Result<ChatBody, ApiError> {
-    require_json(headers)?;
-    let parsed: ChatBody = parse_json(body)?;
-    check_message(&parsed.message)?;
-    if let Some(thread) = &parsed.thread_id {
-        check_id("thread_id", thread)?;
+impl ChatBody {
+    /// Checks every field; the thread id comes back typed.
+    pub fn check(&mut self) -> Result<Option<ThreadId>, ApiError> {
+        check_message(&self.message)?;
+        let thread = self
+            .thread_id
+            .take()
+            .map(|t| ThreadId::parse("thread_id", t))
+            .transpose()?;
+        check_metadata(&self.metadata)?;
+        Ok(thread)
     }
-    check_metadata(&parsed.metadata)?;
-    Ok(parsed)
+}
+
+/// Checks the content type, parses and validates a JSON body.
+#[cfg(test)]
+fn chat_body(headers: &HeaderMap, body: &[u8]) -> Result<Option<ThreadId>, ApiError> {
+    require_json(headers)?;
+    parse_json::<ChatBody>(body)?.check()
 }
 
 /// `Content-Type` must be `application/json` (parameters such as charset allowed) or a
@@ -167,7 +202,7 @@ mod tests {
             br#"{"message":"hi","thread_id":"t1","metadata":{"k":"v"}}"#,
         )
         .unwrap();
-        assert_eq!(ok.thread_id.as_deref(), Some("t1"));
+        assert_eq!(ok.as_ref().map(ThreadId::as_str), Some("t1"));
         assert!(matches!(
             chat_body(&h, b"{"),
             Err(ApiError::MalformedBody(_))

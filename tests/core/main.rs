@@ -6,7 +6,9 @@ mod support;
 
 mod direct;
 mod failures;
+mod hostile;
 mod lifecycle;
+mod openapi;
 mod refusals;
 mod streaming;
 mod upstreams;

@@ -8,16 +8,7 @@ use crate::support::{collect_events, spawn_agent, spawn_bridge};
 const MESSAGE: &str = "Add a dark mode toggle";
 
 fn expected_kinds(deltas: usize) -> Vec<&'static str> {
-    let mut kinds = vec![
-        "run_started",
-        "thought",
-        "tool_call",
-        "tool_result",
-        "thought",
-    ];
-    kinds.extend(std::iter::repeat_n("text_delta", deltas));
-    kinds.extend(["message", "run_completed"]);
-    kinds
+    agent_stub::default_kinds(deltas)
 }
 
 #[tokio::test]

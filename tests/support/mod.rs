@@ -207,6 +207,26 @@ pub async fn collect_events(response: reqwest::Response) -> Vec<SseEvent> {
         .expect("stream ended in time")
 }
 
+/// Polls `check` until it holds, failing the test (naming `what`) after [`PATIENCE`]: the
+/// one way tests wait for something that happens in another task or process.
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        if check().await {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Waits for the next item of a stream, failing the test after [`PATIENCE`].
 pub async fn next<S: Stream + Unpin>(stream: &mut S) -> Option<S::Item> {
     tokio::time::timeout(PATIENCE, stream.next())

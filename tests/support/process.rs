@@ -177,6 +177,12 @@ impl Process {
         }
     }
 
+    /// SIGKILL: the process dies at once, as when its node is lost or it is OOM-killed.
+    pub async fn kill(&mut self) {
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
+    }
+
     /// Waits up to `limit` for the process to exit by itself (after [`Process::terminate`]);
     /// `None` if it is still running then.
     pub async fn exit_within(

@@ -18,16 +18,7 @@ use support::{PATIENCE, SseEvent, sse_events};
 /// The default script's event kinds for `deltas` text deltas.
 pub fn is_default_script(kinds: &[&str]) -> bool {
     let deltas = kinds.iter().filter(|k| **k == "text_delta").count();
-    let mut expected = vec![
-        "run_started",
-        "thought",
-        "tool_call",
-        "tool_result",
-        "thought",
-    ];
-    expected.extend(std::iter::repeat_n("text_delta", deltas));
-    expected.extend(["message", "run_completed"]);
-    deltas > 0 && kinds == expected.as_slice()
+    deltas > 0 && kinds == agent_stub::default_kinds(deltas).as_slice()
 }
 
 /// `GET .../threads/{thread}/events`, optionally resuming after `last_event_id`.

@@ -14,10 +14,9 @@
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
-    time::{Duration, SystemTime},
+    time::Duration,
 };
 
-use agent_bridge_proto::v1::{ChatEvent, RunError, chat_event::Payload};
 use bytes::Bytes;
 use redis::{
     Cmd, RedisFuture, Script, Value,
@@ -33,7 +32,7 @@ use super::{
     SUBSCRIBER_BUFFER, Start, Subscription, ThreadKey, feed_subscriber, new_epoch, position,
     replay_from,
 };
-use crate::{run::BRIDGE_AGENT, wire};
+use crate::event;
 
 /// How long one blocking read waits; also how often a reader checks for dead runs and a
 /// new epoch.
@@ -634,18 +633,14 @@ impl Reader {
         let Some(last) = self.last.clone().filter(|l| !l.terminal) else {
             return Ok(());
         };
-        let event = ChatEvent {
-            run_id: last.run_id.clone(),
-            thread_id: self.key.thread.clone(),
-            agent: BRIDGE_AGENT.into(),
-            sequence: last.sequence + 1,
-            timestamp: Some(SystemTime::now().into()),
-            payload: Some(Payload::RunError(RunError {
-                code: "UNAVAILABLE".into(),
-                message: "the bridge running this run stopped; send the message again".into(),
-            })),
-        };
-        let json = wire::to_json(&event);
+        let event = event::bridge_error(
+            &last.run_id,
+            &self.key.thread,
+            last.sequence,
+            tonic::Code::Unavailable,
+            "the bridge running this run stopped; send the message again",
+        );
+        let json = event::to_json(&event);
         let ended: i64 = self
             .hub
             .fail_orphan

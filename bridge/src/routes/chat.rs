@@ -1,150 +1,112 @@
-//! `POST /v1/agents/{agent}/chat`: one run, as an SSE stream or as one JSON answer.
+//! `POST /v1/agents/{agent}/chat` (one run, as SSE or one JSON answer) and
+//! `GET /v1/agents/{agent}/threads/{thread}/stream` (one run in a thread, for EventSource).
 
-use std::collections::HashMap;
-
-use agent_bridge_proto::v1::ChatRequest;
 use axum::{
     Extension, Json,
-    body::Bytes,
-    extract::{
-        Path, Query, State,
-        rejection::{BytesRejection, QueryRejection},
-    },
-    http::{HeaderMap, StatusCode, header},
+    extract::{Query, State, rejection::QueryRejection},
+    http::{HeaderMap, header},
     response::{IntoResponse, Response},
 };
-
 use serde::Deserialize;
 
-use super::threads::{resolve, start_recorded};
+use super::extract::{AgentPath, ThreadPath, ValidJson};
 use crate::{
-    answer, auth::Identity, error::ApiError, metrics::Transport, record, run, sse, state::AppState,
-    validate,
+    answer,
+    answer::Answer,
+    auth::Identity,
+    chat::{self, ChatInput},
+    dialect::native::Native,
+    error::ApiError,
+    error::Problem,
+    event::WireEvent as Event,
+    metrics::Transport,
+    sse,
+    state::AppState,
+    validate::{self, ChatBody},
 };
 
+/// One run: as SSE when `Accept` lists `text/event-stream` (each agent event one frame, `id:`
+/// its sequence, `event:` its kind), else as one JSON answer once the run ends.
+#[utoipa::path(
+    post,
+    path = "/v1/agents/{agent}/chat",
+    tag = "runs",
+    params(("agent" = String, Path, description = "A configured agent's name")),
+    request_body = ChatBody,
+    responses(
+        (status = 200, description = "The run's events (`text/event-stream`), or its answer", content(
+            (Event = "text/event-stream"),
+            (Answer = "application/json"),
+        )),
+        (status = "4XX", description = "Refused before the run started", content_type = "application/problem+json", body = Problem),
+        (status = "5XX", description = "The agent failed before its first event, or the bridge is overloaded or draining", content_type = "application/problem+json", body = Problem),
+    )
+)]
 pub async fn chat(
     State(state): State<AppState>,
     Extension(identity): Extension<Identity>,
-    Path(agent_name): Path<String>,
+    AgentPath(agent): AgentPath,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    ValidJson(mut body): ValidJson<ChatBody>,
 ) -> Result<Response, ApiError> {
-    state
-        .agents
-        .get(&agent_name)
-        .ok_or_else(|| ApiError::UnknownAgent(agent_name.clone()))?;
-    identity.authorize(&agent_name, None)?;
-    let body = body.map_err(|rejection| body_rejection(&rejection, state.max_body_bytes))?;
-    let body = validate::chat_body(&headers, &body)?;
-    if state.shutdown.is_cancelled() {
-        return Err(ApiError::ShuttingDown);
-    }
-    let permit = state.admission.admit(&identity)?;
-    let mut run = start_chat(
-        &state,
-        &identity,
-        &agent_name,
-        body.thread_id,
-        body.message,
-        body.metadata,
-    )
-    .await?;
-    run.permit = Some(permit);
+    let thread = body.check()?;
+    let input = ChatInput {
+        thread,
+        message: body.message,
+        metadata: body.metadata,
+    };
     if wants_event_stream(&headers) {
-        run.open_stream = Some(state.metrics.stream_opened(&agent_name, Transport::sse));
-        Ok(sse::response(run, state.sse))
+        let run = chat::start(&state, &identity, &agent, input, Transport::sse).await?;
+        Ok(sse::run(run, Native::NAMED, state.sse))
     } else {
-        run.open_stream = Some(state.metrics.stream_opened(&agent_name, Transport::json));
+        let run = chat::start(&state, &identity, &agent, input, Transport::json).await?;
         Ok(Json(answer::collect(run).await?).into_response())
     }
 }
 
-/// Starts a run. On a thread, the run is also recorded for the thread's other subscribers
-/// and its history, and takes the thread's one active-run slot.
-async fn start_chat(
-    state: &AppState,
-    identity: &Identity,
-    agent_name: &str,
-    thread: Option<String>,
-    message: String,
-    metadata: HashMap<String, String>,
-) -> Result<run::Run, ApiError> {
-    let agent = state
-        .agents
-        .get(agent_name)
-        .ok_or_else(|| ApiError::UnknownAgent(agent_name.to_owned()))?;
-    let request = ChatRequest {
-        thread_id: thread.clone().unwrap_or_default(),
-        message,
-        metadata,
-        run_id: uuid::Uuid::new_v4().to_string(),
-        agent: agent_name.to_owned(),
-    };
-    let Some(thread) = thread else {
-        return run::start(
-            agent,
-            request,
-            identity,
-            state.limits,
-            &state.shutdown,
-            &state.metrics,
-        )
-        .await;
-    };
-    let (_, key) = resolve(state, identity, agent_name, &thread)?;
-    let run = start_recorded(state, identity, agent, &key, request).await?;
-    Ok(record::tee(
-        state.hub.clone(),
-        key,
-        run,
-        state.run_lease,
-        state.limits.buffer,
-    ))
-}
-
 /// The query of the EventSource endpoint.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StreamQuery {
+    /// The user's message.
     message: String,
     /// Read by the auth layer; named here so it is not mistaken for an unknown parameter.
     #[serde(default, rename = "ticket")]
+    #[param(rename = "ticket", value_type = Option<String>)]
     _ticket: Option<serde::de::IgnoredAny>,
 }
 
-/// `GET /v1/agents/{agent}/threads/{thread_id}/stream?message=…[&ticket=…]`: one run in a
+/// `GET /v1/agents/{agent}/threads/{thread}/stream?message=…[&ticket=…]`: one run in a
 /// thread, always as SSE, for `EventSource` (which can only GET and cannot send headers,
 /// hence the stream ticket).
+#[utoipa::path(
+    get,
+    path = "/v1/agents/{agent}/threads/{thread}/stream",
+    tag = "runs",
+    params(("agent" = String, Path, description = "A configured agent's name"), ("thread" = String, Path, description = "The thread id: 1-128 of A-Z a-z 0-9 . _ : -"), StreamQuery),
+    responses(
+        (status = 200, description = "The run's events", content_type = "text/event-stream", body = Event),
+        (status = "4XX", description = "Refused before the run started", content_type = "application/problem+json", body = Problem),
+        (status = "5XX", description = "The agent failed before its first event", content_type = "application/problem+json", body = Problem),
+    )
+)]
 pub async fn stream(
     State(state): State<AppState>,
     Extension(identity): Extension<Identity>,
-    Path((agent_name, thread_id)): Path<(String, String)>,
+    path: ThreadPath,
     query: Result<Query<StreamQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    state
-        .agents
-        .get(&agent_name)
-        .ok_or_else(|| ApiError::UnknownAgent(agent_name.clone()))?;
-    validate::check_id("thread_id", &thread_id)?;
-    identity.authorize(&agent_name, Some(&thread_id))?;
     let Query(query) = query.map_err(|_| {
         ApiError::InvalidRequest("the query must carry `message` (and may carry `ticket`)".into())
     })?;
     validate::check_message(&query.message)?;
-    if state.shutdown.is_cancelled() {
-        return Err(ApiError::ShuttingDown);
-    }
-    let permit = state.admission.admit(&identity)?;
-    let mut run = start_chat(
-        &state,
-        &identity,
-        &agent_name,
-        Some(thread_id),
-        query.message,
-        HashMap::new(),
-    )
-    .await?;
-    run.permit = Some(permit);
-    Ok(sse::response(run, state.sse))
+    let input = ChatInput {
+        thread: Some(path.thread),
+        message: query.message,
+        metadata: Default::default(),
+    };
+    let run = chat::start(&state, &identity, &path.agent, input, Transport::sse).await?;
+    Ok(sse::run(run, Native::NAMED, state.sse))
 }
 
 /// A client that lists `text/event-stream` in `Accept` gets the stream.
@@ -161,12 +123,4 @@ fn wants_event_stream(headers: &HeaderMap) -> bool {
                 .trim()
                 .eq_ignore_ascii_case("text/event-stream")
         })
-}
-
-pub(crate) fn body_rejection(rejection: &BytesRejection, limit: usize) -> ApiError {
-    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::PayloadTooLarge { limit }
-    } else {
-        ApiError::MalformedBody("the request body could not be read".into())
-    }
 }

@@ -11,8 +11,8 @@ use std::collections::HashMap;
 use axum::{
     Extension,
     extract::{
-        Path, Query, State, WebSocketUpgrade,
-        rejection::QueryRejection,
+        State, WebSocketUpgrade,
+        ws::rejection::WebSocketUpgradeRejection,
         ws::{Message, WebSocket},
     },
     http::HeaderMap,
@@ -21,8 +21,20 @@ use axum::{
 use serde::Deserialize;
 use serde_json::json;
 
-use super::threads::{EventsQuery, notice, query, resolve, start_position, start_thread_run};
-use crate::{auth::Identity, error::ApiError, hub::Delivery, metrics::Transport, state::AppState};
+use super::{
+    extract::{ThreadPath, ValidQuery},
+    threads::EventsQuery,
+};
+use crate::{
+    auth::Identity,
+    dialect::{Notice, native::notice_json},
+    error::{ApiError, Problem},
+    hub::{Delivery, Subscription, ThreadKey},
+    metrics::Transport,
+    state::AppState,
+    threads,
+    upstream::Agent,
+};
 
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
@@ -34,43 +46,54 @@ enum ClientFrame {
     },
 }
 
+/// A WebSocket on a thread: receives the thread's events (each with its log position as
+/// `id`) and sends messages (`{"type":"message","message":"..."}`).
+#[utoipa::path(
+    get,
+    path = "/v1/agents/{agent}/threads/{thread}/ws",
+    tag = "threads",
+    params(("agent" = String, Path, description = "A configured agent's name"), ("thread" = String, Path, description = "The thread id: 1-128 of A-Z a-z 0-9 . _ : -"), EventsQuery),
+    responses(
+        (status = 101, description = "Switching to the WebSocket protocol"),
+        (status = "4XX", description = "Refused before the upgrade", content_type = "application/problem+json", body = Problem),
+        (status = "5XX", description = "The hub is unavailable", content_type = "application/problem+json", body = Problem),
+    )
+)]
 pub async fn thread_socket(
-    ws: WebSocketUpgrade,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     State(state): State<AppState>,
     Extension(identity): Extension<Identity>,
-    Path((agent, thread)): Path<(String, String)>,
+    path: ThreadPath,
     headers: HeaderMap,
-    q: Result<Query<EventsQuery>, QueryRejection>,
+    ValidQuery(q): ValidQuery<EventsQuery>,
 ) -> Result<Response, ApiError> {
-    let (_, key) = resolve(&state, &identity, &agent, &thread)?;
-    let q = query(q)?;
-    if state.shutdown.is_cancelled() {
-        return Err(ApiError::ShuttingDown);
-    }
-    // A socket is an open stream: it counts against the caller's and the process's caps.
-    let permit = state.admission.admit(&identity)?;
-    // Subscribe before upgrading, so a hub failure is still an HTTP error.
-    let open = state.metrics.stream_opened(&agent, Transport::websocket);
-    let subscription = state
-        .hub
-        .subscribe(&key, start_position(&headers, q.last_event_id.as_deref()))
-        .await?;
+    let ws = ws.map_err(|rejection| {
+        ApiError::InvalidRequest(format!(
+            "not a WebSocket upgrade: {}",
+            rejection.body_text()
+        ))
+    })?;
+    // Subscribe before upgrading, so a hub failure is still an HTTP error. A socket is an
+    // open stream: it counts against the caller's and the process's caps.
+    let start = threads::start_position(&headers, q.last_event_id.as_deref());
+    let (subscription, guard) =
+        threads::subscribe(&state, &identity, &path.key, start, Transport::websocket).await?;
     let max = state.max_body_bytes;
     Ok(ws
         .max_message_size(max)
         .on_upgrade(move |socket| async move {
-            serve(socket, subscription, state, identity, agent, thread).await;
-            drop((permit, open));
+            serve(socket, subscription, state, identity, path.agent, path.key).await;
+            drop(guard);
         }))
 }
 
 async fn serve(
     mut socket: WebSocket,
-    mut subscription: crate::hub::Subscription,
+    mut subscription: Subscription,
     state: AppState,
     identity: Identity,
-    agent: String,
-    thread: String,
+    agent: Agent,
+    key: ThreadKey,
 ) {
     loop {
         tokio::select! {
@@ -83,7 +106,7 @@ async fn serve(
             }
             incoming = socket.recv() => match incoming {
                 Some(Ok(Message::Text(text))) => {
-                    let reply = handle(&state, &identity, &agent, &thread, text.as_str()).await;
+                    let reply = handle(&state, &identity, &agent, &key, text.as_str()).await;
                     if socket.send(Message::Text(reply.to_string().into())).await.is_err() {
                         break;
                     }
@@ -98,7 +121,8 @@ async fn serve(
                 Some(Ok(_)) => {} // pings are answered by the protocol layer
             },
             _ = state.shutdown.cancelled() => {
-                let _ = socket.send(Message::Text(frame(&Delivery::Failed).into())).await;
+                let draining = notice_json(Notice::Draining).to_string();
+                let _ = socket.send(Message::Text(draining.into())).await;
                 break;
             }
         }
@@ -119,15 +143,19 @@ fn frame(delivery: &Delivery) -> String {
                 format!("{{\"id\":{id},{rest}")
             }
         }
-        other => notice(other).to_string(),
+        Delivery::Truncated { requested } => notice_json(Notice::Truncated {
+            requested: requested.as_str(),
+        })
+        .to_string(),
+        Delivery::Failed => notice_json(Notice::LogUnavailable).to_string(),
     }
 }
 
 async fn handle(
     state: &AppState,
     identity: &Identity,
-    agent: &str,
-    thread: &str,
+    agent: &Agent,
+    key: &ThreadKey,
     text: &str,
 ) -> serde_json::Value {
     let frame: ClientFrame = match crate::validate::parse_json(text.as_bytes()) {
@@ -136,8 +164,16 @@ async fn handle(
     };
     match frame {
         ClientFrame::Message { message, metadata } => {
-            match start_thread_run(state, identity, agent, thread, message, metadata).await {
-                Ok(run_id) => json!({ "type": "accepted", "run_id": run_id, "thread_id": thread }),
+            if let Err(e) = crate::validate::check_message(&message)
+                .and_then(|()| crate::validate::check_metadata(&metadata))
+            {
+                return error_frame(e);
+            }
+            let posted = threads::post(state, identity, agent, key.clone(), message, metadata);
+            match posted.await {
+                Ok(run_id) => {
+                    json!({ "type": "accepted", "run_id": run_id, "thread_id": key.thread })
+                }
                 Err(e) => error_frame(e),
             }
         }

@@ -16,15 +16,15 @@ use crate::config::HideRule;
 /// The text that replaces a redacted value.
 pub const REDACTED: &str = "[redacted]";
 
-/// The policy for one agent's events.
+/// The filter for one agent's events.
 #[derive(Debug, Default, Clone)]
-pub struct EventPolicy {
+pub struct EventFilter {
     hidden: HashSet<String>,
     redact: HashSet<String>,
 }
 
-impl EventPolicy {
-    /// The policy of `agent` from the configured rules (`*` rules apply to every agent).
+impl EventFilter {
+    /// The filter of `agent` from the configured rules (`*` rules apply to every agent).
     pub fn for_agent(agent: &str, rules: &[HideRule], redact_fields: &[String]) -> Self {
         let hidden = rules
             .iter()
@@ -37,10 +37,10 @@ impl EventPolicy {
         }
     }
 
-    /// Applies the policy: `false` when the event must not reach clients, else the event
+    /// Applies the filter: `false` when the event must not reach clients, else the event
     /// with its configured fields redacted.
     pub fn apply(&self, event: &mut ChatEvent) -> bool {
-        if self.hidden.contains(crate::wire::kind(event)) {
+        if self.hidden.contains(crate::event::kind(event)) {
             return false;
         }
         if self.redact.is_empty() {
@@ -89,14 +89,14 @@ impl EventPolicy {
 }
 
 /// Every configured agent's policy.
-pub fn policies(
+pub fn filters(
     agents: impl Iterator<Item = String>,
     rules: &[HideRule],
     redact_fields: &[String],
-) -> HashMap<String, EventPolicy> {
+) -> HashMap<String, EventFilter> {
     agents
         .map(|a| {
-            let p = EventPolicy::for_agent(&a, rules, redact_fields);
+            let p = EventFilter::for_agent(&a, rules, redact_fields);
             (a, p)
         })
         .collect()
@@ -117,7 +117,7 @@ mod tests {
     #[test]
     fn hides_kinds_and_redacts_fields_at_any_depth() {
         let rules = vec!["a=thought".parse().unwrap()];
-        let policy = EventPolicy::for_agent("a", &rules, &["password".into()]);
+        let policy = EventFilter::for_agent("a", &rules, &["password".into()]);
         assert!(!policy.apply(&mut event(Payload::Thought(Thought::default()))));
         let mut call = event(Payload::ToolCall(ToolCall {
             arguments_json: r#"{"user":"u","password":"p","nested":[{"password":1}]}"#.into(),
@@ -132,7 +132,7 @@ mod tests {
         assert_eq!(v["nested"][0]["password"], REDACTED);
         assert_eq!(v["user"], "u");
 
-        let other = EventPolicy::for_agent("b", &rules, &[]);
+        let other = EventFilter::for_agent("b", &rules, &[]);
         assert!(other.apply(&mut event(Payload::Thought(Thought::default()))));
     }
 }

@@ -1,19 +1,18 @@
-//! Recording runs on threads: each event of a run started on a thread is appended to the
+//! Recording a thread's runs: each event of a run started on a thread is appended to the
 //! thread's log (encoded once), while the run's lease is renewed, so every subscriber on any
 //! replica sees it and a dead bridge's run is noticed.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use agent_bridge_proto::v1::{ChatEvent, RunError, chat_event::Payload};
+use agent_bridge_proto::v1::{ChatEvent, chat_event::Payload};
 use bytes::Bytes;
 use tokio::sync::mpsc;
 use tonic::Code;
 
 use crate::{
-    error::code_name,
+    event,
     hub::{Hub, NewEntry, ThreadKey},
-    run::{BRIDGE_AGENT, Emitted, Run},
-    wire,
+    run::{Emitted, Run},
 };
 
 /// Records a run nobody streams (`POST .../messages`): it goes on without the request.
@@ -30,10 +29,9 @@ pub fn tee(hub: Hub, key: ThreadKey, run: Run, lease: Duration, buffer: usize) -
         run_id: run.run_id.clone(),
         thread_id: run.thread_id.clone(),
         events: rx,
-        permit: None,
         trace_id: run.trace_id.clone(),
         link: run.link.clone(),
-        open_stream: None,
+        guard: None,
     };
     tokio::spawn(record(hub, key, run, Some(tx), lease));
     teed
@@ -64,7 +62,7 @@ async fn record(
             emitted = run.events.recv() => emitted,
             // The streaming client left while the agent is quiet.
             _ = client_left(forward.as_ref()) => {
-                let left = follow_up(&run_id, &key.thread, last_sequence, Code::Cancelled, CLIENT_LEFT);
+                let left = event::bridge_error(&run_id, &key.thread, last_sequence, Code::Cancelled, CLIENT_LEFT);
                 let _ = hub.append(&key, entry(&left, None, None)).await;
                 break;
             }
@@ -72,11 +70,7 @@ async fn record(
         last_sequence = emitted.as_ref().map_or(last_sequence, |e| e.event.sequence);
         // The pump always ends with a terminal event; None means the bridge is going away.
         let Some(emitted) = emitted else { break };
-        let terminal = emitted
-            .event
-            .payload
-            .as_ref()
-            .is_some_and(Payload::is_terminal);
+        let terminal = event::is_terminal(&emitted.event);
         if let Err(e) = hub
             .append(
                 &key,
@@ -87,7 +81,7 @@ async fn record(
             tracing::warn!(%run_id, error = %e, "cannot record the run; cancelling it");
             if let Some(forward) = &forward {
                 let e = &emitted.event;
-                let failure = follow_up(
+                let failure = event::bridge_error(
                     &e.run_id,
                     &e.thread_id,
                     e.sequence,
@@ -107,8 +101,13 @@ async fn record(
             let sequence = emitted.event.sequence;
             if forward.send(emitted).await.is_err() {
                 if !terminal {
-                    let left =
-                        follow_up(&run_id, &key.thread, sequence, Code::Cancelled, CLIENT_LEFT);
+                    let left = event::bridge_error(
+                        &run_id,
+                        &key.thread,
+                        sequence,
+                        Code::Cancelled,
+                        CLIENT_LEFT,
+                    );
                     let _ = hub.append(&key, entry(&left, None, None)).await;
                 }
                 break;
@@ -140,25 +139,10 @@ pub fn entry(event: &ChatEvent, trace_id: Option<&str>, link: Option<&str>) -> N
     let started = matches!(event.payload, Some(Payload::RunStarted(_)));
     NewEntry {
         link: link.filter(|_| started).map(str::to_owned),
-        kind: wire::kind(event),
+        kind: event::kind(event),
         run_id: event.run_id.clone(),
         sequence: event.sequence,
-        terminal: event.payload.as_ref().is_some_and(Payload::is_terminal),
-        json: Bytes::from(wire::to_json_traced(event, trace_id)),
-    }
-}
-
-/// A terminal `run_error` the bridge writes right after event `sequence` of a run.
-fn follow_up(run_id: &str, thread_id: &str, sequence: u64, code: Code, message: &str) -> ChatEvent {
-    ChatEvent {
-        run_id: run_id.into(),
-        thread_id: thread_id.into(),
-        agent: BRIDGE_AGENT.into(),
-        sequence: sequence + 1,
-        timestamp: Some(SystemTime::now().into()),
-        payload: Some(Payload::RunError(RunError {
-            code: code_name(code).into(),
-            message: message.into(),
-        })),
+        terminal: event::is_terminal(event),
+        json: Bytes::from(event::to_json_traced(event, trace_id)),
     }
 }

@@ -1,13 +1,51 @@
-//! The JSON form of an agent event, as clients see it: in SSE `data:` lines, in the
-//! non-streaming answer and (later) over WebSocket. One flat object per event, with `"type"`
-//! naming the payload; encoded once per event.
+//! The event model as clients see it: the JSON of an agent event (in SSE `data:` lines, the
+//! non-streaming answer, thread logs and WebSocket messages: one flat object per event, with
+//! `"type"` naming the payload, encoded once per event), and the one event the bridge writes
+//! in a run's name: the terminal `run_error` when the agent cannot end the run itself.
 
-use agent_bridge_proto::v1::{ChatEvent, Message, Usage, chat_event::Payload};
+use std::time::SystemTime;
+
+use agent_bridge_proto::v1::{ChatEvent, Message, RunError, Usage, chat_event::Payload};
 use serde::Serialize;
 use serde_json::value::RawValue;
+use tonic::Code;
 
-/// A borrowed view of a [`ChatEvent`] that serializes to the client-facing JSON.
-#[derive(Serialize)]
+use crate::error::code_name;
+
+/// The agent name on events the bridge writes itself.
+pub const BRIDGE_AGENT: &str = "bridge";
+
+/// The terminal `run_error` the bridge writes for a run right after its event `after`: same
+/// run and thread, the next sequence number, `agent: "bridge"`.
+pub fn bridge_error(
+    run_id: &str,
+    thread_id: &str,
+    after: u64,
+    code: Code,
+    message: impl Into<String>,
+) -> ChatEvent {
+    ChatEvent {
+        run_id: run_id.into(),
+        thread_id: thread_id.into(),
+        agent: BRIDGE_AGENT.into(),
+        sequence: after + 1,
+        timestamp: Some(SystemTime::now().into()),
+        payload: Some(Payload::RunError(RunError {
+            code: code_name(code).into(),
+            message: message.into(),
+        })),
+    }
+}
+
+/// Whether an event ends its run.
+pub fn is_terminal(event: &ChatEvent) -> bool {
+    event.payload.as_ref().is_some_and(Payload::is_terminal)
+}
+
+/// A borrowed view of a [`ChatEvent`] that serializes to the client-facing JSON: one SSE
+/// `data:` line, one WebSocket message, one entry of a thread's log.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Event)]
 pub struct WireEvent<'a> {
     #[serde(flatten)]
     payload: WirePayload<'a>,
@@ -22,7 +60,7 @@ pub struct WireEvent<'a> {
     trace_id: Option<&'a str>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum WirePayload<'a> {
     RunStarted {
@@ -35,6 +73,7 @@ enum WirePayload<'a> {
         call_id: &'a str,
         tool_name: &'a str,
         /// Valid JSON passes through as JSON; anything else as a string.
+        #[schema(value_type = serde_json::Value)]
         arguments: Arguments<'a>,
     },
     ToolResult {
@@ -69,14 +108,16 @@ enum Arguments<'a> {
     Text(&'a str),
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = EventMessage)]
 pub struct WireMessage<'a> {
     message_id: &'a str,
     role: &'a str,
     content: &'a str,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Usage)]
 pub struct WireUsage {
     input_tokens: u32,
     output_tokens: u32,
@@ -184,6 +225,73 @@ pub fn write_json<W: std::io::Write>(out: &mut W, event: &ChatEvent, trace_id: O
     let _ = serde_json::to_writer(out, &wire);
 }
 
+/// Reads an event back from its JSON (as stored in a thread's log), with the trace id
+/// `run_started` carries; `None` for JSON this bridge did not write.
+pub fn from_json(json: &[u8]) -> Option<(ChatEvent, Option<String>)> {
+    use agent_bridge_proto::v1::{
+        RunCompleted, RunStarted, TextDelta, Thought, ToolCall, ToolResult,
+    };
+    use serde_json::Value;
+
+    let v: Value = serde_json::from_slice(json).ok()?;
+    let text = |v: &Value, key: &str| v[key].as_str().unwrap_or_default().to_owned();
+    let message = |m: &Value| Message {
+        message_id: text(m, "message_id"),
+        role: text(m, "role"),
+        content: text(m, "content"),
+    };
+    let payload = match v["type"].as_str()? {
+        "run_started" => Payload::RunStarted(RunStarted {
+            user_message_id: text(&v, "user_message_id"),
+        }),
+        "thought" => Payload::Thought(Thought {
+            content: text(&v, "content"),
+        }),
+        "tool_call" => Payload::ToolCall(ToolCall {
+            call_id: text(&v, "call_id"),
+            tool_name: text(&v, "tool_name"),
+            arguments_json: match &v["arguments"] {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            },
+        }),
+        "tool_result" => Payload::ToolResult(ToolResult {
+            call_id: text(&v, "call_id"),
+            content: text(&v, "content"),
+            is_error: v["is_error"].as_bool().unwrap_or(false),
+            tool_name: text(&v, "tool_name"),
+        }),
+        "text_delta" => Payload::TextDelta(TextDelta {
+            message_id: text(&v, "message_id"),
+            delta: text(&v, "delta"),
+        }),
+        "message" => Payload::Message(message(&v)),
+        "run_completed" => Payload::RunCompleted(RunCompleted {
+            final_message: v.get("final_message").map(message),
+            usage: v.get("usage").map(|u| Usage {
+                input_tokens: u["input_tokens"].as_u64().unwrap_or(0) as u32,
+                output_tokens: u["output_tokens"].as_u64().unwrap_or(0) as u32,
+                tool_calls: u["tool_calls"].as_u64().unwrap_or(0) as u32,
+            }),
+        }),
+        "run_error" => Payload::RunError(RunError {
+            code: text(&v, "code"),
+            message: text(&v, "message"),
+        }),
+        _ => return None,
+    };
+    let event = ChatEvent {
+        run_id: text(&v, "run_id"),
+        thread_id: text(&v, "thread_id"),
+        agent: text(&v, "agent"),
+        sequence: v["sequence"].as_u64().unwrap_or(0),
+        timestamp: v["timestamp"].as_str().and_then(|t| t.parse().ok()),
+        payload: Some(payload),
+    };
+    let trace_id = v["trace_id"].as_str().map(str::to_owned);
+    Some((event, trace_id))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,6 +326,19 @@ mod tests {
         }));
         let v: serde_json::Value = serde_json::from_str(&to_json(&e)).unwrap();
         assert_eq!(v["arguments"], "not json");
+    }
+
+    #[test]
+    fn json_reads_back_as_the_same_event() {
+        let e = event(Payload::ToolCall(ToolCall {
+            call_id: "c".into(),
+            tool_name: "read_file".into(),
+            arguments_json: r#"{"path":"a"}"#.into(),
+        }));
+        let (back, trace) = from_json(to_json(&e).as_bytes()).unwrap();
+        assert_eq!(back, e);
+        assert_eq!(trace, None);
+        assert!(from_json(b"{\"type\":\"from_the_future\"}").is_none());
     }
 
     #[test]

@@ -1,0 +1,108 @@
+//! The unversioned thread API, for clients built against `GET /agents/{agent}/sse?thread_id=`
+//! and `POST /agents/{agent}/messages` (the thread id travels in the query and the body).
+//! Such clients read `EventSource.onmessage`, which only sees unnamed events, so this
+//! stream's events are unnamed (the kind is the JSON `type`).
+
+use axum::{Extension, Json, extract::State, http::HeaderMap, response::Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::extract::{AgentPath, ValidJson, ValidQuery};
+use crate::{
+    auth::Identity,
+    dialect::native::Native,
+    error::{ApiError, Problem},
+    event::WireEvent as Event,
+    metrics::Transport,
+    sse,
+    state::AppState,
+    threads,
+    validate::{self, ThreadId},
+};
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct SseQuery {
+    pub thread_id: String,
+    pub last_event_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = ThreadMessageBody)]
+#[serde(deny_unknown_fields)]
+pub struct MessageBody {
+    pub thread_id: String,
+    pub message: String,
+}
+
+/// A thread's events, unnamed (for `EventSource.onmessage`).
+#[utoipa::path(
+    get,
+    path = "/agents/{agent}/sse",
+    tag = "threads",
+    params(("agent" = String, Path, description = "A configured agent's name"), SseQuery),
+    responses(
+        (status = 200, description = "Replayed then live events, unnamed", content_type = "text/event-stream", body = Event),
+        (status = "4XX", description = "Refused", content_type = "application/problem+json", body = Problem),
+        (status = "5XX", description = "The hub is unavailable", content_type = "application/problem+json", body = Problem),
+    )
+)]
+pub async fn sse(
+    State(state): State<AppState>,
+    Extension(identity): Extension<Identity>,
+    AgentPath(agent): AgentPath,
+    headers: HeaderMap,
+    ValidQuery(q): ValidQuery<SseQuery>,
+) -> Result<Response, ApiError> {
+    let thread = ThreadId::parse("thread", q.thread_id)?;
+    identity.authorize(&agent.name, Some(thread.as_str()))?;
+    let key = threads::key(&identity, &agent, &thread);
+    let start = threads::start_position(&headers, q.last_event_id.as_deref());
+    let (subscription, guard) =
+        threads::subscribe(&state, &identity, &key, start, Transport::sse).await?;
+    Ok(sse::subscription(
+        subscription,
+        Native { named: false },
+        state.sse,
+        guard,
+        state.shutdown.clone(),
+    ))
+}
+
+/// Posts a message to the thread named in the body.
+#[utoipa::path(
+    post,
+    path = "/agents/{agent}/messages",
+    tag = "threads",
+    params(("agent" = String, Path, description = "A configured agent's name")),
+    request_body = MessageBody,
+    responses(
+        (status = 200, description = "The run started", body = Object),
+        (status = "4XX", description = "Refused", content_type = "application/problem+json", body = Problem),
+        (status = "5XX", description = "The agent or the hub failed", content_type = "application/problem+json", body = Problem),
+    )
+)]
+pub async fn messages(
+    State(state): State<AppState>,
+    Extension(identity): Extension<Identity>,
+    AgentPath(agent): AgentPath,
+    ValidJson(body): ValidJson<MessageBody>,
+) -> Result<Json<Value>, ApiError> {
+    let thread = ThreadId::parse("thread", body.thread_id)?;
+    identity.authorize(&agent.name, Some(thread.as_str()))?;
+    validate::check_message(&body.message)?;
+    let key = threads::key(&identity, &agent, &thread);
+    threads::post(
+        &state,
+        &identity,
+        &agent,
+        key,
+        body.message,
+        Default::default(),
+    )
+    .await?;
+    Ok(Json(
+        json!({ "status": "success", "message": "Message sent to agent." }),
+    ))
+}

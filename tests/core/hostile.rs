@@ -1,0 +1,154 @@
+//! Hostile and faulty conditions found when the bridge was attacked from outside: slow
+//! clients holding connections, a killed agent, a bad configuration, a malformed path.
+
+use futures_util::StreamExt as _;
+use tokio::{
+    io::{AsyncReadExt as _, AsyncWriteExt as _},
+    net::TcpStream,
+};
+
+use crate::support::{
+    PATIENCE, eventually, next, problem,
+    process::{self, binary},
+    spawn_bridge, sse_events,
+};
+
+#[tokio::test]
+async fn slow_clients_cannot_hold_the_bridge_and_are_refused_fast_beyond_the_cap() {
+    let agent = crate::support::spawn_agent().await;
+    let bridge = spawn_bridge(
+        &[("assistant", &agent.url)],
+        &["--max-connections", "20", "--header-timeout", "1s"],
+    )
+    .await;
+    let addr = bridge.url("").trim_start_matches("http://").to_owned();
+    // Slowloris: connections that start a request and never finish its headers.
+    let mut slow = Vec::new();
+    for _ in 0..200 {
+        let mut stream = TcpStream::connect(&addr).await.unwrap();
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            .await
+            .unwrap();
+        slow.push(stream);
+    }
+    // Beyond the cap, a new request is answered at once with a problem, not left hanging.
+    let refused = tokio::time::timeout(PATIENCE, raw_get(&addr, "/healthz"))
+        .await
+        .expect("an answer, not a hang");
+    assert!(
+        refused.starts_with("HTTP/1.1 503"),
+        "beyond the cap: {refused}"
+    );
+    assert!(refused.contains("application/problem+json"), "{refused}");
+    assert!(
+        refused.contains("urn:agent-bridge:problem:overloaded"),
+        "{refused}"
+    );
+
+    // The header timeout closes the slow connections; normal requests are served again
+    // while the attacker still holds its sockets open.
+    eventually("a normal request is served", || async {
+        raw_get(&addr, "/healthz").await.starts_with("HTTP/1.1 200")
+    })
+    .await;
+    let mut closed = 0;
+    for stream in &mut slow {
+        let mut buf = [0u8; 512];
+        if let Ok(Ok(n)) = tokio::time::timeout(PATIENCE, stream.read(&mut buf)).await {
+            // hyper answers 408 or closes; either way the slot is free.
+            closed += usize::from(n == 0 || buf.starts_with(b"HTTP/1.1"));
+        }
+    }
+    assert_eq!(closed, slow.len(), "every slow connection was closed");
+}
+
+/// One `GET` over a fresh connection; the raw answer (empty if the connection closed).
+async fn raw_get(addr: &str, path: &str) -> String {
+    let Ok(mut stream) = TcpStream::connect(addr).await else {
+        return String::new();
+    };
+    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    if stream.write_all(request.as_bytes()).await.is_err() {
+        return String::new();
+    }
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(PATIENCE, stream.read_to_end(&mut answer)).await;
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test]
+async fn an_agent_killed_mid_run_ends_the_stream_unavailable() {
+    let mut agent = process::spawn(
+        "agent-stub",
+        &["--listen".into(), "127.0.0.1:0".into()],
+        &[],
+        &[],
+    )
+    .await;
+    let bridge = spawn_bridge(&[("assistant", &agent.url())], &[]).await;
+    let response = bridge.chat_stream("assistant", "stub: hang-after=2").await;
+    assert_eq!(response.status(), 200);
+    let mut events = Box::pin(sse_events(response));
+    // The run is under way (its first events arrived) when the agent process dies.
+    assert_eq!(next(&mut events).await.unwrap().event, "run_started");
+    next(&mut events).await.unwrap();
+    agent.kill().await;
+    let rest: Vec<_> = tokio::time::timeout(PATIENCE, events.collect::<Vec<_>>())
+        .await
+        .expect("the stream ends");
+    let last = rest.last().expect("a final event");
+    assert_eq!(last.event, "run_error", "{rest:?}");
+    assert_eq!(
+        last.data["code"], "UNAVAILABLE",
+        "a lost agent is retryable: {}",
+        last.data
+    );
+    assert_eq!(rest.len(), 1, "nothing after the final event: {rest:?}");
+    assert_eq!(last.data["agent"], "bridge");
+}
+
+#[tokio::test]
+async fn a_bad_configuration_exits_without_claiming_to_listen() {
+    let output = tokio::process::Command::new(binary("bridge"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--agent",
+            "a=http://127.0.0.1:1",
+            "--allow-anonymous",
+            "--stream-buffer",
+            "0",
+        ])
+        .env_remove("RUST_BACKTRACE")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stdout.contains("listening on"), "{stdout}");
+    assert!(
+        stderr.contains("--stream-buffer"),
+        "the error names the setting: {stderr}"
+    );
+}
+
+#[tokio::test]
+async fn a_path_that_is_not_utf8_gets_a_problem_document() {
+    let agent = crate::support::spawn_agent().await;
+    let bridge = spawn_bridge(&[("assistant", &agent.url)], &[]).await;
+    let response = bridge
+        .http
+        .get(bridge.url("/v1/agents/assistant/threads/%ff%fe/events"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+    let (status, body) = problem(response).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["type"], "urn:agent-bridge:problem:malformed-request");
+}
