@@ -76,7 +76,7 @@ def test_custom_resources_are_well_formed():
     assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
     (endpoint,) = monitor["spec"]["endpoints"]
     assert endpoint == {
-        "port": "http",
+        "port": "admin",
         "path": "/metrics",
         "interval": "30s",
         "scrapeTimeout": "10s",
@@ -98,17 +98,38 @@ def test_custom_resources_are_well_formed():
     assert rule["backendRefs"] == [{"name": service["metadata"]["name"], "port": service["spec"]["ports"][0]["port"]}]
 
 
-def test_probes_use_the_real_paths_and_port(scenario):
+def test_probes_and_metrics_use_the_admin_port(scenario):
+    """The API on `http`; probes and /metrics on `admin` (BRIDGE_ADMIN_LISTEN), which the
+    Service names for the ServiceMonitor and no HTTPRoute or Ingress ever routes to."""
     _, objects, _ = scenario
     container = bridge_container(objects)
-    (port,) = container["ports"]
-    assert port["name"] == "http"
-    listen = env_of(container)["BRIDGE_LISTEN"]["value"]
-    assert listen == f"0.0.0.0:{port['containerPort']}"
-    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
-    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert set(ports) == {"http", "admin"} and ports["http"] != ports["admin"]
+    env = env_of(container)
+    assert env["BRIDGE_LISTEN"]["value"] == f"0.0.0.0:{ports['http']}"
+    assert env["BRIDGE_ADMIN_LISTEN"]["value"] == f"0.0.0.0:{ports['admin']}"
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "admin"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "admin"}
+    annotations = component(objects, "Deployment", "bridge")["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/port"] == str(ports["admin"])
     service = component(objects, "Service", "bridge")
-    assert service["spec"]["ports"][0]["targetPort"] == "http"
+    by_name = {p["name"]: p for p in service["spec"]["ports"]}
+    assert {n: p["targetPort"] for n, p in by_name.items()} == {"http": "http", "admin": "admin"}
+    for monitor in of_kind(objects, "ServiceMonitor"):
+        assert [e["port"] for e in monitor["spec"]["endpoints"]] == ["admin"]
+    for route in of_kind(objects, "HTTPRoute"):
+        for rule in route["spec"]["rules"]:
+            assert [b["port"] for b in rule["backendRefs"]] == [by_name["http"]["port"]]
+    for ingress in of_kind(objects, "Ingress"):
+        for rule in ingress["spec"]["rules"]:
+            for path in rule["http"]["paths"]:
+                assert path["backend"]["service"]["port"] == {"name": "http"}
+
+
+def test_admin_port_must_differ_from_the_api_port():
+    values = load_values(CHART / "ci" / "minimal-values.yaml") | {"bridge": {"port": 9090, "adminPort": 9090}}
+    with pytest.raises(helm.HelmError, match="bridge.adminPort must differ from bridge.port"):
+        render(values)
 
 
 def test_every_pod_is_locked_down(scenario):
