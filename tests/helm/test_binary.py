@@ -302,6 +302,20 @@ def run_scenario(scenario: str, logs, tmp_path) -> None:
         status, accepted = call(f"{base}/v1/agents/{agents[0][0]}/threads/chart-test/messages", {"message": "hello"}, headers)
         assert status == 202, accepted
 
+        # The agents going away does not take the pod out of the Service (readiness is the
+        # pod's own: every replica shares the agents); each agent's status says it.
+        stub_proc.send_signal(signal.SIGTERM)
+        stub_proc.wait(timeout=20)
+        name = agents[0][0]
+        deadline = time.monotonic() + 20
+        while (health := call(f"{base}/v1/agents/{name}/status", headers=headers))[1]["status"] == "serving":
+            assert time.monotonic() < deadline, health
+            time.sleep(0.05)
+        assert health[0] == 200 and health[1]["status"] in ("not_serving", "unreachable"), health
+        get = bridge["readinessProbe"]["httpGet"]
+        status, ready = call(f"http://127.0.0.1:{local_ports[container_port(bridge, get['port'])]}{get['path']}")
+        assert (status, ready) == (200, {"status": "ready"}), "an agent's health is not the pod's readiness"
+
         # SIGTERM (after the preStop sleep, in a cluster) drains within the rendered time,
         # which the grace period covers.
         drain = seconds(env["BRIDGE_DRAIN_TIMEOUT"])
