@@ -206,7 +206,9 @@ setInterval(refreshTimes, 30000);
 async function loadAgents() {
   try {
     const { agents } = await client.listAgents();
-    els.agent.replaceChildren(...agents.map((a) => el("option", { value: a.name, textContent: a.name })));
+    // An agent that does not answer its health check is still listed, and says so.
+    const label = (a) => (["not_serving", "unreachable"].includes(a.status) ? `${a.name} (${a.status.replace("_", " ")})` : a.name);
+    els.agent.replaceChildren(...agents.map((a) => el("option", { value: a.name, textContent: label(a), title: a.reason || "" })));
     const wanted = params().get("agent");
     if (wanted && agents.some((a) => a.name === wanted)) els.agent.value = wanted;
     if (!agents.length) return setStatus("failed", "no agent is available to these credentials");

@@ -170,8 +170,16 @@ export interface ChatRequest {
   metadata?: Record<string, string>;
 }
 
+/** An agent's last gRPC health answer, as the bridge checks it in the background. */
+export type AgentHealth = "unknown" | "serving" | "not_serving" | "unreachable";
+export interface AgentEntry {
+  name: string;
+  status: AgentHealth;
+  /** Why it is not serving, when it is not. */
+  reason?: string;
+}
 export interface AgentList {
-  agents: { name: string }[];
+  agents: AgentEntry[];
 }
 export interface ThreadSummary {
   thread_id: string;
@@ -234,6 +242,8 @@ export declare class BridgeClient {
   request<T = unknown>(method: string, path: string, body?: unknown, options?: RequestOptions): Promise<T>;
 
   listAgents(options?: RequestOptions): Promise<AgentList>;
+  /** One agent's health (`GET /v1/agents/{agent}/status`). */
+  agentStatus(agent: string, options?: RequestOptions): Promise<AgentEntry>;
   listThreads(agent: string, options?: RequestOptions): Promise<ThreadPage>;
   listMessages(agent: string, thread: string, options?: RequestOptions): Promise<MessagePage>;
   /** Starts a run on a thread (202); its events reach the thread's subscribers. */

@@ -179,6 +179,9 @@ export class BridgeClient {
   listAgents(options) {
     return this.request("GET", "/v1/agents", undefined, options);
   }
+  agentStatus(agent, options) {
+    return this.request("GET", `/v1/agents/${enc(agent)}/status`, undefined, options);
+  }
   listThreads(agent, options) {
     return this.request("GET", `/v1/agents/${enc(agent)}/threads`, undefined, options);
   }

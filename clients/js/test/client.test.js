@@ -133,7 +133,11 @@ describe("credentials", () => {
   test("an API key lists the agents and gets a ticket for a stream", async () => {
     const keyed = new BridgeClient({ baseUrl: locked.url, apiKey: "k-0123456789abcdef" });
     assert.equal(keyed.hasCredential, true);
-    assert.deepEqual(await keyed.listAgents(), { agents: [{ name: "assistant" }] });
+    const { agents } = await keyed.listAgents();
+    assert.deepEqual(agents.map((a) => a.name), ["assistant"]);
+    const status = await keyed.agentStatus("assistant");
+    assert.equal(status.name, "assistant");
+    assert.ok(["unknown", "serving"].includes(status.status), status.status);
     const ticket = await keyed.ticket("assistant", "t-node");
     assert.match(ticket.ticket, /^v1\./);
     assert.equal(ticket.stream_path, "/v1/agents/assistant/threads/t-node/stream");

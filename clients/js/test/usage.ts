@@ -7,6 +7,7 @@ const client = new BridgeClient({ baseUrl: "http://127.0.0.1:8080", token: async
 async function demo(signal: AbortSignal): Promise<string> {
   const { agents } = await client.listAgents();
   const first: string = agents[0].name;
+  if (agents[0].status === "unreachable") throw new Error(agents[0].reason ?? first);
   const { threads } = await client.listThreads(first);
   const titles: string[] = threads.map((t: ThreadSummary) => t.title);
   const sub = client.subscribe(first, "t-1", {
