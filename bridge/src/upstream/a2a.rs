@@ -1083,6 +1083,30 @@ mod tests {
     }
 
     #[test]
+    fn a2a_urls_name_their_transport() {
+        let cases = [
+            ("a2a+grpc://127.0.0.1:50071", Some("http://127.0.0.1:50071")),
+            (
+                "a2a+grpcs://agent.example:443",
+                Some("https://agent.example:443"),
+            ),
+            (
+                "a2a+dns://research.agents.svc:50071",
+                Some("dns://research.agents.svc:50071"),
+            ),
+            (
+                "a2a+dns+grpcs://research:443",
+                Some("dns+https://research:443"),
+            ),
+            ("http://127.0.0.1:50051", None),
+            ("dns://agent:50051", None),
+        ];
+        for (url, transport) in cases {
+            assert_eq!(transport_url(url).as_deref(), transport, "{url}");
+        }
+    }
+
+    #[test]
     fn agent_text_is_bounded() {
         let long = "é".repeat(MAX_ERROR_TEXT + 10);
         assert_eq!(agent_text(&long).unwrap().chars().count(), MAX_ERROR_TEXT);
