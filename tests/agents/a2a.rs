@@ -3,10 +3,21 @@
 use crate::{
     chat, describe, get_json, pairs,
     python::PythonAgent,
-    support::{Bridge, next, problem, spawn_bridge, sse_events},
+    support::{Bridge, collect_events, next, problem, spawn_bridge, sse_events},
 };
 
 const SCRIPT: &str = "tests/agents/a2a_agent.py";
+
+/// The scripted agent's task, as the bridge streams it: progress, three chunks, the answer.
+const ANSWERED: [&str; 7] = [
+    "1 run_started",
+    "2 thought Reading the question",
+    "3 text_delta The answer ",
+    "4 text_delta is ",
+    "5 text_delta forty-two.",
+    "6 message assistant The answer is forty-two.",
+    "7 run_completed The answer is forty-two.",
+];
 
 async fn bridge_to(agent: &PythonAgent) -> Bridge {
     let url = format!("a2a+grpc://127.0.0.1:{}", agent.port);
@@ -20,18 +31,7 @@ async fn an_a2a_task_streams_as_a_run() {
     let bridge = bridge_to(&agent).await;
 
     let events = chat(&bridge, "research", "What is the answer?").await;
-    assert_eq!(
-        describe(&events),
-        [
-            "1 run_started",
-            "2 thought Reading the question",
-            "3 text_delta The answer ",
-            "4 text_delta is ",
-            "5 text_delta forty-two.",
-            "6 message assistant The answer is forty-two.",
-            "7 run_completed The answer is forty-two.",
-        ]
-    );
+    assert_eq!(describe(&events), ANSWERED);
     // The A2A context the agent opened is the thread; the streamed artifact is one message.
     let thread_id = events[0].data["thread_id"].as_str().unwrap();
     assert!(!thread_id.is_empty());
@@ -75,6 +75,42 @@ async fn an_a2a_question_ends_the_run_with_the_question() {
             "5 run_completed Which city?",
         ]
     );
+}
+
+#[tokio::test]
+async fn a_reply_in_the_thread_resumes_the_task_that_asked() {
+    let agent = PythonAgent::start(SCRIPT).await;
+    let bridge = bridge_to(&agent).await;
+    let in_thread = |message: &str| {
+        bridge
+            .http
+            .post(bridge.url("/v1/agents/research/chat"))
+            .header("accept", "text/event-stream")
+            .json(&serde_json::json!({ "message": message, "thread_id": "trip-1" }))
+            .send()
+    };
+
+    let asked = collect_events(in_thread("need input").await.unwrap()).await;
+    assert_eq!(
+        describe(&asked).last().unwrap(),
+        "5 run_completed Which city?"
+    );
+    let answered = collect_events(in_thread("Paris").await.unwrap()).await;
+    assert_eq!(describe(&answered), ANSWERED);
+    assert!(answered.iter().all(|e| e.data["thread_id"] == "trip-1"));
+    // One task: the bridge sent the reply to the task waiting for input.
+    let log = agent.output();
+    let started: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(" started in context trip-1"))
+        .collect();
+    let resumed: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(" resumed in context trip-1"))
+        .collect();
+    assert_eq!((started.len(), resumed.len()), (1, 1), "{log}");
+    let task = |line: &str| line.split_whitespace().nth(3).unwrap().to_owned();
+    assert_eq!(task(started[0]), task(resumed[0]));
 }
 
 #[tokio::test]

@@ -7,7 +7,8 @@ do the protocol (task store, streaming, cancellation). Each message becomes a ta
 - goes `working` with a progress message ("Reading the question"),
 - streams its answer as chunks of one artifact (`append`, `last_chunk`), then `completed`;
 - with `fail` in the message: `failed` with a status message, after the first chunk;
-- with `input` in the message: `input-required`, asking a question;
+- with `input` in the message: `input-required`, asking a question; the next message in
+  the same context (with the task's id) resumes that task, which then answers;
 - with `slow` in the message: a minute between chunks, so a test can leave mid-task.
 
 `CancelTask` is honoured: the SDK cancels `execute` and calls `cancel`, which logs
@@ -44,12 +45,14 @@ class ScriptedExecutor(AgentExecutor):
 
     async def execute(self, context: RequestContext, event_queue: EventQueue) -> None:
         text = context.get_user_input()
-        if context.current_task is None:
+        resumed = context.current_task is not None
+        if not resumed:
             await event_queue.enqueue_event(new_task_from_user_message(context.message))
         updater = TaskUpdater(event_queue, context.task_id, context.context_id)
-        log.info("task %s started in context %s", context.task_id, context.context_id)
+        verb = "resumed" if resumed else "started"
+        log.info("task %s %s in context %s", context.task_id, verb, context.context_id)
         await updater.start_work(updater.new_agent_message([new_text_part("Reading the question")]))
-        if "input" in text:
+        if "input" in text and not resumed:
             await updater.requires_input(updater.new_agent_message([new_text_part("Which city?")]))
             return
         for i, chunk in enumerate(ANSWER):

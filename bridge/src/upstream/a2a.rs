@@ -22,7 +22,8 @@
 //! | stream ends before a final state | `run_error` `INTERNAL` |
 //!
 //! `input-required` ends the run normally: to a chat user the agent's question is an answer,
-//! and the reply is the next message in the same thread (the same A2A context).
+//! and the reply is the next message in the same thread (the same A2A context), which the
+//! bridge sends to the task that asked (found with `ListTasks`), so that task resumes.
 //! `auth-required` is an error because the bridge has no channel to carry the agent's
 //! authorization flow to the user.
 
@@ -46,6 +47,9 @@ use super::{EventStream, HistoryMessage, MessagePage, Page, ThreadPage, ThreadSu
 
 /// How long the bridge tries to cancel an abandoned task at the agent.
 const CANCEL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long the bridge looks for a thread's task waiting for input before a message.
+const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The transport URL of an A2A agent URL: `a2a+grpc://` → `http://`, `a2a+grpcs://` →
 /// `https://`, `a2a+dns://` → `dns://`, `a2a+dns+grpcs://` → `dns+https://`. `None`: not
@@ -127,16 +131,21 @@ impl A2aAgent {
     ) -> Result<EventStream, Status> {
         let (metadata, extensions, chat) = call.into_parts();
         let user_message_id = uuid::Uuid::new_v4().to_string();
-        let request = send_request(&chat, &user_message_id, None);
+        let waiting = self.waiting_task(&metadata, &chat.thread_id).await;
+        let resuming = waiting.is_some();
+        let request = send_request(&chat, &user_message_id, waiting);
         let stream = self
             .client
             .clone()
             .send_streaming_message(Request::from_parts(metadata.clone(), extensions, request))
             .await?
             .into_inner();
+        let mut translator =
+            Translator::new(&chat.run_id, &chat.thread_id, route, &user_message_id);
+        translator.resuming = resuming;
         let session = Session {
             stream,
-            translator: Translator::new(&chat.run_id, &chat.thread_id, route, &user_message_id),
+            translator,
             pending: VecDeque::new(),
             ended: false,
             client: self.client.clone(),
@@ -146,6 +155,33 @@ impl A2aAgent {
             session,
             Session::next,
         )))
+    }
+
+    /// The thread's task waiting for the user (`input-required`), which this message answers;
+    /// `None` for a new thread, when there is none, or when the agent cannot list tasks (the
+    /// message then starts a new task in the same context).
+    async fn waiting_task(&self, metadata: &MetadataMap, thread: &str) -> Option<String> {
+        if thread.is_empty() {
+            return None;
+        }
+        let mut metadata = metadata.clone();
+        metadata.remove("grpc-timeout");
+        let request = a2a::ListTasksRequest {
+            context_id: thread.to_owned(),
+            status: a2a::TaskState::InputRequired.into(),
+            page_size: Some(1),
+            ..Default::default()
+        };
+        let mut call = Request::from_parts(metadata, Default::default(), request);
+        call.set_timeout(LOOKUP_TIMEOUT);
+        let answer = self
+            .client
+            .clone()
+            .list_tasks(call)
+            .await
+            .ok()?
+            .into_inner();
+        answer.tasks.into_iter().next().map(|task| task.id)
     }
 
     /// The card, from `GetExtendedAgentCard`; `None` while the agent cannot give it.
@@ -458,6 +494,9 @@ pub struct Translator {
     /// The last complete message sent: the answer `run_completed` repeats.
     last_message: Option<Message>,
     finished: bool,
+    /// The message answers a task waiting for input: a snapshot of that task still in its
+    /// waiting state is the past, not a new question.
+    pub resuming: bool,
 }
 
 impl Translator {
@@ -472,6 +511,7 @@ impl Translator {
             drafts: Vec::new(),
             last_message: None,
             finished: false,
+            resuming: false,
         }
     }
 
@@ -524,7 +564,15 @@ impl Translator {
                 for artifact in task.artifacts {
                     self.artifact(artifact, false, true, &mut out);
                 }
-                if let Some(status) = task.status {
+                let waiting = |s: &a2a::TaskStatus| {
+                    matches!(
+                        s.state(),
+                        a2a::TaskState::InputRequired | a2a::TaskState::AuthRequired
+                    )
+                };
+                if let Some(status) = task.status
+                    && !(self.resuming && waiting(&status))
+                {
                     self.status(status, &mut out);
                 }
             }
@@ -1034,6 +1082,31 @@ mod tests {
                 "1 run_started user-msg-1",
                 "2 text_delta a-1=par",
                 "3 run_error INTERNAL the agent ended the task stream before the task finished",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_resumed_task_does_not_ask_again() {
+        let mut t = translator();
+        t.resuming = true;
+        let mut events = Vec::new();
+        for item in [
+            task(TaskState::InputRequired),
+            status(TaskState::Working, None),
+            chunk("a-1", "Paris it is", false, true),
+            status(TaskState::Completed, None),
+        ] {
+            events.extend(t.on_response(item));
+        }
+        let lines: Vec<String> = events.iter().map(describe).collect();
+        assert_eq!(
+            lines,
+            [
+                "1 run_started user-msg-1",
+                "2 text_delta a-1=Paris it is",
+                "3 message a-1=Paris it is",
+                "4 run_completed Paris it is",
             ]
         );
     }
