@@ -202,3 +202,20 @@ async fn a2a_contexts_read_as_threads() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn an_a2a_agent_is_reached_over_tls() {
+    // The edge suite's private CA and `localhost` certificate.
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/edge/tls");
+    let (cert, key, ca) = (
+        format!("{dir}/agent.pem"),
+        format!("{dir}/agent.key"),
+        format!("{dir}/ca.pem"),
+    );
+    let agent = PythonAgent::start_with(SCRIPT, &["--tls-cert", &cert, "--tls-key", &key]).await;
+    let url = format!("a2a+grpcs://localhost:{}", agent.port);
+    let bridge = spawn_bridge(&[("research", &url)], &["--agent-ca-file", &ca]).await;
+
+    let events = chat(&bridge, "research", "What is the answer?").await;
+    assert_eq!(describe(&events), ANSWERED);
+}

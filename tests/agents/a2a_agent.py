@@ -14,7 +14,8 @@ do the protocol (task store, streaming, cancellation). Each message becomes a ta
 `CancelTask` is honoured: the SDK cancels `execute` and calls `cancel`, which logs
 `cancelled task <id> (cancelled tasks: <n>)` on stdout for the test to read.
 
-Usage: python a2a_agent.py --port 0   (prints `listening on 127.0.0.1:<port>` when ready)
+Usage: python a2a_agent.py --port 0 [--tls-cert PEM --tls-key PEM]
+(prints `listening on 127.0.0.1:<port>` when ready)
 """
 
 from __future__ import annotations
@@ -104,9 +105,13 @@ def card(port: int) -> a2a_pb2.AgentCard:
     )
 
 
-async def serve(host: str, port: int) -> None:
+async def serve(host: str, port: int, tls: tuple[bytes, bytes] | None) -> None:
     server = grpc.aio.server()
-    bound = server.add_insecure_port(f"{host}:{port}")
+    if tls is None:
+        bound = server.add_insecure_port(f"{host}:{port}")
+    else:
+        key, cert = tls
+        bound = server.add_secure_port(f"{host}:{port}", grpc.ssl_server_credentials([(key, cert)]))
     agent_card = card(bound)
     handler = DefaultRequestHandler(
         agent_executor=ScriptedExecutor(),
@@ -128,9 +133,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="A scripted A2A agent (a2a-sdk, gRPC)")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--tls-cert", help="PEM certificate: serve over TLS")
+    parser.add_argument("--tls-key", help="PEM private key of --tls-cert")
     args = parser.parse_args()
+    tls = None
+    if args.tls_cert:
+        with open(args.tls_key, "rb") as key, open(args.tls_cert, "rb") as cert:
+            tls = (key.read(), cert.read())
     logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(levelname)s %(name)s: %(message)s")
-    asyncio.run(serve(args.host, args.port))
+    asyncio.run(serve(args.host, args.port, tls))
 
 
 if __name__ == "__main__":

@@ -39,10 +39,16 @@ impl PythonAgent {
     /// Starts `script` (relative to the workspace) with `--port 0` and waits for its
     /// `listening on 127.0.0.1:PORT` line.
     pub async fn start(script: &str) -> Self {
+        Self::start_with(script, &[]).await
+    }
+
+    /// [`PythonAgent::start`] with more arguments.
+    pub async fn start_with(script: &str, args: &[&str]) -> Self {
         crate::support::init_logs();
         let mut child = Command::new(python())
             .arg(workspace().join(script))
             .args(["--host", "127.0.0.1", "--port", "0"])
+            .args(args)
             .env("PYTHONUNBUFFERED", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
