@@ -42,6 +42,9 @@ async fn an_a2a_task_streams_as_a_run() {
             .iter()
             .all(|e| e.data["message_id"] == "answer")
     );
+    // The agent knew who asked: the SDK's call context carries the bridge's identity metadata.
+    let started = format!("in context {thread_id} for '/anonymous'");
+    assert!(agent.output().contains(&started), "{}", agent.output());
 }
 
 #[tokio::test]

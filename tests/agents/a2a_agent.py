@@ -28,16 +28,48 @@ import sys
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from a2a.auth.user import UnauthenticatedUser, User
 from a2a.helpers.proto_helpers import new_task_from_user_message, new_text_part
 from a2a.server.agent_execution import AgentExecutor, RequestContext
 from a2a.server.events import EventQueue
-from a2a.server.request_handlers import DefaultRequestHandler, GrpcHandler
+from a2a.server.request_handlers import (
+    DefaultGrpcServerCallContextBuilder,
+    DefaultRequestHandler,
+    GrpcHandler,
+)
 from a2a.server.tasks import InMemoryTaskStore, TaskUpdater
 from a2a.types import a2a_pb2, a2a_pb2_grpc
 
 log = logging.getLogger("a2a-agent")
 
 ANSWER = ["The answer ", "is ", "forty-two."]
+
+
+class BridgeUser(User):
+    """The end user the bridge authenticated (`x-tenant` / `x-subject` metadata)."""
+
+    def __init__(self, tenant: str, subject: str) -> None:
+        self.tenant, self.subject = tenant, subject
+
+    @property
+    def is_authenticated(self) -> bool:
+        return True
+
+    @property
+    def user_name(self) -> str:
+        return f"{self.tenant}/{self.subject}"
+
+
+class BridgeIdentity(DefaultGrpcServerCallContextBuilder):
+    """The SDK's hook for who is calling: the task store then keeps each user's tasks (and so
+    their threads) apart."""
+
+    def build_user(self, context: grpc.aio.ServicerContext) -> User:
+        metadata = dict(context.invocation_metadata() or ())
+        subject = metadata.get("x-subject", "")
+        if not subject:
+            return UnauthenticatedUser()
+        return BridgeUser(metadata.get("x-tenant", ""), subject)
 
 
 class ScriptedExecutor(AgentExecutor):
@@ -51,7 +83,8 @@ class ScriptedExecutor(AgentExecutor):
             await event_queue.enqueue_event(new_task_from_user_message(context.message))
         updater = TaskUpdater(event_queue, context.task_id, context.context_id)
         verb = "resumed" if resumed else "started"
-        log.info("task %s %s in context %s", context.task_id, verb, context.context_id)
+        user = context.call_context.user.user_name
+        log.info("task %s %s in context %s for %r", context.task_id, verb, context.context_id, user)
         await updater.start_work(updater.new_agent_message([new_text_part("Reading the question")]))
         if "input" in text and not resumed:
             await updater.requires_input(updater.new_agent_message([new_text_part("Which city?")]))
@@ -119,7 +152,7 @@ async def serve(host: str, port: int, tls: tuple[bytes, bytes] | None) -> None:
         agent_card=agent_card,
         extended_agent_card=agent_card,
     )
-    a2a_pb2_grpc.add_A2AServiceServicer_to_server(GrpcHandler(handler), server)
+    a2a_pb2_grpc.add_A2AServiceServicer_to_server(GrpcHandler(handler, BridgeIdentity()), server)
     # The bridge's readiness probe asks grpc.health.v1.
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
