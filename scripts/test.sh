@@ -7,13 +7,17 @@ cd "$(dirname "$0")/.."
 # Debian packages the suites need, installed only when missing:
 # - redis-server (+ redis-cli from redis-tools): the threads suite's real Redis and Cluster;
 # - Python 3 with venv: the chart tests;
-# - chromium + chromium-driver (chromedriver): the browser suite's real browser.
+# - chromium + chromium-driver (chromedriver): the browser suite's real browser;
+# - podman + runc: the chart tests run the binaries as containers under the chart's
+#   securityContext (tests/helm/test_container.py).
 need_debs=()
 command -v redis-server >/dev/null 2>&1 || need_debs+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || need_debs+=(redis-tools)
 command -v python3 >/dev/null 2>&1 || need_debs+=(python3)
 command -v chromium >/dev/null 2>&1 || need_debs+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need_debs+=(chromium-driver)
+command -v podman >/dev/null 2>&1 || need_debs+=(podman)
+command -v runc >/dev/null 2>&1 || need_debs+=(runc)
 if ! command -v python3 >/dev/null 2>&1 || ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
   need_debs+=(python3-venv)
 fi

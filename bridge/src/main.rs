@@ -70,15 +70,28 @@ async fn serve(config: Config, shutdown: CancellationToken, demo: bool) -> anyho
     let ui = config.ui;
     // Validated and built before anything listens: a bad setting exits 1 without ever
     // printing the `listening on` line supervisors wait for.
-    let server = bridge::Server::new(config, shutdown)?;
+    let admin_listen = config.server.admin_listen;
+    let mut server = bridge::Server::new(config, shutdown)?;
     let listener = TcpListener::bind(listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen} (--listen/BRIDGE_LISTEN): {e}"))?;
+    // Bound before anything is printed: whoever waits for the lines may scrape at once.
+    let admin = match admin_listen {
+        Some(admin) => Some(TcpListener::bind(admin).await.map_err(|e| {
+            anyhow::anyhow!("cannot listen on {admin} (--admin-listen/BRIDGE_ADMIN_LISTEN): {e}")
+        })?),
+        None => None,
+    };
     let addr = listener.local_addr()?;
     tracing::info!(%addr, ?agents, "bridge listening");
     if !demo {
         // One parseable line, for supervisors and tests that pass --listen 127.0.0.1:0.
         println!("listening on http://{addr}");
+    }
+    if let Some(admin) = admin {
+        // After the main line: tests read the lines in this order.
+        println!("admin listening on http://{}", admin.local_addr()?);
+        server = server.with_admin(admin);
     }
     if demo {
         println!("bridge demo listening on http://{addr}");

@@ -31,6 +31,7 @@ use super::{agents, chat, health, socket, threads, tickets, unversioned};
         unversioned::sse,
         unversioned::messages,
         agents::list_agents,
+        agents::agent_status,
         health::live,
         health::ready,
         health::metrics,
