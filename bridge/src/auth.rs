@@ -459,6 +459,53 @@ mod tests {
     }
 
     #[test]
+    fn origins_keep_identities_apart() {
+        let id = |origin: Origin, tenant: &str, subject: &str| Identity {
+            subject: subject.into(),
+            tenant: tenant.into(),
+            scopes: Vec::new(),
+            origin,
+            via: Via::Credential,
+        };
+        let jwt = |issuer: &str| Origin::Jwt {
+            issuer: issuer.into(),
+        };
+        let all = [
+            id(Origin::ApiKey, "billing", "billing"),
+            id(jwt(""), "billing", "billing"),
+            id(jwt("https://a.test"), "billing", "billing"),
+            id(jwt("https://b.test"), "billing", "billing"),
+            // An issuer and a tenant that try to spell each other's separators.
+            id(jwt("https:"), "//a.test:billing", "billing"),
+            id(jwt("x"), "y:z", "s"),
+            id(jwt("x:y"), "z", "s"),
+        ];
+        for (i, a) in all.iter().enumerate() {
+            for b in &all[i + 1..] {
+                assert_ne!(a.qualified_tenant(), b.qualified_tenant(), "{a:?} {b:?}");
+                assert_ne!(a.rate_key(), b.rate_key(), "{a:?} {b:?}");
+            }
+        }
+        let anonymous = id(
+            Origin::Anonymous {
+                ip: IpAddr::from([10, 0, 0, 1]),
+            },
+            "",
+            "anonymous",
+        );
+        assert_eq!(anonymous.rate_key(), "ip:10.0.0.1");
+        assert_eq!(
+            all[2].agent_metadata(),
+            [
+                ("x-subject", "billing"),
+                ("x-tenant", "billing"),
+                ("x-identity-kind", "jwt"),
+                ("x-issuer", "https://a.test"),
+            ]
+        );
+    }
+
+    #[test]
     fn query_and_cookies_parse_without_panicking() {
         let pairs: Vec<_> = query_pairs("a=1&ticket=x%2Fy&bad=%zz&end=%").collect();
         assert_eq!(pairs[1], ("ticket".into(), "x/y".into()));

@@ -9,8 +9,9 @@ use crate::{
         API_KEY, AUDIENCE, ISSUER, JwksServer, Secrets, claims, es256, hs256, jwk, refused,
     },
     support::{
-        Agent, Bridge, collect_events, next, redis::RedisServer, spawn_agent, spawn_bridge_strict,
-        sse_events,
+        Agent, Bridge, collect_events, next,
+        redis::{RedisCluster, RedisServer},
+        spawn_agent, spawn_bridge_strict, sse_events,
     },
     tickets::issue,
 };
@@ -113,10 +114,21 @@ async fn configured_issuer_and_audience_are_required_claims() {
 #[tokio::test]
 async fn a_ticket_is_single_use_across_replicas() {
     let redis = RedisServer::start().await;
+    single_use_across_replicas(&redis.url()).await;
+}
+
+/// The same on a Redis Cluster hub.
+#[tokio::test]
+async fn a_ticket_is_single_use_across_replicas_on_a_cluster() {
+    let cluster = RedisCluster::start().await;
+    single_use_across_replicas(&cluster.url()).await;
+}
+
+async fn single_use_across_replicas(hub: &str) {
     let agent = spawn_agent().await;
     let secrets = Secrets::new();
     let mut flags = secrets.auth_flags();
-    flags.extend(["--hub".into(), redis.url()]);
+    flags.extend(["--hub".into(), hub.into()]);
     let a = spawn_bridge_strict(&[("assistant", &agent.url)], &strs(&flags)).await;
     let b = spawn_bridge_strict(&[("assistant", &agent.url)], &strs(&flags)).await;
 
