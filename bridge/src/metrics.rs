@@ -62,9 +62,8 @@ pub struct RefusalLabels {
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct AuthLabels {
-    /// `missing`, `malformed`, `expired`, `not_yet_valid`, `wrong_audience`, `wrong_issuer`,
-    /// `bad_signature`, `unknown_key`, `algorithm`, `bad_api_key`, `credentials_in_query`,
-    /// `ticket_*`, `forbidden`, ...
+    /// [`crate::error::AuthFailure::label`] (`missing`, `expired`, `wrong_issuer`,
+    /// `ticket_reused`, `ticket_wrong_route`, ...: a fixed set), or `forbidden`.
     pub reason: &'static str,
 }
 
