@@ -18,6 +18,12 @@ command -v chromium >/dev/null 2>&1 || need_debs+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need_debs+=(chromium-driver)
 command -v podman >/dev/null 2>&1 || need_debs+=(podman)
 command -v runc >/dev/null 2>&1 || need_debs+=(runc)
+# - Node.js + npm: the JavaScript client's tests (clients/js), the chat page's vendored modules;
+# - curl + openssl: the README's walk-throughs (tests/readme/) run as written.
+command -v curl >/dev/null 2>&1 || need_debs+=(curl)
+command -v openssl >/dev/null 2>&1 || need_debs+=(openssl)
+command -v node >/dev/null 2>&1 || need_debs+=(nodejs)
+command -v npm >/dev/null 2>&1 || need_debs+=(npm)
 if ! command -v python3 >/dev/null 2>&1 || ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
   need_debs+=(python3-venv)
 fi
@@ -36,6 +42,17 @@ python3 scripts/module-deps.py >/dev/null
 # does not build them.
 cargo build --workspace --bins --locked
 cargo test --workspace --locked "$@"
+
+# The JavaScript client (clients/js) against the binaries built above, and the chat page's
+# vendored modules (bridge/ui/vendor/) checked against bridge/ui/package-lock.json. Packages
+# come from the committed lock files, installed again only when a lock file changed.
+for pkg in clients/js bridge/ui; do
+  if [ ! -f "$pkg/node_modules/.package-lock.json" ] || [ "$pkg/package-lock.json" -nt "$pkg/node_modules/.package-lock.json" ]; then
+    (cd "$pkg" && npm ci --no-audit --no-fund)
+  fi
+done
+node bridge/ui/vendor.mjs --check
+(cd clients/js && npm test)
 
 # Chart tests (tests/helm/): real Helm through helm-python-sdk, kubernetes-validate, and the
 # real binaries, in a project-local virtualenv.

@@ -1,4 +1,5 @@
-//! `bridge`: serve configured agents, or `bridge demo` with an embedded agent stub.
+//! `bridge`: serve configured agents, or `bridge demo` with an embedded agent stub, or
+//! `bridge token` to mint a development JWT.
 
 use std::time::Duration;
 
@@ -17,6 +18,8 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+// One value, parsed once at start: boxing `Demo`'s config would buy nothing.
+#[allow(clippy::large_enum_variant)]
 enum Command {
     /// Run with an in-process agent stub (agent `assistant`): nothing else to install.
     Demo {
@@ -26,6 +29,9 @@ enum Command {
         #[arg(long, env = "BRIDGE_DEMO_PACE", default_value = "60ms", value_parser = humantime::parse_duration)]
         pace: Duration,
     },
+    /// Print a development HS256 JWT signed with the bridge's `--jwt-secret-file`, to try a
+    /// bridge that requires credentials (production tokens come from your identity provider).
+    Token(bridge::token::TokenArgs),
 }
 
 #[tokio::main]
@@ -36,6 +42,12 @@ async fn main() -> anyhow::Result<()> {
 
     let config = match cli.command {
         None => cli.config,
+        Some(Command::Token(args)) => {
+            let token = bridge::token::mint(&args, std::time::SystemTime::now())
+                .map_err(anyhow::Error::msg)?;
+            println!("{token}");
+            return Ok(());
+        }
         Some(Command::Demo { mut config, pace }) => {
             let telemetry = bridge::telemetry::init(config.log_format);
             // The demo is for trying the bridge on one machine; serve() logs a warning.

@@ -68,17 +68,8 @@ pub fn router(state: AppState) -> Router {
             (state.auth.clone(), state.rate_limits.clone()),
             auth::middleware,
         ));
-    let ui = if state.ui {
-        Router::new()
-            .route("/", get(ui::to_page))
-            .route("/ui", get(ui::to_page))
-            .route("/ui/", get(ui::index))
-            .route("/ui/app.js", get(ui::app_js))
-            .route("/ui/style.css", get(ui::style_css))
-            .route("/ui/agent-bridge.js", get(ui::client_js))
-    } else {
-        Router::new()
-    };
+    // The JavaScript client always; the chat page with `--ui`.
+    let ui = ui::router(state.ui);
     // With an admin listener, the scrape lives there only: whatever exposes the API (an
     // Ingress, a route on `/`) does not expose the metrics.
     let metrics = if state.admin_listener {
