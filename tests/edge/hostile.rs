@@ -193,6 +193,14 @@ async fn a_ticket_elsewhere_is_refused_and_not_used_up() {
         200,
         "the refusals did not use the ticket up"
     );
+    // The thread's other stream endpoints take a ticket too (the WebSocket here).
+    let ticket = issue(&bridge, "t1").await;
+    let ws = bridge.url(&format!(
+        "/v1/agents/assistant/threads/t1/ws?ticket={ticket}"
+    ));
+    let opened = tokio_tungstenite::connect_async(ws.replace("http://", "ws://")).await;
+    assert!(opened.is_ok(), "{:?}", opened.err());
+
     let metrics = reqwest::get(bridge.url("/metrics")).await.unwrap();
     let metrics = metrics.text().await.unwrap();
     assert!(
