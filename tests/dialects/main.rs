@@ -1,0 +1,20 @@
+//! Front ends plug in as they are: each wire dialect of `bridge::dialect`, read by its
+//! protocol's official client (Node scripts under `js/`, versions pinned in its
+//! package-lock.json) against a real bridge and a real agent.
+//!
+//! - `clients`: the Vercel AI SDK's transport and stream reader (and its resume), AG-UI's
+//!   `HttpAgent`, the A2A SDK's client (agent card, streamed task), the `openai` package
+//!   (streamed and not), and seed 001's front end as its design note describes it. Each sees
+//!   the run's final message as its text and the tool calls and results in order;
+//! - `refusals`: what each dialect's route answers before a stream starts (problem
+//!   documents, JSON-RPC errors), and the dialect's own error after it.
+//!
+//! Without Node.js or `npm ci` in `tests/dialects/js`, the client tests say so and are skipped,
+//! except in CI (`CI=true`), where that is a failure: `scripts/test.sh` installs both.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod clients;
+mod node;
+mod refusals;
