@@ -14,6 +14,9 @@ command -v redis-cli >/dev/null 2>&1 || need_debs+=(redis-tools)
 command -v python3 >/dev/null 2>&1 || need_debs+=(python3)
 command -v chromium >/dev/null 2>&1 || need_debs+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need_debs+=(chromium-driver)
+# - nodejs + npm: the dialects suite runs each protocol's official client (tests/dialects/js).
+command -v node >/dev/null 2>&1 || need_debs+=(nodejs)
+command -v npm >/dev/null 2>&1 || need_debs+=(npm)
 if ! command -v python3 >/dev/null 2>&1 || ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
   need_debs+=(python3-venv)
 fi
@@ -27,6 +30,9 @@ fi
 
 # The bridge's modules import in one direction only (README: Architecture).
 python3 scripts/module-deps.py >/dev/null
+
+# The dialects suite's clients, exactly as package-lock.json pins them.
+(cd tests/dialects/js && npm ci --no-audit --no-fund --loglevel=error)
 
 # Some suites run the binaries as separate processes, as in production; `cargo test` alone
 # does not build them.
