@@ -14,7 +14,7 @@ const MESSAGE: &str = "Add a dark mode toggle";
 /// An agent, a bridge that only serves bearer JWTs (every client sends one, as in
 /// production), and a token for it.
 pub struct Setup {
-    pub _agent: Agent,
+    pub agent: Agent,
     pub bridge: Bridge,
     pub token: String,
     _secret: Secret,
@@ -58,7 +58,7 @@ pub async fn setup() -> Setup {
     )
     .unwrap();
     Setup {
-        _agent: agent,
+        agent,
         bridge,
         token,
         _secret: Secret(path),
@@ -324,4 +324,58 @@ async fn seed_001_front_end_gets_its_own_events() {
     assert_eq!(got["complete"]["message"]["content"], want.text.as_str());
     assert_eq!(got["complete"]["message"]["role"], "assistant");
     assert_eq!(got["complete"]["session_id"], got["start"]["session_id"]);
+}
+
+/// A run that fails after it started reaches each client as its own error event.
+#[tokio::test]
+async fn a_failure_after_the_start_is_each_clients_own_error() {
+    let Some(s) = clients().await else { return };
+    let failing = "stub: error-event-after=3 code=INTERNAL";
+    let only_stream = [("MODE", "stream-only")];
+    let client = |script| s.client(script, failing, &only_stream);
+
+    let got = client("ai-sdk").await;
+    assert_eq!(
+        got["errors"],
+        json!(["scripted failure (INTERNAL)"]),
+        "{got}"
+    );
+    assert_eq!(got["partTypes"], json!(["reasoning", "dynamic-tool"]));
+
+    let got = client("ag-ui").await;
+    assert_eq!(
+        got["runError"],
+        json!({ "code": "INTERNAL", "message": "scripted failure" }),
+        "{got}"
+    );
+    assert_eq!(got["finished"], Value::Null);
+    assert_eq!(
+        got["types"].as_array().unwrap().last().unwrap(),
+        "RUN_ERROR"
+    );
+
+    let got = client("a2a").await;
+    assert_eq!(
+        got["states"],
+        json!(["working", "working", "failed"]),
+        "{got}"
+    );
+    assert_eq!(got["final"], "scripted failure");
+
+    let got = client("openai").await;
+    assert_eq!(
+        got["streamed"]["error"],
+        json!({ "name": "APIError", "message": "scripted failure" }),
+        "{got}"
+    );
+    assert_eq!(got["streamed"]["finish"], Value::Null);
+
+    let got = client("seed-001").await;
+    assert_eq!(
+        got["error"],
+        json!({ "code": "INTERNAL", "message": "scripted failure" }),
+        "{got}"
+    );
+    assert_eq!(got["complete"], Value::Null);
+    assert_eq!(got["interactions"].as_array().unwrap().len(), 2);
 }
