@@ -334,3 +334,88 @@ pub fn agent_card(agent: &str, endpoint: &str) -> Value {
         }],
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dialect::transcript::sample;
+
+    #[test]
+    fn a_run_is_a_task_with_status_and_artifact_updates() {
+        let text = sample::encode(A2a::new(json!(7)), &sample::run());
+        let data = sample::data(&text);
+        for response in &data {
+            assert_eq!(response["jsonrpc"], "2.0");
+            assert_eq!(response["id"], 7);
+        }
+        let results: Vec<&Value> = data.iter().map(|d| &d["result"]).collect();
+        assert_eq!(results[0]["task"]["id"], "t1:r1");
+        assert_eq!(results[0]["task"]["contextId"], "t1");
+        assert_eq!(results[0]["task"]["status"]["state"], "TASK_STATE_WORKING");
+        assert_eq!(
+            results[1]["statusUpdate"]["status"]["message"]["metadata"]["kind"],
+            "thought"
+        );
+        assert_eq!(
+            results[2]["statusUpdate"]["status"]["message"]["parts"][0]["data"]["arguments"]["path"],
+            "a.txt"
+        );
+        let answer: String = results
+            .iter()
+            .filter_map(|r| r["artifactUpdate"]["artifact"]["parts"].as_array())
+            .flatten()
+            .filter_map(|p| p["text"].as_str())
+            .collect();
+        assert_eq!(answer, "Hello world");
+        let last = results.last().unwrap();
+        assert_eq!(
+            last["statusUpdate"]["status"]["state"],
+            "TASK_STATE_COMPLETED"
+        );
+        assert_eq!(
+            last["statusUpdate"]["status"]["message"]["parts"][0]["text"],
+            "Hello world"
+        );
+        assert_eq!(
+            results[results.len() - 2]["artifactUpdate"]["lastChunk"],
+            true
+        );
+    }
+
+    #[test]
+    fn task_ids_name_the_thread() {
+        assert_eq!(parse_task_id(&task_id("a:b", "run")), Some(("a:b", "run")));
+        assert_eq!(parse_task_id("no-run"), None);
+        assert_eq!(parse_task_id(":r"), None);
+    }
+
+    #[test]
+    fn requests_decode_both_protocol_versions() {
+        let request = |method: &str, params: Value| -> RpcRequest {
+            serde_json::from_value(
+                json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params }),
+            )
+            .unwrap()
+        };
+        let v1 = request(
+            "SendStreamingMessage",
+            json!({ "message": { "role": "ROLE_USER", "parts": [{ "text": "hi" }], "contextId": "t1" } }),
+        );
+        assert!(
+            matches!(v1.call(), Ok(Call::Stream { text, context_id: Some(c) }) if text == "hi" && c == "t1")
+        );
+        let v03 = request(
+            "message/stream",
+            json!({ "message": { "role": "user", "parts": [{ "kind": "text", "text": "hi" }] } }),
+        );
+        assert!(matches!(
+            v03.call(),
+            Ok(Call::Stream {
+                context_id: None,
+                ..
+            })
+        ));
+        let unknown = request("tasks/get", json!({}));
+        assert!(matches!(unknown.call(), Err((codes::METHOD_NOT_FOUND, _))));
+    }
+}

@@ -227,3 +227,61 @@ impl RunAgentInput {
         last_user_text(&self.messages)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dialect::transcript::sample;
+
+    #[test]
+    fn events_follow_the_protocol_and_only_an_events_last_frame_has_its_id() {
+        let encoder = AgUi::new(Some("client-thread".into()), Some("client-run".into()));
+        let text = sample::encode(encoder, &sample::run());
+        assert_eq!(
+            sample::types(&text),
+            [
+                "RUN_STARTED",
+                "REASONING_START",
+                "REASONING_MESSAGE_START",
+                "REASONING_MESSAGE_CONTENT",
+                "REASONING_MESSAGE_END",
+                "REASONING_END",
+                "TOOL_CALL_START",
+                "TOOL_CALL_ARGS",
+                "TOOL_CALL_END",
+                "TOOL_CALL_RESULT",
+                "TEXT_MESSAGE_START",
+                "TEXT_MESSAGE_CONTENT",
+                "TEXT_MESSAGE_CONTENT",
+                "TEXT_MESSAGE_END",
+                "RUN_FINISHED",
+            ]
+        );
+        let ids: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("id: "))
+            .collect();
+        assert_eq!(ids, ["1", "2", "3", "4", "5", "6", "7", "8"]);
+        let data = sample::data(&text);
+        assert_eq!(data[0]["threadId"], "client-thread");
+        assert_eq!(data[0]["runId"], "client-run");
+        assert_eq!(data[0]["metadata"]["agentBridge"]["runId"], "r1");
+        assert_eq!(data[7]["delta"], r#"{"path":"a.txt"}"#);
+        assert_eq!(data[14]["outcome"]["type"], "success");
+        assert_eq!(data[14]["usage"][0]["totalTokens"], 5);
+        assert_eq!(data[0]["timestamp"], 1_700_000_000_005_i64);
+    }
+
+    #[test]
+    fn a_failure_is_run_error_with_the_code() {
+        let text = sample::encode(AgUi::new(None, None), &sample::failed_run());
+        let data = sample::data(&text);
+        let last = data.last().unwrap();
+        assert_eq!(last["type"], "RUN_ERROR");
+        assert_eq!(last["code"], "INTERNAL");
+        assert_eq!(
+            data[0]["runId"], "r1",
+            "without the client's ids, the run's own"
+        );
+    }
+}

@@ -82,3 +82,41 @@ impl Encoder for AgentMessages {
         put_frame(out, None, None, value.to_string().as_bytes(), retry);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dialect::transcript::sample;
+
+    #[test]
+    fn every_event_has_agent_id_thread_id_and_a_message() {
+        let text = sample::encode(AgentMessages::new("assistant"), &sample::run());
+        let data = sample::data(&text);
+        assert_eq!(data.len(), 8);
+        for d in &data {
+            assert_eq!(d["agent_id"], "assistant");
+            assert_eq!(d["thread_id"], "t1");
+            assert!(d["message"].is_string(), "{d}");
+            assert!(d["type"].is_string(), "{d}");
+        }
+        let messages: Vec<&str> = data
+            .iter()
+            .map(|d| d["message"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            messages,
+            [
+                "",
+                "read first",
+                "Calling: read_file",
+                "line\nnext",
+                "Hello ",
+                "world",
+                "Hello world",
+                "Hello world"
+            ]
+        );
+        assert!(!text.contains("event:"), "unnamed, for onmessage");
+        assert_eq!(text.matches("id: ").count(), 8);
+    }
+}

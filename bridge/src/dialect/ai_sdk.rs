@@ -238,3 +238,68 @@ impl ChatRequest {
         (!text.is_empty()).then_some(text)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dialect::transcript::sample;
+
+    #[test]
+    fn a_run_is_one_assistant_message() {
+        let text = sample::encode(AiSdk::new(), &sample::run());
+        assert_eq!(
+            sample::types(&text),
+            [
+                "start",
+                "reasoning-start",
+                "reasoning-delta",
+                "reasoning-end",
+                "tool-input-available",
+                "tool-output-available",
+                "text-start",
+                "text-delta",
+                "text-delta",
+                "text-end",
+                "finish",
+                "-",
+            ]
+        );
+        let data = sample::data(&text);
+        assert_eq!(data[0]["messageId"], "r1");
+        assert_eq!(data[4]["input"], json!({ "path": "a.txt" }));
+        assert_eq!(data[4]["dynamic"], true);
+        assert_eq!(data[5]["output"], "line\nnext");
+        assert_eq!(data[6]["id"], "m2");
+        assert_eq!(data[11], "[DONE]");
+        assert!(text.ends_with("data: [DONE]\n\n"));
+        let mut headers = HeaderMap::new();
+        AiSdk::new().headers(&mut headers);
+        assert_eq!(headers["x-vercel-ai-ui-message-stream"], "v1");
+    }
+
+    #[test]
+    fn a_failure_closes_the_text_and_is_an_error_chunk() {
+        let text = sample::encode(AiSdk::new(), &sample::failed_run());
+        let types = sample::types(&text);
+        assert_eq!(types[types.len() - 2], "error");
+        assert_eq!(
+            sample::data(&text)[types.len() - 2]["errorText"],
+            "tool crashed (INTERNAL)"
+        );
+    }
+
+    #[test]
+    fn the_last_user_message_is_the_message() {
+        let request: ChatRequest = serde_json::from_value(json!({
+            "id": "chat-1",
+            "trigger": "submit-message",
+            "messages": [
+                { "id": "1", "role": "user", "parts": [{ "type": "text", "text": "first" }] },
+                { "id": "2", "role": "assistant", "parts": [{ "type": "text", "text": "ok" }] },
+                { "id": "3", "role": "user", "parts": [{ "type": "step-start" }, { "type": "text", "text": "second" }] },
+            ],
+        }))
+        .unwrap();
+        assert_eq!(request.user_text().as_deref(), Some("second"));
+    }
+}

@@ -114,3 +114,42 @@ impl Encoder for Interactions {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dialect::transcript::sample;
+
+    #[test]
+    fn the_seeds_events_in_its_shape() {
+        let text = sample::encode(Interactions, &sample::run());
+        assert!(!text.contains("event:") && !text.contains("id:"), "{text}");
+        let data = sample::data(&text);
+        let types: Vec<&str> = data.iter().map(|d| d["type"].as_str().unwrap()).collect();
+        assert_eq!(
+            types,
+            [
+                "start",
+                "agent_interaction",
+                "agent_interaction",
+                "agent_interaction",
+                "complete"
+            ]
+        );
+        assert_eq!(data[0]["data"]["session_id"], "t1");
+        let call = &data[2]["data"];
+        assert_eq!(call["message_type"], "tool_call");
+        assert_eq!(call["content"], "Calling: read_file");
+        assert_eq!(call["tool_arguments"], json!({ "path": "a.txt" }));
+        assert_eq!(data[1]["data"]["tool_name"], Value::Null);
+        assert_eq!(data[3]["data"]["message_type"], "tool_response");
+        assert_eq!(data[4]["data"]["message"]["content"], "Hello world");
+        assert_eq!(data[4]["data"]["code_changes"], json!([]));
+
+        let failed = sample::data(&sample::encode(Interactions, &sample::failed_run()));
+        assert_eq!(
+            failed.last().unwrap(),
+            &json!({ "type": "error", "data": { "message": "tool crashed", "code": "INTERNAL" } })
+        );
+    }
+}

@@ -289,3 +289,72 @@ impl Collector {
         None
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dialect::transcript::sample;
+
+    #[test]
+    fn chunks_carry_text_reasoning_and_tool_activity_apart() {
+        let text = sample::encode(OpenAi::new("assistant".into(), true), &sample::run());
+        let data = sample::data(&text);
+        assert_eq!(data.last().unwrap(), "[DONE]");
+        let chunks = &data[..data.len() - 1];
+        for chunk in chunks {
+            assert_eq!(chunk["object"], "chat.completion.chunk");
+            assert_eq!(chunk["id"], "chatcmpl-r1");
+            assert_eq!(chunk["model"], "assistant");
+        }
+        assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
+        assert_eq!(
+            chunks[1]["choices"][0]["delta"]["reasoning_content"],
+            "read first"
+        );
+        assert_eq!(chunks[2]["agent_bridge"]["type"], "tool_call");
+        assert_eq!(chunks[2]["choices"][0]["delta"], json!({}));
+        assert_eq!(chunks[3]["agent_bridge"]["type"], "tool_result");
+        let content: String = chunks
+            .iter()
+            .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+            .collect();
+        assert_eq!(content, "Hello world");
+        assert_eq!(chunks[6]["choices"][0]["finish_reason"], "stop");
+        assert_eq!(chunks[7]["choices"], json!([]));
+        assert_eq!(chunks[7]["usage"]["total_tokens"], 5);
+    }
+
+    #[test]
+    fn a_failure_is_an_error_object_then_done() {
+        let text = sample::encode(
+            OpenAi::new("assistant".into(), false),
+            &sample::failed_run(),
+        );
+        let data = sample::data(&text);
+        assert_eq!(data[data.len() - 2]["error"]["code"], "INTERNAL");
+        assert_eq!(data[data.len() - 1], "[DONE]");
+    }
+
+    #[test]
+    fn the_collected_answer_is_a_chat_completion() {
+        let mut collector = Collector::default();
+        let mut answer = None;
+        for event in sample::run() {
+            answer = collector.push("assistant", &event).or(answer);
+        }
+        let Some(Collected::Completed(completion)) = answer else {
+            panic!("completed")
+        };
+        let v = serde_json::to_value(completion).unwrap();
+        assert_eq!(v["object"], "chat.completion");
+        assert_eq!(v["choices"][0]["message"]["content"], "Hello world");
+        assert_eq!(
+            v["choices"][0]["message"]["reasoning_content"],
+            "read first"
+        );
+        assert_eq!(
+            v["choices"][0]["agent_bridge"]["activity"][1]["type"],
+            "tool_result"
+        );
+    }
+}

@@ -108,3 +108,146 @@ pub fn last_user_text(messages: &[Value]) -> Option<String> {
     };
     (!text.is_empty()).then_some(text)
 }
+
+/// A run like the reference agent's, and a way to read what an encoder makes of it: the
+/// dialects' unit tests share them.
+#[cfg(test)]
+pub(crate) mod sample {
+    use agent_bridge_proto::v1::{
+        ChatEvent, Message, RunCompleted, RunError, RunStarted, TextDelta, Thought, ToolCall,
+        ToolResult, Usage, chat_event::Payload,
+    };
+    use bytes::BytesMut;
+    use serde_json::Value;
+
+    use crate::dialect::{Encoder, Frame};
+
+    fn event(sequence: u64, payload: Payload) -> ChatEvent {
+        ChatEvent {
+            run_id: "r1".into(),
+            thread_id: "t1".into(),
+            agent: "Coder".into(),
+            sequence,
+            timestamp: Some(prost_types::Timestamp {
+                seconds: 1_700_000_000,
+                nanos: 5_000_000,
+            }),
+            payload: Some(payload),
+        }
+    }
+
+    /// run_started, thought, tool_call, tool_result, two deltas, message, run_completed.
+    pub fn run() -> Vec<ChatEvent> {
+        let answer = Message {
+            message_id: "m2".into(),
+            role: "assistant".into(),
+            content: "Hello world".into(),
+        };
+        vec![
+            event(
+                1,
+                Payload::RunStarted(RunStarted {
+                    user_message_id: "m1".into(),
+                }),
+            ),
+            event(
+                2,
+                Payload::Thought(Thought {
+                    content: "read first".into(),
+                }),
+            ),
+            event(
+                3,
+                Payload::ToolCall(ToolCall {
+                    call_id: "c1".into(),
+                    tool_name: "read_file".into(),
+                    arguments_json: r#"{"path":"a.txt"}"#.into(),
+                }),
+            ),
+            event(
+                4,
+                Payload::ToolResult(ToolResult {
+                    call_id: "c1".into(),
+                    content: "line\nnext".into(),
+                    is_error: false,
+                    tool_name: "read_file".into(),
+                }),
+            ),
+            event(
+                5,
+                Payload::TextDelta(TextDelta {
+                    message_id: "m2".into(),
+                    delta: "Hello ".into(),
+                }),
+            ),
+            event(
+                6,
+                Payload::TextDelta(TextDelta {
+                    message_id: "m2".into(),
+                    delta: "world".into(),
+                }),
+            ),
+            event(7, Payload::Message(answer.clone())),
+            event(
+                8,
+                Payload::RunCompleted(RunCompleted {
+                    final_message: Some(answer),
+                    usage: Some(Usage {
+                        input_tokens: 3,
+                        output_tokens: 2,
+                        tool_calls: 1,
+                    }),
+                }),
+            ),
+        ]
+    }
+
+    /// The same run failing after its tool call.
+    pub fn failed_run() -> Vec<ChatEvent> {
+        let mut events: Vec<_> = run().into_iter().take(3).collect();
+        events.push(event(
+            4,
+            Payload::RunError(RunError {
+                code: "INTERNAL".into(),
+                message: "tool crashed".into(),
+            }),
+        ));
+        events
+    }
+
+    /// Encodes `events` (then the stream's end) and returns the raw text.
+    pub fn encode<E: Encoder>(mut encoder: E, events: &[ChatEvent]) -> String {
+        let mut out = BytesMut::new();
+        encoder.open(&mut out);
+        for event in events {
+            let id = event.sequence.to_string();
+            encoder.event(
+                &mut out,
+                &Frame {
+                    id: &id,
+                    event,
+                    trace_id: None,
+                    retry: None,
+                },
+            );
+        }
+        encoder.close(&mut out);
+        String::from_utf8(out.to_vec()).unwrap()
+    }
+
+    /// The `data:` payloads of a stream, as JSON (`[DONE]` as the string "[DONE]").
+    pub fn data(text: &str) -> Vec<Value> {
+        text.lines()
+            .filter_map(|l| l.strip_prefix("data: "))
+            .map(|d| serde_json::from_str(d).unwrap_or_else(|_| Value::String(d.to_owned())))
+            .collect()
+    }
+
+    /// The `type` of each `data:` payload.
+    pub fn types(text: &str) -> Vec<String> {
+        data(text)
+            .iter()
+            .map(|v| v["type"].as_str().unwrap_or("-").to_owned())
+            .collect()
+    }
+}
