@@ -8,15 +8,19 @@ use serde_json::Value;
 use crate::{error::ApiError, event::WireEvent, run::Run};
 
 /// The document returned to clients that do not ask for `text/event-stream`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Answer {
     pub run_id: String,
     pub thread_id: String,
     /// The final assistant message (`message_id`, `role`, `content`).
+    #[schema(value_type = Object)]
     pub message: Value,
     /// Thoughts, tool calls and tool results in the order they happened, each exactly as the
     /// stream carries it.
+    #[schema(value_type = Vec<Object>)]
     pub interactions: Vec<Value>,
+    /// `input_tokens`, `output_tokens`, `tool_calls`.
+    #[schema(value_type = Object)]
     pub usage: Value,
 }
 

@@ -107,7 +107,7 @@ impl RateLimitHeaders {
 }
 
 /// An RFC 9457 problem document.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Problem {
     /// A URI naming the kind of problem; stable, so clients can branch on it.
     #[serde(rename = "type")]
@@ -125,9 +125,11 @@ pub struct Problem {
     pub retry_after: Option<u64>,
     /// Response headers beyond the standard ones (`WWW-Authenticate`, `RateLimit`).
     #[serde(skip)]
+    #[schema(ignore)]
     pub headers: Vec<(&'static str, HeaderValue)>,
     /// For authentication failures: why, as a metric label (`expired`, `bad_signature`, ...).
     #[serde(skip)]
+    #[schema(ignore)]
     pub auth_reason: Option<&'static str>,
 }
 

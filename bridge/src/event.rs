@@ -42,8 +42,10 @@ pub fn is_terminal(event: &ChatEvent) -> bool {
     event.payload.as_ref().is_some_and(Payload::is_terminal)
 }
 
-/// A borrowed view of a [`ChatEvent`] that serializes to the client-facing JSON.
-#[derive(Serialize)]
+/// A borrowed view of a [`ChatEvent`] that serializes to the client-facing JSON: one SSE
+/// `data:` line, one WebSocket message, one entry of a thread's log.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Event)]
 pub struct WireEvent<'a> {
     #[serde(flatten)]
     payload: WirePayload<'a>,
@@ -58,7 +60,7 @@ pub struct WireEvent<'a> {
     trace_id: Option<&'a str>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum WirePayload<'a> {
     RunStarted {
@@ -71,6 +73,7 @@ enum WirePayload<'a> {
         call_id: &'a str,
         tool_name: &'a str,
         /// Valid JSON passes through as JSON; anything else as a string.
+        #[schema(value_type = serde_json::Value)]
         arguments: Arguments<'a>,
     },
     ToolResult {
@@ -105,14 +108,16 @@ enum Arguments<'a> {
     Text(&'a str),
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = EventMessage)]
 pub struct WireMessage<'a> {
     message_id: &'a str,
     role: &'a str,
     content: &'a str,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Usage)]
 pub struct WireUsage {
     input_tokens: u32,
     output_tokens: u32,

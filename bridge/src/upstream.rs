@@ -196,13 +196,13 @@ pub struct Page {
 }
 
 /// A page of the caller's threads, as clients see it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ThreadPage {
     pub threads: Vec<ThreadSummary>,
     pub next_page_token: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ThreadSummary {
     pub thread_id: String,
     pub title: String,
@@ -212,13 +212,13 @@ pub struct ThreadSummary {
 }
 
 /// A page of a thread's history, as clients see it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct MessagePage {
     pub messages: Vec<HistoryMessage>,
     pub next_page_token: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct HistoryMessage {
     pub message_id: String,
     pub role: String,

@@ -49,12 +49,16 @@ impl std::fmt::Display for ThreadId {
 }
 
 /// The body of `POST /v1/agents/{agent}/chat`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChatBody {
+    /// The user's message (1 to 32768 characters, not only whitespace).
     pub message: String,
+    /// Runs the message in this thread: recorded for the thread's subscribers, one run at a
+    /// time. Without it the run is a one-off.
     #[serde(default)]
     pub thread_id: Option<String>,
+    /// Passed to the agent as is (at most 32 entries).
     #[serde(default)]
     pub metadata: HashMap<String, String>,
 }

@@ -8,6 +8,7 @@ mod direct;
 mod failures;
 mod hostile;
 mod lifecycle;
+mod openapi;
 mod refusals;
 mod streaming;
 mod upstreams;

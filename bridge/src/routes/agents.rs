@@ -1,20 +1,39 @@
 //! `GET /v1/agents`: which agents a caller may use, for pickers.
 
 use axum::{Extension, Json, extract::State};
-use serde_json::{Value, json};
+use serde::Serialize;
 
 use crate::{auth::Identity, state::AppState};
 
+/// The agents a caller may call.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AgentList {
+    agents: Vec<AgentEntry>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AgentEntry {
+    name: String,
+}
+
 /// `GET /v1/agents`: the configured agents this caller may call, for pickers.
+#[utoipa::path(
+    get,
+    path = "/v1/agents",
+    tag = "agents",
+    responses((status = 200, description = "The agents this caller may call", body = AgentList))
+)]
 pub async fn list_agents(
     State(state): State<AppState>,
     Extension(identity): Extension<Identity>,
-) -> Json<Value> {
-    let agents: Vec<Value> = state
+) -> Json<AgentList> {
+    let agents = state
         .agents
         .names()
         .filter(|name| identity.may_call(name))
-        .map(|name| json!({ "name": name }))
+        .map(|name| AgentEntry {
+            name: name.to_owned(),
+        })
         .collect();
-    Json(json!({ "agents": agents }))
+    Json(AgentList { agents })
 }

@@ -12,16 +12,36 @@ use serde::Deserialize;
 use super::extract::{AgentPath, ThreadPath, ValidJson};
 use crate::{
     answer,
+    answer::Answer,
     auth::Identity,
     chat::{self, ChatInput},
     dialect::native::Native,
     error::ApiError,
+    error::Problem,
+    event::WireEvent as Event,
     metrics::Transport,
     sse,
     state::AppState,
     validate::{self, ChatBody},
 };
 
+/// One run: as SSE when `Accept` lists `text/event-stream` (each agent event one frame, `id:`
+/// its sequence, `event:` its kind), else as one JSON answer once the run ends.
+#[utoipa::path(
+    post,
+    path = "/v1/agents/{agent}/chat",
+    tag = "runs",
+    params(("agent" = String, Path, description = "A configured agent's name")),
+    request_body = ChatBody,
+    responses(
+        (status = 200, description = "The run's events (`text/event-stream`), or its answer", content(
+            (Event = "text/event-stream"),
+            (Answer = "application/json"),
+        )),
+        (status = "4XX", description = "Refused before the run started", content_type = "application/problem+json", body = Problem),
+        (status = "5XX", description = "The agent failed before its first event, or the bridge is overloaded or draining", content_type = "application/problem+json", body = Problem),
+    )
+)]
 pub async fn chat(
     State(state): State<AppState>,
     Extension(identity): Extension<Identity>,
@@ -45,17 +65,31 @@ pub async fn chat(
 }
 
 /// The query of the EventSource endpoint.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StreamQuery {
+    /// The user's message.
     message: String,
     /// Read by the auth layer; named here so it is not mistaken for an unknown parameter.
     #[serde(default, rename = "ticket")]
+    #[param(rename = "ticket", value_type = Option<String>)]
     _ticket: Option<serde::de::IgnoredAny>,
 }
 
 /// `GET /v1/agents/{agent}/threads/{thread}/stream?message=…[&ticket=…]`: one run in a
 /// thread, always as SSE, for `EventSource` (which can only GET and cannot send headers,
 /// hence the stream ticket).
+#[utoipa::path(
+    get,
+    path = "/v1/agents/{agent}/threads/{thread}/stream",
+    tag = "runs",
+    params(("agent" = String, Path, description = "A configured agent's name"), ("thread" = String, Path, description = "The thread id: 1-128 of A-Z a-z 0-9 . _ : -"), StreamQuery),
+    responses(
+        (status = 200, description = "The run's events", content_type = "text/event-stream", body = Event),
+        (status = "4XX", description = "Refused before the run started", content_type = "application/problem+json", body = Problem),
+        (status = "5XX", description = "The agent failed before its first event", content_type = "application/problem+json", body = Problem),
+    )
+)]
 pub async fn stream(
     State(state): State<AppState>,
     Extension(identity): Extension<Identity>,

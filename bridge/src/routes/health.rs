@@ -12,12 +12,27 @@ use axum::{
 };
 use serde_json::json;
 
-use crate::{error::ApiError, state::AppState};
+use crate::{
+    error::{ApiError, Problem},
+    state::AppState,
+};
 
+/// Liveness: 200 while the process runs.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "Alive", body = Object)))]
 pub async fn live() -> impl IntoResponse {
     Json(json!({ "status": "ok" }))
 }
 
+/// Readiness: 200 while this instance should get new streams.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Ready", body = Object),
+        (status = 503, description = "Not ready (draining, hub down, or an agent not serving)", content_type = "application/problem+json", body = Problem),
+    )
+)]
 pub async fn ready(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     if state.shutdown.is_cancelled() {
         return Err(ApiError::ShuttingDown);
@@ -27,6 +42,7 @@ pub async fn ready(State(state): State<AppState>) -> Result<impl IntoResponse, A
 }
 
 /// `GET /metrics`.
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus metrics (OpenMetrics text)", content_type = "application/openmetrics-text", body = String)))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let mut response = state.metrics.encode().into_response();
     response.headers_mut().insert(

@@ -12,6 +12,7 @@ use axum::{
     Extension,
     extract::{
         State, WebSocketUpgrade,
+        ws::rejection::WebSocketUpgradeRejection,
         ws::{Message, WebSocket},
     },
     http::HeaderMap,
@@ -27,7 +28,7 @@ use super::{
 use crate::{
     auth::Identity,
     dialect::{Notice, native::notice_json},
-    error::ApiError,
+    error::{ApiError, Problem},
     hub::{Delivery, Subscription, ThreadKey},
     metrics::Transport,
     state::AppState,
@@ -45,14 +46,33 @@ enum ClientFrame {
     },
 }
 
+/// A WebSocket on a thread: receives the thread's events (each with its log position as
+/// `id`) and sends messages (`{"type":"message","message":"..."}`).
+#[utoipa::path(
+    get,
+    path = "/v1/agents/{agent}/threads/{thread}/ws",
+    tag = "threads",
+    params(("agent" = String, Path, description = "A configured agent's name"), ("thread" = String, Path, description = "The thread id: 1-128 of A-Z a-z 0-9 . _ : -"), EventsQuery),
+    responses(
+        (status = 101, description = "Switching to the WebSocket protocol"),
+        (status = "4XX", description = "Refused before the upgrade", content_type = "application/problem+json", body = Problem),
+        (status = "5XX", description = "The hub is unavailable", content_type = "application/problem+json", body = Problem),
+    )
+)]
 pub async fn thread_socket(
-    ws: WebSocketUpgrade,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     State(state): State<AppState>,
     Extension(identity): Extension<Identity>,
     path: ThreadPath,
     headers: HeaderMap,
     ValidQuery(q): ValidQuery<EventsQuery>,
 ) -> Result<Response, ApiError> {
+    let ws = ws.map_err(|rejection| {
+        ApiError::InvalidRequest(format!(
+            "not a WebSocket upgrade: {}",
+            rejection.body_text()
+        ))
+    })?;
     // Subscribe before upgrading, so a hub failure is still an HTTP error. A socket is an
     // open stream: it counts against the caller's and the process's caps.
     let start = threads::start_position(&headers, q.last_event_id.as_deref());

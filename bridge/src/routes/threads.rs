@@ -9,14 +9,14 @@ use axum::{
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
 };
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 
 use super::extract::{AgentPath, ThreadPath, ValidJson, ValidQuery};
 use crate::{
     auth::Identity,
     dialect::native::Native,
-    error::ApiError,
+    error::{ApiError, Problem},
+    event::WireEvent as Event,
     metrics::Transport,
     sse,
     state::AppState,
@@ -26,7 +26,7 @@ use crate::{
 };
 
 /// The body of `POST .../threads/{thread}/messages`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MessageBody {
     pub message: String,
@@ -36,15 +36,20 @@ pub struct MessageBody {
 
 /// `?last_event_id=` (for a first connect; `Last-Event-ID` wins) and `?named=false` (every
 /// event unnamed, for `EventSource.onmessage` clients; the kind stays in the JSON `type`).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct EventsQuery {
+    /// Resume after this position on a first connect (`Last-Event-ID` wins); `0`: from the
+    /// oldest retained event.
     pub last_event_id: Option<String>,
+    /// `false`: every frame unnamed, for `EventSource.onmessage` (the kind stays in `type`).
     #[serde(default = "yes")]
     pub named: bool,
     /// A stream ticket: already redeemed by the auth middleware, named here only so that
     /// EventSource clients (which cannot send headers) may subscribe with one.
     #[serde(default, rename = "ticket")]
+    #[param(rename = "ticket", value_type = Option<String>)]
     pub _ticket: Option<serde::de::IgnoredAny>,
 }
 
@@ -52,13 +57,33 @@ fn yes() -> bool {
     true
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PageQuery {
+    /// At most 200; 0 lets the agent choose.
     #[serde(default)]
     pub page_size: u32,
+    /// The `next_page_token` of the previous page.
     #[serde(default)]
     pub page_token: String,
+}
+
+/// The answer to a posted message.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct MessageAccepted {
+    pub run_id: String,
+    pub thread_id: String,
+    /// Where to follow the run (`GET`, SSE).
+    pub events: String,
+}
+
+/// The answer to a deleted thread.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ThreadDeleted {
+    pub thread_id: String,
+    /// Messages the agent deleted.
+    pub deleted_messages: u32,
 }
 
 impl PageQuery {
@@ -81,6 +106,19 @@ impl PageQuery {
 }
 
 /// `POST /v1/agents/{agent}/threads/{thread}/messages` -> 202 with the run id.
+#[utoipa::path(
+    post,
+    path = "/v1/agents/{agent}/threads/{thread}/messages",
+    tag = "threads",
+    params(("agent" = String, Path, description = "A configured agent's name"), ("thread" = String, Path, description = "The thread id: 1-128 of A-Z a-z 0-9 . _ : -")),
+    request_body = MessageBody,
+    responses(
+        (status = 202, description = "The run started; it goes on without this request", body = MessageAccepted),
+        (status = 409, description = "Another run is active on the thread", content_type = "application/problem+json", body = Problem),
+        (status = "4XX", description = "Refused", content_type = "application/problem+json", body = Problem),
+        (status = "5XX", description = "The agent or the hub failed", content_type = "application/problem+json", body = Problem),
+    )
+)]
 pub async fn post_message(
     State(state): State<AppState>,
     Extension(identity): Extension<Identity>,
@@ -102,15 +140,28 @@ pub async fn post_message(
         "/v1/agents/{}/threads/{}/events",
         path.agent.name, path.thread
     );
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({ "run_id": run_id, "thread_id": path.thread.as_str(), "events": events })),
-    )
-        .into_response())
+    let accepted = MessageAccepted {
+        run_id,
+        thread_id: path.thread.to_string(),
+        events,
+    };
+    Ok((StatusCode::ACCEPTED, Json(accepted)).into_response())
 }
 
 /// `GET /v1/agents/{agent}/threads/{thread}/events` -> SSE: the log after the client's
 /// position, then live events.
+#[utoipa::path(
+    get,
+    path = "/v1/agents/{agent}/threads/{thread}/events",
+    tag = "threads",
+    params(("agent" = String, Path, description = "A configured agent's name"), ("thread" = String, Path, description = "The thread id: 1-128 of A-Z a-z 0-9 . _ : -"), EventsQuery,
+        ("Last-Event-ID" = Option<String>, Header, description = "Resume after this position")),
+    responses(
+        (status = 200, description = "Replayed then live events (`id:` the log position), and notices `history_truncated` / `stream_error`", content_type = "text/event-stream", body = Event),
+        (status = "4XX", description = "Refused", content_type = "application/problem+json", body = Problem),
+        (status = "5XX", description = "The hub is unavailable, or the bridge is draining", content_type = "application/problem+json", body = Problem),
+    )
+)]
 pub async fn events(
     State(state): State<AppState>,
     Extension(identity): Extension<Identity>,
@@ -131,6 +182,17 @@ pub async fn events(
 }
 
 /// `GET /v1/agents/{agent}/threads`: the caller's threads (from the agent).
+#[utoipa::path(
+    get,
+    path = "/v1/agents/{agent}/threads",
+    tag = "threads",
+    params(("agent" = String, Path, description = "A configured agent's name"), PageQuery),
+    responses(
+        (status = 200, description = "A page of the caller's threads", body = ThreadPage),
+        (status = "4XX", description = "Refused", content_type = "application/problem+json", body = Problem),
+        (status = "5XX", description = "The agent failed", content_type = "application/problem+json", body = Problem),
+    )
+)]
 pub async fn list_threads(
     State(state): State<AppState>,
     Extension(identity): Extension<Identity>,
@@ -145,6 +207,17 @@ pub async fn list_threads(
 }
 
 /// `GET /v1/agents/{agent}/threads/{thread}/messages`: history, a page at a time.
+#[utoipa::path(
+    get,
+    path = "/v1/agents/{agent}/threads/{thread}/messages",
+    tag = "threads",
+    params(("agent" = String, Path, description = "A configured agent's name"), ("thread" = String, Path, description = "The thread id: 1-128 of A-Z a-z 0-9 . _ : -"), PageQuery),
+    responses(
+        (status = 200, description = "A page of the thread's history", body = MessagePage),
+        (status = "4XX", description = "Refused", content_type = "application/problem+json", body = Problem),
+        (status = "5XX", description = "The agent failed", content_type = "application/problem+json", body = Problem),
+    )
+)]
 pub async fn list_messages(
     State(state): State<AppState>,
     Extension(identity): Extension<Identity>,
@@ -165,13 +238,25 @@ pub async fn list_messages(
 }
 
 /// `DELETE /v1/agents/{agent}/threads/{thread}`: the history at the agent and the log here.
+#[utoipa::path(
+    delete,
+    path = "/v1/agents/{agent}/threads/{thread}",
+    tag = "threads",
+    params(("agent" = String, Path, description = "A configured agent's name"), ("thread" = String, Path, description = "The thread id: 1-128 of A-Z a-z 0-9 . _ : -")),
+    responses(
+        (status = 200, description = "Deleted", body = ThreadDeleted),
+        (status = "4XX", description = "Refused", content_type = "application/problem+json", body = Problem),
+        (status = "5XX", description = "The agent or the hub failed", content_type = "application/problem+json", body = Problem),
+    )
+)]
 pub async fn delete_thread(
     State(state): State<AppState>,
     Extension(identity): Extension<Identity>,
     path: ThreadPath,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ThreadDeleted>, ApiError> {
     let deleted = threads::delete(&state, &identity, &path.agent, &path.key).await?;
-    Ok(Json(
-        json!({ "thread_id": path.thread.as_str(), "deleted_messages": deleted }),
-    ))
+    Ok(Json(ThreadDeleted {
+        thread_id: path.thread.to_string(),
+        deleted_messages: deleted,
+    }))
 }

@@ -1,19 +1,45 @@
 //! `POST /v1/tickets`: a short-lived, single-use ticket for one EventSource stream.
 
 use axum::{Extension, Json, extract::State, http::StatusCode, response::IntoResponse};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
 use super::extract::ValidJson;
-use crate::{auth::Identity, error::ApiError, state::AppState, validate};
+use crate::{
+    auth::Identity,
+    error::{ApiError, Problem},
+    state::AppState,
+    validate,
+};
 
-#[derive(Debug, Deserialize)]
+/// What a ticket is for: one agent and one thread.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TicketBody {
     agent: String,
     thread_id: String,
 }
 
+/// A ticket: append `?ticket=` to `stream_path` (or the thread's `events` path) once.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Ticket {
+    ticket: String,
+    /// Seconds since the Unix epoch.
+    expires_at: u64,
+    stream_path: String,
+}
+
+/// A short-lived, single-use ticket for one EventSource stream (EventSource cannot send
+/// headers).
+#[utoipa::path(
+    post,
+    path = "/v1/tickets",
+    tag = "runs",
+    request_body = TicketBody,
+    responses(
+        (status = 201, description = "Issued", body = Ticket),
+        (status = "4XX", description = "Refused", content_type = "application/problem+json", body = Problem),
+    )
+)]
 pub async fn issue(
     State(state): State<AppState>,
     Extension(identity): Extension<Identity>,
@@ -36,10 +62,10 @@ pub async fn issue(
     Ok((
         StatusCode::CREATED,
         [(axum::http::header::CACHE_CONTROL, "no-store")],
-        Json(json!({
-            "ticket": ticket,
-            "expires_at": expires_at,
-            "stream_path": stream_path,
-        })),
+        Json(Ticket {
+            ticket,
+            expires_at,
+            stream_path,
+        }),
     ))
 }

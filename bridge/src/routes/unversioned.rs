@@ -11,7 +11,8 @@ use super::extract::{AgentPath, ValidJson, ValidQuery};
 use crate::{
     auth::Identity,
     dialect::agent_messages::AgentMessages,
-    error::ApiError,
+    error::{ApiError, Problem},
+    event::WireEvent as Event,
     metrics::Transport,
     sse,
     state::AppState,
@@ -19,20 +20,34 @@ use crate::{
     validate::{self, ThreadId},
 };
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SseQuery {
     pub thread_id: String,
     pub last_event_id: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = ThreadMessageBody)]
 #[serde(deny_unknown_fields)]
 pub struct MessageBody {
     pub thread_id: String,
     pub message: String,
 }
 
+/// A thread's events, unnamed (for `EventSource.onmessage`).
+#[utoipa::path(
+    get,
+    path = "/agents/{agent}/sse",
+    tag = "threads",
+    params(("agent" = String, Path, description = "A configured agent's name"), SseQuery),
+    responses(
+        (status = 200, description = "Replayed then live events, unnamed", content_type = "text/event-stream", body = Event),
+        (status = "4XX", description = "Refused", content_type = "application/problem+json", body = Problem),
+        (status = "5XX", description = "The hub is unavailable", content_type = "application/problem+json", body = Problem),
+    )
+)]
 pub async fn sse(
     State(state): State<AppState>,
     Extension(identity): Extension<Identity>,
@@ -55,6 +70,19 @@ pub async fn sse(
     ))
 }
 
+/// Posts a message to the thread named in the body.
+#[utoipa::path(
+    post,
+    path = "/agents/{agent}/messages",
+    tag = "threads",
+    params(("agent" = String, Path, description = "A configured agent's name")),
+    request_body = MessageBody,
+    responses(
+        (status = 200, description = "The run started", body = Object),
+        (status = "4XX", description = "Refused", content_type = "application/problem+json", body = Problem),
+        (status = "5XX", description = "The agent or the hub failed", content_type = "application/problem+json", body = Problem),
+    )
+)]
 pub async fn messages(
     State(state): State<AppState>,
     Extension(identity): Extension<Identity>,

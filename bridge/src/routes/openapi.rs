@@ -1,0 +1,85 @@
+//! `GET /openapi.json`: the HTTP API as an OpenAPI 3.1 document, generated (utoipa) from the
+//! handlers' own annotations and the types they read and write, so it cannot drift from
+//! them unnoticed (the core suite checks every documented route against the router).
+
+use axum::Json;
+use utoipa::{
+    Modify, OpenApi,
+    openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme},
+};
+
+use super::{agents, chat, health, socket, threads, tickets, unversioned};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "agent-bridge",
+        description = "Agents speak gRPC; browsers and services get Server-Sent Events. Every \
+                       refusal before a stream starts is an RFC 9457 problem document; a failure \
+                       after it is a `run_error` event."
+    ),
+    paths(
+        chat::chat,
+        chat::stream,
+        tickets::issue,
+        threads::post_message,
+        threads::events,
+        threads::list_threads,
+        threads::list_messages,
+        threads::delete_thread,
+        socket::thread_socket,
+        unversioned::sse,
+        unversioned::messages,
+        agents::list_agents,
+        health::live,
+        health::ready,
+        health::metrics,
+    ),
+    modifiers(&Credentials),
+    security(("bearer" = []), ("api_key" = []), ("cookie" = []), ("ticket" = [])),
+    tags(
+        (name = "runs", description = "One agent run, streamed"),
+        (name = "threads", description = "Conversations many subscribers follow and resume"),
+        (name = "agents", description = "The configured agents"),
+        (name = "operations", description = "Probes and metrics (no credentials)"),
+    )
+)]
+struct ApiDoc;
+
+/// The ways a caller authenticates (README: Authentication).
+struct Credentials;
+
+impl Modify for Credentials {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))),
+        );
+        components.add_security_scheme(
+            "cookie",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new("bridge_token"))),
+        );
+        components.add_security_scheme(
+            "ticket",
+            SecurityScheme::ApiKey(ApiKey::Query(ApiKeyValue::with_description(
+                "ticket",
+                "A single-use stream ticket from POST /v1/tickets (stream endpoints only)",
+            ))),
+        );
+    }
+}
+
+/// The document, built once per request (it is small and rarely fetched).
+pub async fn document() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
