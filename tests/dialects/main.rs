@@ -6,6 +6,7 @@
 //!   `HttpAgent`, the A2A SDK's client (agent card, streamed task), the `openai` package
 //!   (streamed and not), and seed 001's front end as its design note describes it. Each sees
 //!   the run's final message as its text and the tool calls and results in order;
+//! - `seed_004`: seed 004's client code as written, in Chromium, resuming after a cut;
 //! - `refusals`: what each dialect's route answers before a stream starts (problem
 //!   documents, JSON-RPC errors), and the dialect's own error after it.
 //!
@@ -15,6 +16,12 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+// The browser suite's Chromium driver, shared as is (this suite uses part of it).
+#[allow(dead_code)]
+#[path = "../browser/browser.rs"]
+mod browser;
+
 mod clients;
 mod node;
 mod refusals;
+mod seed_004;
