@@ -34,7 +34,7 @@ use crate::{
         interactions::Interactions,
         openai::{Collected, Collector, CompletionRequest, OpenAi},
     },
-    error::ApiError,
+    error::{ApiError, Problem},
     hub::{Delivery, Start, Subscription, ThreadKey},
     metrics::Transport,
     ratelimit::StreamGuard,
@@ -97,7 +97,19 @@ fn thread(identity: &Identity, agent: &str, field: &str, id: String) -> Result<T
 
 /// `POST /v1/agents/{agent}/ai-sdk/chat`: what `DefaultChatTransport` posts; the chat id is
 /// the thread.
-async fn ai_sdk_chat(
+#[utoipa::path(
+    post,
+    path = "/v1/agents/{agent}/ai-sdk/chat",
+    tag = "dialects",
+    params(("agent" = String, Path, description = "A configured agent's name")),
+    request_body(content_type = "application/json", description = "What the AI SDK's `DefaultChatTransport` posts: `{id, messages, trigger, messageId}`"),
+    responses(
+        (status = 200, description = "The AI SDK UI message stream (v1), ending with `[DONE]`", content_type = "text/event-stream"),
+        (status = "4XX", description = "Refused before the run started", content_type = "application/problem+json", body = Problem),
+        (status = "5XX", description = "The agent failed before its first event, or the bridge is overloaded or draining", content_type = "application/problem+json", body = Problem),
+    )
+)]
+pub async fn ai_sdk_chat(
     State(state): State<AppState>,
     Extension(identity): Extension<Identity>,
     AgentPath(agent): AgentPath,
@@ -115,7 +127,18 @@ async fn ai_sdk_chat(
 
 /// `GET /v1/agents/{agent}/ai-sdk/chat/{thread}/stream` (`useChat({ resume: true })`): the
 /// thread's active run from its start, from the hub (so on any replica); 204 when none.
-async fn ai_sdk_resume(
+#[utoipa::path(
+    get,
+    path = "/v1/agents/{agent}/ai-sdk/chat/{thread}/stream",
+    tag = "dialects",
+    params(("agent" = String, Path, description = "A configured agent's name"), ("thread" = String, Path, description = "The thread id: 1-128 of A-Z a-z 0-9 . _ : -")),
+    responses(
+        (status = 200, description = "The thread's active run, replayed from its start", content_type = "text/event-stream"),
+        (status = 204, description = "No run is active on the thread"),
+        (status = "4XX", description = "Refused", content_type = "application/problem+json", body = Problem),
+    )
+)]
+pub async fn ai_sdk_resume(
     State(state): State<AppState>,
     Extension(identity): Extension<Identity>,
     path: ThreadPath,
@@ -137,7 +160,19 @@ async fn ai_sdk_resume(
 // --- AG-UI ---------------------------------------------------------------------------------
 
 /// `POST /v1/agents/{agent}/ag-ui`: a `RunAgentInput`; `threadId` is the thread.
-async fn ag_ui_run(
+#[utoipa::path(
+    post,
+    path = "/v1/agents/{agent}/ag-ui",
+    tag = "dialects",
+    params(("agent" = String, Path, description = "A configured agent's name")),
+    request_body(content_type = "application/json", description = "An AG-UI `RunAgentInput` (`threadId` is the thread)"),
+    responses(
+        (status = 200, description = "AG-UI events, each event's last frame with an SSE `id:`", content_type = "text/event-stream"),
+        (status = "4XX", description = "Refused before the run started", content_type = "application/problem+json", body = Problem),
+        (status = "5XX", description = "The agent failed before its first event, or the bridge is overloaded or draining", content_type = "application/problem+json", body = Problem),
+    )
+)]
+pub async fn ag_ui_run(
     State(state): State<AppState>,
     Extension(identity): Extension<Identity>,
     AgentPath(agent): AgentPath,
@@ -156,7 +191,18 @@ async fn ag_ui_run(
 
 /// `GET /v1/agents/{agent}/ag-ui/{thread}/stream` with `Last-Event-ID` (our addition to
 /// AG-UI): the thread's active run after that event, then live; 204 when no run is active.
-async fn ag_ui_resume(
+#[utoipa::path(
+    get,
+    path = "/v1/agents/{agent}/ag-ui/{thread}/stream",
+    tag = "dialects",
+    params(("agent" = String, Path, description = "A configured agent's name"), ("thread" = String, Path, description = "The thread id: 1-128 of A-Z a-z 0-9 . _ : -"), ("Last-Event-ID" = Option<String>, Header, description = "The last event id the client saw")),
+    responses(
+        (status = 200, description = "The active run's AG-UI events after that id", content_type = "text/event-stream"),
+        (status = 204, description = "No run is active on the thread"),
+        (status = "4XX", description = "Refused", content_type = "application/problem+json", body = Problem),
+    )
+)]
+pub async fn ag_ui_resume(
     State(state): State<AppState>,
     Extension(identity): Extension<Identity>,
     path: ThreadPath,
@@ -184,7 +230,22 @@ async fn ag_ui_resume(
 
 /// `POST /v1/agents/{agent}/a2a`: JSON-RPC. Protocol errors (unknown method, bad params) are
 /// JSON-RPC error responses; refusals (auth, limits, unknown agent) stay problem documents.
-async fn a2a_rpc(
+#[utoipa::path(
+    post,
+    path = "/v1/agents/{agent}/a2a",
+    tag = "dialects",
+    params(("agent" = String, Path, description = "A configured agent's name")),
+    request_body(content_type = "application/json", description = "A2A 1.0 JSON-RPC: `SendStreamingMessage` (`message/stream`) or `SubscribeToTask` (`tasks/resubscribe`)"),
+    responses(
+        (status = 200, description = "JSON-RPC responses carrying `StreamResponse`s over SSE, or a JSON-RPC error", content(
+            ("text/event-stream"),
+            ("application/json"),
+        )),
+        (status = "4XX", description = "Refused before the run started", content_type = "application/problem+json", body = Problem),
+        (status = "5XX", description = "The agent failed before its first event, or the bridge is overloaded or draining", content_type = "application/problem+json", body = Problem),
+    )
+)]
+pub async fn a2a_rpc(
     State(state): State<AppState>,
     Extension(identity): Extension<Identity>,
     AgentPath(agent): AgentPath,
@@ -256,7 +317,17 @@ async fn a2a_rpc(
 
 /// `GET /v1/agents/{agent}/.well-known/agent-card.json`: the agent's A2A card, naming this
 /// bridge's JSON-RPC endpoint as the client reached it.
-async fn a2a_card(AgentPath(agent): AgentPath, headers: HeaderMap) -> Response {
+#[utoipa::path(
+    get,
+    path = "/v1/agents/{agent}/.well-known/agent-card.json",
+    tag = "dialects",
+    params(("agent" = String, Path, description = "A configured agent's name")),
+    responses(
+        (status = 200, description = "The agent's A2A 1.0 card", content_type = "application/json"),
+        (status = "4XX", description = "Refused", content_type = "application/problem+json", body = Problem),
+    )
+)]
+pub async fn a2a_card(AgentPath(agent): AgentPath, headers: HeaderMap) -> Response {
     let host = headers
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
@@ -280,7 +351,21 @@ async fn a2a_card(AgentPath(agent): AgentPath, headers: HeaderMap) -> Response {
 
 /// `POST /v1/chat/completions`: `model` names the agent; `metadata.thread_id` (optional)
 /// the thread, the rest of `metadata` goes to the agent.
-async fn openai_completions(
+#[utoipa::path(
+    post,
+    path = "/v1/chat/completions",
+    tag = "dialects",
+    request_body(content_type = "application/json", description = "OpenAI Chat Completions: `model` names the agent, `metadata.thread_id` the thread"),
+    responses(
+        (status = 200, description = "`chat.completion.chunk`s and `[DONE]` (`stream: true`), or one `chat.completion`", content(
+            ("text/event-stream"),
+            ("application/json"),
+        )),
+        (status = "4XX", description = "Refused before the run started", content_type = "application/problem+json", body = Problem),
+        (status = "5XX", description = "The agent failed before its first event, or the bridge is overloaded or draining", content_type = "application/problem+json", body = Problem),
+    )
+)]
+pub async fn openai_completions(
     State(state): State<AppState>,
     Extension(identity): Extension<Identity>,
     ValidJson(mut body): ValidJson<CompletionRequest>,
@@ -329,7 +414,19 @@ async fn openai_completions(
 
 /// `POST /v1/agents/{agent}/chat/interactions`: the native chat body, answered in seed 001's
 /// vocabulary.
-async fn interactions_chat(
+#[utoipa::path(
+    post,
+    path = "/v1/agents/{agent}/chat/interactions",
+    tag = "dialects",
+    params(("agent" = String, Path, description = "A configured agent's name")),
+    request_body = ChatBody,
+    responses(
+        (status = 200, description = "Seed 001's `{type, data}` events: start, agent_interaction, complete, error", content_type = "text/event-stream"),
+        (status = "4XX", description = "Refused before the run started", content_type = "application/problem+json", body = Problem),
+        (status = "5XX", description = "The agent failed before its first event, or the bridge is overloaded or draining", content_type = "application/problem+json", body = Problem),
+    )
+)]
+pub async fn interactions_chat(
     State(state): State<AppState>,
     Extension(identity): Extension<Identity>,
     AgentPath(agent): AgentPath,
