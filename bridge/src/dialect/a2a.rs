@@ -40,6 +40,8 @@ pub struct A2a {
     /// The request's JSON-RPC `id`, repeated on every response.
     rpc_id: Value,
     transcript: Transcript,
+    /// The reconnection delay of the event being written, when the bridge is going away.
+    retry: Option<Duration>,
 }
 
 impl A2a {
@@ -47,12 +49,13 @@ impl A2a {
         Self {
             rpc_id,
             transcript: Transcript::default(),
+            retry: None,
         }
     }
 
     fn result(&self, out: &mut BytesMut, id: Option<&str>, result: Value) {
         let value = json!({ "jsonrpc": "2.0", "id": self.rpc_id, "result": result });
-        put_frame(out, id, None, value.to_string().as_bytes(), None);
+        put_frame(out, id, None, value.to_string().as_bytes(), self.retry);
     }
 }
 
@@ -101,6 +104,7 @@ impl Encoder for A2a {
     fn event(&mut self, out: &mut BytesMut, frame: &Frame<'_>) {
         let event = frame.event;
         let id = Some(frame.id);
+        self.retry = frame.retry;
         let step = |kind: &str| format!("{}-{}-{}", event.run_id, kind, event.sequence);
         match &event.payload {
             None => {}
