@@ -379,3 +379,23 @@ async fn a_failure_after_the_start_is_each_clients_own_error() {
     assert_eq!(got["complete"], Value::Null);
     assert_eq!(got["interactions"].as_array().unwrap().len(), 2);
 }
+
+#[tokio::test]
+async fn a2a_subscribe_to_task_follows_a_running_task() {
+    let Some(s) = clients().await else { return };
+    let message = "stub: pace=40ms";
+    let want = expected(&s, message).await;
+    let got = s
+        .client(
+            "a2a",
+            message,
+            &[("MODE", "resubscribe"), ("CONTEXT_ID", "a2a-thread")],
+        )
+        .await;
+    assert_eq!(got.get("error"), None, "{got}");
+    assert_eq!(got["contextId"], "a2a-thread");
+    assert_eq!(got["artifact"], want.text.as_str());
+    // The follower replays the task from its start: the same responses, the same answer.
+    assert_eq!(got["followed"]["cases"], got["cases"], "{got}");
+    assert_eq!(got["followed"]["artifact"], want.text.as_str());
+}

@@ -30,7 +30,6 @@ use crate::sse::put_frame;
 pub struct AiSdk {
     transcript: Transcript,
     started: bool,
-    failed: bool,
 }
 
 impl AiSdk {
@@ -154,7 +153,6 @@ impl Encoder for AiSdk {
             }
             Some(Payload::RunError(error)) => {
                 self.transcript.close(&mut |t| chunk(out, &text_chunk(t)));
-                self.failed = true;
                 chunk(
                     out,
                     &json!({ "type": "error", "errorText": format!("{} ({})", error.message, error.code) }),
@@ -172,7 +170,6 @@ impl Encoder for AiSdk {
             // concern here.
             Notice::Truncated { .. } => {}
             Notice::LogUnavailable | Notice::Draining => {
-                self.failed = true;
                 chunk(
                     out,
                     &json!({ "type": "error", "errorText": "the stream was interrupted; reconnect to resume" }),

@@ -18,6 +18,8 @@ report(async () => {
   const client = await factory.createFromUrl(`${base}/v1/agents/${agent}/`);
   const card = client.agentCard;
   const contextId = process.env.CONTEXT_ID ?? "";
+  const resubscribe = process.env.MODE === "resubscribe";
+  let followed = null;
   const seen = { card: { name: card.name, streaming: card.capabilities?.streaming, url: card.supportedInterfaces?.[0]?.url },
     cases: [], states: [], thoughts: [], tools: [], results: [], artifact: "", final: null, taskId: null, contextId: null };
   for await (const event of client.sendMessageStream({
@@ -26,6 +28,20 @@ report(async () => {
     const { $case, value } = event.payload;
     seen.cases.push($case);
     if ($case === "task") { seen.taskId = value.id; seen.contextId = value.contextId; }
+    if ($case === "task" && resubscribe) {
+      // A second client follows the running task (SubscribeToTask) while this one streams it.
+      followed = (async () => {
+        const cases = [];
+        let artifact = "";
+        for await (const e of client.resubscribeTask({ tenant: "", id: value.id })) {
+          cases.push(e.payload.$case);
+          if (e.payload.$case === "artifactUpdate") {
+            for (const p of e.payload.value.artifact.parts) if (p.content?.$case === "text") artifact += p.content.value;
+          }
+        }
+        return { cases, artifact };
+      })();
+    }
     if ($case === "statusUpdate") {
       const state = STATES[value.status.state] ?? value.status.state;
       seen.states.push(state);
@@ -41,5 +57,6 @@ report(async () => {
       for (const p of value.artifact.parts) if (p.content?.$case === "text") seen.artifact += p.content.value;
     }
   }
+  if (followed) seen.followed = await followed;
   return seen;
 });
