@@ -3,12 +3,14 @@
 //! package-lock.json) against a real bridge and a real agent.
 //!
 //! - `clients`: the Vercel AI SDK's transport and stream reader (and its resume), AG-UI's
-//!   `HttpAgent`, the A2A SDK's client (agent card, streamed task), the `openai` package
-//!   (streamed and not), and seed 001's front end as its design note describes it. Each sees
-//!   the run's final message as its text and the tool calls and results in order;
+//!   `HttpAgent`, the A2A SDK's client (agent card, streamed task, `SubscribeToTask`), the
+//!   `openai` package (streamed and not), and seed 001's front end as its design note
+//!   describes it. Each sees the run's final message as its text and the tool calls and
+//!   results in order, and a failure mid-run as its own error;
 //! - `seed_004`: seed 004's client code as written, in Chromium, resuming after a cut;
 //! - `refusals`: what each dialect's route answers before a stream starts (problem
-//!   documents, JSON-RPC errors), and the dialect's own error after it.
+//!   documents, JSON-RPC errors), wire details (headers, `[DONE]`, AG-UI ids and resume, 204),
+//!   a leaving client cancelling the agent, the dialect label on the metrics.
 //!
 //! Without Node.js or `npm ci` in `tests/dialects/js`, the client tests say so and are skipped,
 //! except in CI (`CI=true`), where that is a failure: `scripts/test.sh` installs both.
