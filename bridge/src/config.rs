@@ -117,10 +117,18 @@ pub struct ServerSettings {
     #[arg(long, env = "BRIDGE_HEADER_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub header_timeout: Duration,
 
-    /// How long `/readyz` reuses the agents' gRPC health answers, so that a probe storm does
-    /// not reach the agents.
+    /// How often each agent's gRPC health is checked (shown in `/v1/agents`, `GET
+    /// /v1/agents/NAME/status` and `bridge_agent_serving`; a run to an agent that answers
+    /// NOT_SERVING is refused at once), and how long `/readyz` reuses the hub's answer, so
+    /// that a probe storm does not reach the hub.
     #[arg(long, env = "BRIDGE_READINESS_CACHE", default_value = "2s", value_parser = humantime::parse_duration)]
     pub readiness_cache: Duration,
+
+    /// Address of the admin listener: `/metrics`, `/healthz` and `/readyz` apart from the API,
+    /// for scrapers and probes (a Service port no Ingress or route exposes). Set, `/metrics`
+    /// leaves the API listener; unset, everything is served on `--listen`.
+    #[arg(long, env = "BRIDGE_ADMIN_LISTEN")]
+    pub admin_listen: Option<SocketAddr>,
 }
 
 /// How the bridge reaches its agents.

@@ -86,7 +86,8 @@ pub enum ApiError {
     /// The process serves as many runs as allowed; new ones are shed.
     #[error("overloaded (limit {limit} open streams)")]
     Overloaded { limit: usize },
-    /// `/readyz` only: a configured agent does not report SERVING on `grpc.health.v1`.
+    /// A run to an agent whose last `grpc.health.v1` answer was not SERVING (never `/readyz`:
+    /// one agent's health does not make the instance unready).
     #[error("agent {agent} is not ready: {reason}")]
     AgentNotReady { agent: String, reason: String },
 }

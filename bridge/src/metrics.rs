@@ -106,6 +106,8 @@ pub struct Metrics {
     pub auth_failures: Family<AuthLabels, Counter>,
     pub hub_latency: HistogramFamily<HubLabels>,
     pub hub_errors: Family<HubLabels, Counter>,
+    /// 1 while an agent's last gRPC health answer was SERVING (see [`crate::readiness`]).
+    pub agent_serving: Family<AgentLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -182,8 +184,15 @@ impl Metrics {
             "Hub operations that failed (Redis unreachable, ...)",
             hub_errors.clone(),
         );
+        let agent_serving = Family::<AgentLabels, Gauge>::default();
+        registry.register(
+            "bridge_agent_serving",
+            "1 while the agent's last gRPC health check answered SERVING, else 0",
+            agent_serving.clone(),
+        );
         Self {
             registry: Arc::new(registry),
+            agent_serving,
             refusals,
             auth_failures,
             hub_latency,
@@ -255,6 +264,31 @@ impl Metrics {
                 .get_or_create(&AuthLabels { reason })
                 .inc();
         }
+    }
+
+    /// Exports every agent's series that a scaler or an alert reads at their starting value
+    /// (open streams 0, not serving until checked), so a fresh instance is not missing them
+    /// until its first stream: an autoscaler on `bridge_open_streams` can then scale idle
+    /// pods down.
+    pub fn agents_configured<'a>(&self, agents: impl IntoIterator<Item = &'a str>) {
+        for agent in agents {
+            for transport in [Transport::sse, Transport::json, Transport::websocket] {
+                let _ = self.open_streams.get_or_create(&StreamLabels {
+                    agent: agent.to_owned(),
+                    transport,
+                });
+            }
+            self.agent_serving(agent);
+        }
+    }
+
+    /// The agent's `bridge_agent_serving` gauge.
+    pub fn agent_serving(&self, agent: &str) -> Gauge {
+        self.agent_serving
+            .get_or_create(&AgentLabels {
+                agent: agent.to_owned(),
+            })
+            .clone()
     }
 
     /// Counts a stream as open until the returned guard drops, then records its duration.

@@ -88,6 +88,7 @@ async fn start_recorded(
     key: &ThreadKey,
     request: ChatRequest,
 ) -> Result<Run, ApiError> {
+    state.agent_health.admit(&agent.name)?;
     let run_id = request.run_id.clone();
     state.hub.begin_run(key, &run_id).await?;
     let started = run::start(

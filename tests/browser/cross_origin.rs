@@ -66,9 +66,7 @@ async fn result(browser: &browser::Browser) -> Value {
 
 #[tokio::test]
 async fn a_page_on_an_allowed_origin_streams_and_subscribes_with_a_ticket() {
-    let Some(browser) = browser::launch().await else {
-        return;
-    };
+    let browser = browser::launch().await;
     let agent = spawn_agent().await;
     let origin = Origin::bind().await;
     let keys = api_keys_file("allowed");
@@ -125,9 +123,7 @@ async fn a_page_on_an_allowed_origin_streams_and_subscribes_with_a_ticket() {
 
 #[tokio::test]
 async fn a_page_on_a_refused_origin_cannot_read_the_bridge() {
-    let Some(browser) = browser::launch().await else {
-        return;
-    };
+    let browser = browser::launch().await;
     let agent = spawn_agent().await;
     let origin = Origin::bind().await;
     let keys = api_keys_file("refused");

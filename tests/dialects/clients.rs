@@ -65,11 +65,9 @@ pub async fn setup() -> Setup {
     }
 }
 
-async fn clients() -> Option<Setup> {
-    if !node::available() {
-        return None;
-    }
-    Some(setup().await)
+async fn clients() -> Setup {
+    node::require();
+    setup().await
 }
 
 impl Setup {
@@ -129,7 +127,7 @@ async fn expected(s: &Setup, message: &str) -> Expected {
 
 #[tokio::test]
 async fn ai_sdk_transport_reads_the_run_and_resume_finds_none_after_it() {
-    let Some(s) = clients().await else { return };
+    let s = clients().await;
     let want = expected(&s, MESSAGE).await;
     let got = s.client("ai-sdk", MESSAGE, &[]).await;
     assert_eq!(got["errors"], json!([]), "{got}");
@@ -163,7 +161,7 @@ async fn ai_sdk_transport_reads_the_run_and_resume_finds_none_after_it() {
 
 #[tokio::test]
 async fn ai_sdk_resume_replays_the_active_run_to_a_second_reader() {
-    let Some(s) = clients().await else { return };
+    let s = clients().await;
     let message = "stub: pace=40ms";
     let want = expected(&s, message).await;
     let got = s.client("ai-sdk", message, &[("MODE", "follow")]).await;
@@ -175,7 +173,7 @@ async fn ai_sdk_resume_replays_the_active_run_to_a_second_reader() {
 
 #[tokio::test]
 async fn ag_ui_http_agent_runs_the_agent() {
-    let Some(s) = clients().await else { return };
+    let s = clients().await;
     let want = expected(&s, MESSAGE).await;
     let got = s.client("ag-ui", MESSAGE, &[]).await;
     assert_eq!(got.get("thrown"), None, "{got}");
@@ -212,7 +210,7 @@ async fn ag_ui_http_agent_runs_the_agent() {
 
 #[tokio::test]
 async fn a2a_client_reads_the_card_and_streams_a_task() {
-    let Some(s) = clients().await else { return };
+    let s = clients().await;
     let want = expected(&s, MESSAGE).await;
     let got = s.client("a2a", MESSAGE, &[]).await;
     assert_eq!(got.get("error"), None, "{got}");
@@ -253,7 +251,7 @@ async fn a2a_client_reads_the_card_and_streams_a_task() {
 
 #[tokio::test]
 async fn openai_package_streams_and_answers() {
-    let Some(s) = clients().await else { return };
+    let s = clients().await;
     let want = expected(&s, MESSAGE).await;
     let got = s.client("openai", MESSAGE, &[]).await;
     let streamed = &got["streamed"];
@@ -298,7 +296,7 @@ async fn openai_package_streams_and_answers() {
 
 #[tokio::test]
 async fn seed_001_front_end_gets_its_own_events() {
-    let Some(s) = clients().await else { return };
+    let s = clients().await;
     let want = expected(&s, MESSAGE).await;
     let got = s.client("seed-001", MESSAGE, &[]).await;
     assert_eq!(got["error"], Value::Null, "{got}");
@@ -329,7 +327,7 @@ async fn seed_001_front_end_gets_its_own_events() {
 /// A run that fails after it started reaches each client as its own error event.
 #[tokio::test]
 async fn a_failure_after_the_start_is_each_clients_own_error() {
-    let Some(s) = clients().await else { return };
+    let s = clients().await;
     let failing = "stub: error-event-after=3 code=INTERNAL";
     let only_stream = [("MODE", "stream-only")];
     let client = |script| s.client(script, failing, &only_stream);
@@ -382,7 +380,7 @@ async fn a_failure_after_the_start_is_each_clients_own_error() {
 
 #[tokio::test]
 async fn a2a_subscribe_to_task_follows_a_running_task() {
-    let Some(s) = clients().await else { return };
+    let s = clients().await;
     let message = "stub: pace=40ms";
     let want = expected(&s, message).await;
     let got = s

@@ -12,8 +12,8 @@
 //!   documents, JSON-RPC errors), wire details (headers, `[DONE]`, AG-UI ids and resume, 204),
 //!   a leaving client cancelling the agent, the dialect label on the metrics.
 //!
-//! Without Node.js or `npm ci` in `tests/dialects/js`, the client tests say so and are skipped,
-//! except in CI (`CI=true`), where that is a failure: `scripts/test.sh` installs both.
+//! Without Node.js and `npm ci` in `tests/dialects/js` (or Chromium) the tests fail, saying how
+//! to install them: `scripts/test.sh` does.
 
 #[path = "../support/mod.rs"]
 mod support;

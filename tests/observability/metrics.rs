@@ -300,3 +300,99 @@ async fn metrics_count_refusals_hub_operations_and_subscriptions() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn metrics_and_probes_live_on_the_admin_listener_and_start_at_zero() {
+    use crate::support::process;
+    let agent = spawn_agent().await;
+    let bridge = process::spawn(
+        "bridge",
+        &[
+            "--allow-anonymous".into(),
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+            "--admin-listen".into(),
+            "127.0.0.1:0".into(),
+            "--agent".into(),
+            format!("assistant={}", agent.url),
+            "--readiness-cache".into(),
+            "50ms".into(),
+        ],
+        &[],
+        &["admin listening on http://"],
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let admin = format!("http://{}", bridge.extra[0]);
+
+    // Before any stream, the scaling gauge is there, at zero, for every transport: an
+    // autoscaler on it sees an idle pod as idle.
+    let s = scrape_until(&http, &format!("{admin}/metrics"), |s| {
+        s.get("bridge_agent_serving{agent=\"assistant\"}") == Some(&1.0)
+    })
+    .await;
+    let open: BTreeMap<&str, f64> = s
+        .iter()
+        .filter(|(k, _)| k.starts_with("bridge_open_streams{"))
+        .map(|(k, v)| (k.as_str(), *v))
+        .collect();
+    assert_eq!(
+        open,
+        BTreeMap::from([
+            (
+                "bridge_open_streams{agent=\"assistant\",transport=\"json\"}",
+                0.0
+            ),
+            (
+                "bridge_open_streams{agent=\"assistant\",transport=\"sse\"}",
+                0.0
+            ),
+            (
+                "bridge_open_streams{agent=\"assistant\",transport=\"websocket\"}",
+                0.0
+            ),
+        ])
+    );
+
+    // Probes answer on both listeners; the scrape only on the admin one, and the API only
+    // on the main one.
+    for base in [admin.as_str(), &bridge.url()] {
+        for probe in ["/healthz", "/readyz"] {
+            let response = http.get(format!("{base}{probe}")).send().await.unwrap();
+            assert_eq!(response.status(), 200, "{base}{probe}");
+        }
+    }
+    let public = http
+        .get(format!("{}/metrics", bridge.url()))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = problem(public).await;
+    assert_eq!(status, 404);
+    assert_eq!(body["type"], "urn:agent-bridge:problem:not-found");
+    let api = http.get(format!("{admin}/v1/agents")).send().await.unwrap();
+    assert_eq!(problem(api).await.0, 404);
+
+    // A run through the main listener is counted on the admin one.
+    let streamed = collect_events(
+        http.post(format!("{}/v1/agents/assistant/chat", bridge.url()))
+            .header("accept", "text/event-stream")
+            .json(&json!({ "message": "hello" }))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(streamed.last().unwrap().event, "run_completed");
+    let s = scrape_until(&http, &format!("{admin}/metrics"), |s| {
+        s.get("bridge_stream_duration_seconds_count{agent=\"assistant\"}") == Some(&1.0)
+    })
+    .await;
+    assert_eq!(
+        get(
+            &s,
+            "bridge_open_streams{agent=\"assistant\",transport=\"sse\"}"
+        ),
+        0.0
+    );
+}

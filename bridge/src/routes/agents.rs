@@ -1,9 +1,15 @@
-//! `GET /v1/agents`: which agents a caller may use, for pickers.
+//! `GET /v1/agents`: which agents a caller may use, and how they are, for pickers; and
+//! `GET /v1/agents/{agent}/status`: one agent's health.
 
 use axum::{Extension, Json, extract::State};
 use serde::Serialize;
 
-use crate::{auth::Identity, state::AppState};
+use super::extract::AgentPath;
+use crate::{
+    auth::Identity,
+    readiness::{AgentStatus, Health},
+    state::AppState,
+};
 
 /// The agents a caller may call.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -11,29 +17,66 @@ pub struct AgentList {
     agents: Vec<AgentEntry>,
 }
 
+/// An agent and its last gRPC health answer.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AgentEntry {
     name: String,
+    #[serde(flatten)]
+    health: AgentStatus,
 }
 
-/// `GET /v1/agents`: the configured agents this caller may call, for pickers.
+impl AgentEntry {
+    fn of(state: &AppState, name: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            health: state.agent_health.status(name).unwrap_or(AgentStatus {
+                status: Health::Unknown,
+                reason: None,
+            }),
+        }
+    }
+}
+
+/// `GET /v1/agents`: the configured agents this caller may call, with their health, for pickers.
 #[utoipa::path(
     get,
     path = "/v1/agents",
     tag = "agents",
-    responses((status = 200, description = "The agents this caller may call", body = AgentList))
+    responses((status = 200, description = "The agents this caller may call, with their health", body = AgentList))
 )]
 pub async fn list_agents(
     State(state): State<AppState>,
     Extension(identity): Extension<Identity>,
 ) -> Json<AgentList> {
-    let agents = state
+    let mut names: Vec<&str> = state
         .agents
         .names()
         .filter(|name| identity.may_call(name))
-        .map(|name| AgentEntry {
-            name: name.to_owned(),
-        })
+        .collect();
+    // By name: the same list on every call and every replica.
+    names.sort_unstable();
+    let agents = names
+        .into_iter()
+        .map(|name| AgentEntry::of(&state, name))
         .collect();
     Json(AgentList { agents })
+}
+
+/// `GET /v1/agents/{agent}/status`: the agent's last gRPC health answer (`serving`,
+/// `not_serving`: runs are refused at once with a `503`, `unreachable`, or `unknown`).
+#[utoipa::path(
+    get,
+    path = "/v1/agents/{agent}/status",
+    tag = "agents",
+    params(("agent" = String, Path, description = "A configured agent's name")),
+    responses(
+        (status = 200, description = "The agent's health", body = AgentEntry),
+        (status = "4XX", description = "Unknown agent, or not this caller's", content_type = "application/problem+json", body = crate::error::Problem),
+    )
+)]
+pub async fn agent_status(
+    State(state): State<AppState>,
+    AgentPath(agent): AgentPath,
+) -> Json<AgentEntry> {
+    Json(AgentEntry::of(&state, &agent.name))
 }

@@ -31,6 +31,7 @@ use super::{agents, chat, dialects, health, socket, threads, tickets, unversione
         unversioned::sse,
         unversioned::messages,
         agents::list_agents,
+        agents::agent_status,
         health::live,
         health::ready,
         health::metrics,
