@@ -3,10 +3,11 @@
 // Then, as `useChat({ resume: true })` does on load, `reconnectToStream` asks for the chat's
 // active stream; the run is over, so the bridge answers 204 and the transport returns null.
 import { DefaultChatTransport, readUIMessageStream } from "ai";
+import { randomUUID } from "node:crypto";
 import { args, report } from "./lib.mjs";
 
 const { base, agent, message, headers } = args();
-const chatId = process.env.CHAT_ID ?? `chat-${Date.now()}`;
+const chatId = process.env.CHAT_ID ?? `chat-${randomUUID()}`;
 const api = `${base}/v1/agents/${agent}/ai-sdk/chat`;
 
 async function assistantMessage(stream) {
