@@ -18,7 +18,8 @@ command -v chromium >/dev/null 2>&1 || need_debs+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need_debs+=(chromium-driver)
 command -v podman >/dev/null 2>&1 || need_debs+=(podman)
 command -v runc >/dev/null 2>&1 || need_debs+=(runc)
-# - Node.js + npm: the JavaScript client's tests (clients/js), the chat page's vendored modules;
+# - Node.js + npm: the JavaScript client's tests (clients/js), the chat page's vendored modules,
+#   the dialects suite's official protocol clients (tests/dialects/js);
 # - curl + openssl: the README's walk-throughs (tests/readme/) run as written.
 command -v curl >/dev/null 2>&1 || need_debs+=(curl)
 command -v openssl >/dev/null 2>&1 || need_debs+=(openssl)
@@ -37,6 +38,13 @@ fi
 
 # The bridge's modules import in one direction only (README: Architecture).
 python3 scripts/module-deps.py >/dev/null
+
+# The dialects suite's official protocol clients (tests/dialects/js), before `cargo test` runs
+# them: from the committed lock file, installed again only when it changed.
+dialects=tests/dialects/js
+if [ ! -f "$dialects/node_modules/.package-lock.json" ] || [ "$dialects/package-lock.json" -nt "$dialects/node_modules/.package-lock.json" ]; then
+  (cd "$dialects" && npm ci --no-audit --no-fund)
+fi
 
 # Some suites run the binaries as separate processes, as in production; `cargo test` alone
 # does not build them.

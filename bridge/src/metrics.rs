@@ -27,6 +27,15 @@ pub enum Transport {
     json,
     /// A thread subscription over WebSocket.
     websocket,
+    /// SSE in another wire dialect (`dialect::*`): the Vercel AI SDK's UI message stream,
+    /// AG-UI, A2A, OpenAI chunks (and `openai_json`, its non-streaming answer), seed 001's
+    /// interactions.
+    ai_sdk,
+    ag_ui,
+    a2a,
+    openai,
+    openai_json,
+    interactions,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
