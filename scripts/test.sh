@@ -18,7 +18,8 @@ command -v chromium >/dev/null 2>&1 || need_debs+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need_debs+=(chromium-driver)
 command -v podman >/dev/null 2>&1 || need_debs+=(podman)
 command -v runc >/dev/null 2>&1 || need_debs+=(runc)
-# - Node.js + npm: the JavaScript client's tests (clients/js), the chat page's vendored modules;
+# - Node.js + npm: the JavaScript client's tests (clients/js), the chat page's vendored modules,
+#   the dialects suite's official protocol clients (tests/dialects/js);
 # - curl + openssl: the README's walk-throughs (tests/readme/) run as written.
 command -v curl >/dev/null 2>&1 || need_debs+=(curl)
 command -v openssl >/dev/null 2>&1 || need_debs+=(openssl)
@@ -42,6 +43,13 @@ python3 scripts/module-deps.py >/dev/null
 # the example agent (grpcio, grpcio-tools) and the official A2A SDK's gRPC server.
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check -r tests/agents/requirements.txt
+
+# The dialects suite's official protocol clients (tests/dialects/js), before `cargo test` runs
+# them: from the committed lock file, installed again only when it changed.
+dialects=tests/dialects/js
+if [ ! -f "$dialects/node_modules/.package-lock.json" ] || [ "$dialects/package-lock.json" -nt "$dialects/node_modules/.package-lock.json" ]; then
+  (cd "$dialects" && npm ci --no-audit --no-fund)
+fi
 
 # Some suites run the binaries as separate processes, as in production; `cargo test` alone
 # does not build them.

@@ -15,6 +15,10 @@ use axum::{
 use serde::Serialize;
 use tonic::Code;
 
+mod auth_failure;
+
+pub use auth_failure::AuthFailure;
+
 /// A request that could not be served.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -61,12 +65,10 @@ pub enum ApiError {
     /// The hub (the threads' event logs) cannot be reached.
     #[error("hub unavailable: {0}")]
     HubUnavailable(String),
-    /// No credentials, or credentials that do not verify.
-    #[error("unauthenticated: {0}")]
-    Unauthenticated(String),
-    /// A stream ticket that is invalid, expired, reused, for another stream, or on a POST.
-    #[error("ticket refused: {0}")]
-    TicketRefused(String),
+    /// No credentials, or credentials that do not verify (a stream ticket among them: one
+    /// that is invalid, expired, reused, for another stream, or on another route).
+    #[error("unauthenticated: {}", .0.label())]
+    Unauthenticated(AuthFailure),
     /// Authenticated, but not allowed to do this.
     #[error("forbidden: {0}")]
     Forbidden(String),
@@ -329,21 +331,19 @@ impl ApiError {
                 p.retry_after = Some(1);
                 p
             }
-            ApiError::Unauthenticated(detail) | ApiError::TicketRefused(detail) => {
-                let slug = match self {
-                    ApiError::TicketRefused(_) => "ticket-refused",
-                    _ => "unauthenticated",
-                };
-                Problem::new(
-                    slug,
-                    "Unauthorized",
-                    StatusCode::UNAUTHORIZED,
-                    detail.clone(),
-                )
-                .with_code(Code::Unauthenticated)
-                .with_header("www-authenticate", HeaderValue::from_static("Bearer"))
-                .with_auth_reason(failure_reason(detail))
-            }
+            ApiError::Unauthenticated(failure) => Problem::new(
+                if failure.is_ticket() {
+                    "ticket-refused"
+                } else {
+                    "unauthenticated"
+                },
+                "Unauthorized",
+                StatusCode::UNAUTHORIZED,
+                failure.detail(),
+            )
+            .with_code(Code::Unauthenticated)
+            .with_header("www-authenticate", HeaderValue::from_static("Bearer"))
+            .with_auth_reason(failure.label()),
             ApiError::Forbidden(detail) => Problem::new(
                 "forbidden",
                 "Forbidden",
@@ -481,40 +481,6 @@ pub fn truncate(s: &str, max: usize) -> &str {
     }
 }
 
-/// Why an authentication failed, as a bounded metric label, from the (fixed) refusal texts
-/// of `auth` and its children; anything new reads `other` until named here.
-fn failure_reason(detail: &str) -> &'static str {
-    // First match wins: specific texts before general ones.
-    const REASONS: [(&str, &str); 22] = [
-        ("credentials required", "missing"),
-        ("query string", "credentials_in_query"),
-        ("only on GET", "ticket_not_on_get"),
-        ("ticket has expired", "ticket_expired"),
-        ("ticket is malformed", "ticket_malformed"),
-        ("ticket's signature", "ticket_forged"),
-        ("already used", "ticket_reused"),
-        ("another agent or thread", "ticket_wrong_stream"),
-        ("has expired", "expired"),
-        ("not valid yet", "not_yet_valid"),
-        ("another audience", "wrong_audience"),
-        ("untrusted issuer", "wrong_issuer"),
-        ("signature is invalid", "bad_signature"),
-        ("`kid`", "unknown_key"),
-        ("well-formed", "malformed"),
-        ("must be `Bearer", "malformed"),
-        ("alg", "algorithm"),
-        ("tokens are not accepted", "algorithm"),
-        ("lacks", "missing_claim"),
-        ("`sub`", "missing_claim"),
-        ("unknown API key", "bad_api_key"),
-        ("not enabled", "method_disabled"),
-    ];
-    REASONS
-        .iter()
-        .find(|(needle, _)| detail.contains(needle))
-        .map_or("other", |(_, reason)| reason)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -557,73 +523,5 @@ mod tests {
     fn truncate_respects_char_boundaries() {
         assert_eq!(truncate("héllo", 2), "hé");
         assert_eq!(truncate("hi", 5), "hi");
-    }
-}
-
-#[cfg(test)]
-mod reason_tests {
-    use super::failure_reason;
-
-    #[test]
-    fn every_refusal_text_has_a_reason() {
-        for (text, reason) in [
-            (
-                "credentials required: send `Authorization: Bearer <JWT>` or `X-API-Key`",
-                "missing",
-            ),
-            (
-                "credentials are not accepted in the query string (`token`): send",
-                "credentials_in_query",
-            ),
-            (
-                "stream tickets are accepted only on GET stream endpoints",
-                "ticket_not_on_get",
-            ),
-            (
-                "the ticket has expired; request a new one",
-                "ticket_expired",
-            ),
-            ("the ticket is malformed", "ticket_malformed"),
-            ("the ticket's signature is invalid", "ticket_forged"),
-            (
-                "the ticket was already used; request a new one",
-                "ticket_reused",
-            ),
-            (
-                "this ticket was issued for another agent or thread",
-                "ticket_wrong_stream",
-            ),
-            ("the token has expired", "expired"),
-            ("the token is not valid yet (nbf)", "not_yet_valid"),
-            ("the token is for another audience", "wrong_audience"),
-            ("the token is from an untrusted issuer", "wrong_issuer"),
-            ("the token's signature is invalid", "bad_signature"),
-            (
-                "the token's `kid` is not a known signing key",
-                "unknown_key",
-            ),
-            ("the token has no `kid`", "unknown_key"),
-            (
-                "the bearer token is not a well-formed JWT with a supported alg",
-                "malformed",
-            ),
-            (
-                "the Authorization header must be `Bearer <token>`",
-                "malformed",
-            ),
-            ("the token's alg does not match its key", "algorithm"),
-            ("this JWT algorithm is not accepted", "algorithm"),
-            ("HS256 tokens are not accepted here", "algorithm"),
-            ("the token lacks `exp` or `sub`", "missing_claim"),
-            ("the token's `sub` must be a string", "missing_claim"),
-            ("unknown API key", "bad_api_key"),
-            (
-                "bearer tokens are not enabled on this bridge",
-                "method_disabled",
-            ),
-        ] {
-            assert_eq!(failure_reason(text), reason, "{text}");
-        }
-        assert_eq!(failure_reason("something new"), "other");
     }
 }

@@ -27,6 +27,15 @@ pub enum Transport {
     json,
     /// A thread subscription over WebSocket.
     websocket,
+    /// SSE in another wire dialect (`dialect::*`): the Vercel AI SDK's UI message stream,
+    /// AG-UI, A2A, OpenAI chunks (and `openai_json`, its non-streaming answer), seed 001's
+    /// interactions.
+    ai_sdk,
+    ag_ui,
+    a2a,
+    openai,
+    openai_json,
+    interactions,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -62,9 +71,8 @@ pub struct RefusalLabels {
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct AuthLabels {
-    /// `missing`, `malformed`, `expired`, `not_yet_valid`, `wrong_audience`, `wrong_issuer`,
-    /// `bad_signature`, `unknown_key`, `algorithm`, `bad_api_key`, `credentials_in_query`,
-    /// `ticket_*`, `forbidden`, ...
+    /// [`crate::error::AuthFailure::label`] (`missing`, `expired`, `wrong_issuer`,
+    /// `ticket_reused`, `ticket_wrong_route`, ...: a fixed set), or `forbidden`.
     pub reason: &'static str,
 }
 

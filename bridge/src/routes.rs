@@ -4,6 +4,7 @@
 
 mod agents;
 mod chat;
+mod dialects;
 mod extract;
 mod health;
 mod middleware;
@@ -56,6 +57,7 @@ pub fn router(state: AppState) -> Router {
             get(chat::stream),
         )
         .route("/v1/tickets", post(tickets::issue))
+        .merge(dialects::router())
         // Route layers run only for matched routes, the last added first:
         // - auth: every /v1 request needs an identity (probes do not); failures count
         //   against the client IP, so credentials cannot be guessed at speed;

@@ -99,7 +99,8 @@ impl AppState {
             filters,
         )
         .map_err(anyhow::Error::msg)?;
-        let auth = Auth::from_config(&config.auth).map_err(anyhow::Error::msg)?;
+        let auth =
+            Auth::from_config(&config.auth, &config.threads.hub).map_err(anyhow::Error::msg)?;
         if config.auth.allow_anonymous {
             tracing::warn!(
                 "anonymous access is enabled (--allow-anonymous): anyone who can reach this \

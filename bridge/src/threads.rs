@@ -28,7 +28,7 @@ use crate::{
 pub fn key(identity: &Identity, agent: &Agent, thread: &ThreadId) -> ThreadKey {
     ThreadKey {
         agent: agent.name.to_string(),
-        tenant: identity.tenant.clone(),
+        tenant: identity.qualified_tenant(),
         subject: identity.subject.clone(),
         thread: thread.as_str().to_owned(),
     }

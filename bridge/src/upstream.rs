@@ -58,17 +58,14 @@ impl Agent {
         self.client.clone()
     }
 
-    /// A call carrying the caller's identity (`x-subject`, `x-tenant`: the agent scopes
-    /// threads by them) and the bridge's credential (`authorization: Bearer`).
+    /// A call carrying the caller's identity (`x-subject`, `x-tenant`, `x-identity-kind`,
+    /// `x-issuer`: the agent scopes threads by them) and the bridge's credential (`authorization: Bearer`).
     pub fn request<T>(&self, message: T, identity: &Identity) -> tonic::Request<T> {
         let mut request = tonic::Request::new(message);
         let metadata = request.metadata_mut();
         // A subject may hold bytes metadata cannot carry: they are percent-escaped, so every
         // identity still reaches the agent, and distinct identities stay distinct.
-        for (key, value) in [
-            ("x-subject", &identity.subject),
-            ("x-tenant", &identity.tenant),
-        ] {
+        for (key, value) in identity.agent_metadata() {
             if let Ok(value) = MetadataValue::try_from(metadata_safe(value).as_str()) {
                 metadata.insert(key, value);
             }

@@ -1,7 +1,7 @@
 //! CORS from a real HTTP client speaking as a browser would: preflights and actual requests.
 
 use crate::{
-    fixtures::{Secrets, chat_body, refused},
+    fixtures::{Secrets, chat_body, claims, hs256, refused},
     support::{spawn_agent, spawn_bridge_strict},
 };
 
@@ -105,4 +105,51 @@ async fn allowed_origins_get_cors_headers_and_others_none() {
             .is_none()
     );
     assert_eq!(agent.stats.runs_started(), 0);
+}
+
+/// CORS does not cover WebSockets: the bridge itself refuses an upgrade from a browser page
+/// on an origin it does not allow (cross-site WebSocket hijacking), with a problem document;
+/// its own origin, the allowed ones, and clients without `Origin` pass.
+#[tokio::test]
+async fn websocket_upgrades_from_other_origins_are_refused() {
+    use tokio_tungstenite::tungstenite::{Error, client::IntoClientRequest as _};
+
+    let agent = spawn_agent().await;
+    let secrets = Secrets::new();
+    let mut flags = secrets.auth_flags();
+    flags.extend(["--cors-origin".into(), APP.into()]);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let bridge = spawn_bridge_strict(&[("assistant", &agent.url)], &flags).await;
+    let ws = bridge
+        .url("/v1/agents/assistant/threads/t1/ws")
+        .replace("http://", "ws://");
+    let cookie = format!("bridge_token={}", hs256(&claims("alice")));
+    let open = |origin: Option<&str>| {
+        let mut request = ws.as_str().into_client_request().unwrap();
+        let headers = request.headers_mut();
+        headers.insert("cookie", cookie.parse().unwrap());
+        if let Some(origin) = origin {
+            headers.insert("origin", origin.parse().unwrap());
+        }
+        tokio_tungstenite::connect_async(request)
+    };
+
+    let own = bridge.base.clone();
+    for origin in [None, Some(APP), Some(own.as_str())] {
+        let opened = open(origin).await;
+        assert!(opened.is_ok(), "{origin:?}: {:?}", opened.err());
+    }
+    for origin in ["https://evil.example", "http://127.0.0.1:9", "null"] {
+        let Err(Error::Http(response)) = open(Some(origin)).await else {
+            panic!("{origin}: the upgrade was not refused with an HTTP answer");
+        };
+        assert_eq!(response.status(), 403, "{origin}");
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/problem+json"
+        );
+        let body: serde_json::Value =
+            serde_json::from_slice(response.body().as_deref().unwrap()).unwrap();
+        assert_eq!(body["type"], "urn:agent-bridge:problem:forbidden", "{body}");
+    }
 }

@@ -99,6 +99,14 @@ impl MemoryHub {
         }
     }
 
+    /// The thread's active run, if any.
+    pub fn active_run(&self, key: &ThreadKey) -> Option<String> {
+        self.lock()
+            .logs
+            .get(key)
+            .and_then(|log| log.active_run.clone())
+    }
+
     pub fn end_run(&self, key: &ThreadKey, run_id: &str) {
         let mut state = self.lock();
         if let Some(log) = state.logs.get_mut(key)

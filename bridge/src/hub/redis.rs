@@ -277,6 +277,16 @@ impl RedisHub {
         Err(HubError::RunActive(active.unwrap_or_default()))
     }
 
+    /// The thread's active run (its lease is held), if any.
+    pub async fn active_run(&self, key: &ThreadKey) -> Result<Option<String>, HubError> {
+        let mut con = self.con().await?;
+        redis::cmd("GET")
+            .arg(keys(key).run)
+            .query_async(&mut con)
+            .await
+            .map_err(unavailable)
+    }
+
     pub async fn renew_run(&self, key: &ThreadKey, run_id: &str) -> Result<(), HubError> {
         let mut con = self.con().await?;
         self.renew

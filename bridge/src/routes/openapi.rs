@@ -8,7 +8,7 @@ use utoipa::{
     openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme},
 };
 
-use super::{agents, chat, health, socket, threads, tickets, unversioned};
+use super::{agents, chat, dialects, health, socket, threads, tickets, unversioned};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -35,6 +35,14 @@ use super::{agents, chat, health, socket, threads, tickets, unversioned};
         health::live,
         health::ready,
         health::metrics,
+        dialects::ai_sdk_chat,
+        dialects::ai_sdk_resume,
+        dialects::ag_ui_run,
+        dialects::ag_ui_resume,
+        dialects::a2a_rpc,
+        dialects::a2a_card,
+        dialects::openai_completions,
+        dialects::interactions_chat,
     ),
     modifiers(&Credentials),
     security(("bearer" = []), ("api_key" = []), ("cookie" = []), ("ticket" = [])),
@@ -42,6 +50,7 @@ use super::{agents, chat, health, socket, threads, tickets, unversioned};
         (name = "runs", description = "One agent run, streamed"),
         (name = "threads", description = "Conversations many subscribers follow and resume"),
         (name = "agents", description = "The configured agents"),
+        (name = "dialects", description = "The same runs in other clients' wire formats (README: Use it from your front end)"),
         (name = "operations", description = "Probes and metrics (no credentials)"),
     )
 )]

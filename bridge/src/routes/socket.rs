@@ -73,6 +73,7 @@ pub async fn thread_socket(
             rejection.body_text()
         ))
     })?;
+    crate::cors::check_socket_origin(&headers, state.cors.as_ref())?;
     // Subscribe before upgrading, so a hub failure is still an HTTP error. A socket is an
     // open stream: it counts against the caller's and the process's caps.
     let start = threads::start_position(&headers, q.last_event_id.as_deref());

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::extract::{AgentPath, ValidJson, ValidQuery};
 use crate::{
     auth::Identity,
-    dialect::native::Native,
+    dialect::agent_messages::AgentMessages,
     error::{ApiError, Problem},
     event::WireEvent as Event,
     metrics::Transport,
@@ -63,7 +63,7 @@ pub async fn sse(
         threads::subscribe(&state, &identity, &key, start, Transport::sse).await?;
     Ok(sse::subscription(
         subscription,
-        Native { named: false },
+        AgentMessages::new(agent.name.to_string()),
         state.sse,
         guard,
         state.shutdown.clone(),
