@@ -34,29 +34,34 @@ GENERATED = HERE / "_generated"
 
 
 def generate() -> None:
-    """Generates the `agent.v1` Python code from the contract, once per proto change."""
-    from grpc_tools import protoc
+    """Generates the `agent.v1` Python code from the contract, once per proto change. A lock
+    file serialises agents starting together, so none imports a half-written module."""
+    import fcntl
+
     import grpc_tools
+    from grpc_tools import protoc
 
     source = PROTO_ROOT / "agent" / "v1" / "agent.proto"
-    stamp = GENERATED / ".stamp"
-    if stamp.exists() and stamp.stat().st_mtime >= source.stat().st_mtime:
-        return
     GENERATED.mkdir(exist_ok=True)
-    well_known = pathlib.Path(grpc_tools.__file__).parent / "_proto"
-    code = protoc.main(
-        [
-            "grpc_tools.protoc",
-            f"-I{PROTO_ROOT}",
-            f"-I{well_known}",
-            f"--python_out={GENERATED}",
-            f"--grpc_python_out={GENERATED}",
-            str(source),
-        ]
-    )
-    if code != 0:
-        raise SystemExit(f"protoc failed on {source} ({code})")
-    stamp.touch()
+    stamp = GENERATED / ".stamp"
+    with open(GENERATED / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if stamp.exists() and stamp.stat().st_mtime >= source.stat().st_mtime:
+            return
+        well_known = pathlib.Path(grpc_tools.__file__).parent / "_proto"
+        code = protoc.main(
+            [
+                "grpc_tools.protoc",
+                f"-I{PROTO_ROOT}",
+                f"-I{well_known}",
+                f"--python_out={GENERATED}",
+                f"--grpc_python_out={GENERATED}",
+                str(source),
+            ]
+        )
+        if code != 0:
+            raise SystemExit(f"protoc failed on {source} ({code})")
+        stamp.touch()
 
 
 generate()
