@@ -17,8 +17,8 @@ pub struct Config {
     /// `http(s)://HOST:PORT`, or `dns://HOST:PORT` / `dns+https://HOST:PORT` to spread calls
     /// over every address HOST resolves to (a headless Service). Repeating a NAME with other
     /// URLs spreads its calls over them. An A2A agent (the Agent2Agent protocol's gRPC
-    /// binding) takes the same forms with `a2a+grpc://`, `a2a+grpcs://` (TLS), `a2a+dns://`
-    /// and `a2a+dns+grpcs://`.
+    /// binding) takes the same forms with `a2a+grpc://`, `a2a+grpcs://` (TLS), `dns+a2a+grpc://`
+    /// and `dns+a2a+grpcs://`.
     /// Clients address it as /v1/agents/NAME/...; URL is its gRPC endpoint.
     #[arg(
         long = "agent",
@@ -486,13 +486,13 @@ impl FromStr for AgentTarget {
             "dns+https://",
             "a2a+grpc://",
             "a2a+grpcs://",
-            "a2a+dns://",
-            "a2a+dns+grpcs://",
+            "dns+a2a+grpc://",
+            "dns+a2a+grpcs://",
         ];
         if !schemes.iter().any(|scheme| url.starts_with(scheme)) {
             return Err(format!(
                 "agent `{name}`: URL `{url}` must start with http://, https://, dns:// or dns+https:// \
-                 (an agent.v1 agent), or a2a+grpc://, a2a+grpcs://, a2a+dns:// or a2a+dns+grpcs:// \
+                 (an agent.v1 agent), or a2a+grpc://, a2a+grpcs://, dns+a2a+grpc:// or dns+a2a+grpcs:// \
                  (an A2A agent)"
             ));
         }

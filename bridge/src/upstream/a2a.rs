@@ -28,14 +28,14 @@ const CANCEL_TIMEOUT: Duration = Duration::from_secs(5);
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The transport URL of an A2A agent URL: `a2a+grpc://` → `http://`, `a2a+grpcs://` →
-/// `https://`, `a2a+dns://` → `dns://`, `a2a+dns+grpcs://` → `dns+https://`. `None`: not
+/// `https://`, `dns+a2a+grpc://` → `dns://`, `dns+a2a+grpcs://` → `dns+https://`. `None`: not
 /// an A2A URL.
 pub fn transport_url(url: &str) -> Option<String> {
     [
         ("a2a+grpc://", "http://"),
         ("a2a+grpcs://", "https://"),
-        ("a2a+dns://", "dns://"),
-        ("a2a+dns+grpcs://", "dns+https://"),
+        ("dns+a2a+grpc://", "dns://"),
+        ("dns+a2a+grpcs://", "dns+https://"),
     ]
     .iter()
     .find_map(|(a2a, transport)| {
@@ -391,11 +391,11 @@ mod tests {
                 Some("https://agent.example:443"),
             ),
             (
-                "a2a+dns://research.agents.svc:50071",
+                "dns+a2a+grpc://research.agents.svc:50071",
                 Some("dns://research.agents.svc:50071"),
             ),
             (
-                "a2a+dns+grpcs://research:443",
+                "dns+a2a+grpcs://research:443",
                 Some("dns+https://research:443"),
             ),
             ("http://127.0.0.1:50051", None),
