@@ -13,8 +13,9 @@ use super::extract::{AgentPath, ThreadPath, ValidJson};
 use crate::{
     answer,
     answer::Answer,
-    auth::Identity,
+    auth::{Identity, Via},
     chat::{self, ChatInput},
+    cors,
     dialect::native::Native,
     error::ApiError,
     error::Problem,
@@ -94,8 +95,13 @@ pub async fn stream(
     State(state): State<AppState>,
     Extension(identity): Extension<Identity>,
     path: ThreadPath,
+    headers: HeaderMap,
     query: Result<Query<StreamQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
+    // This GET starts a run: with the ambient cookie, only for pages that may.
+    if identity.via == Via::Cookie {
+        cors::check_cookie_get(&headers, state.cors.as_ref())?;
+    }
     let Query(query) = query.map_err(|_| {
         ApiError::InvalidRequest("the query must carry `message` (and may carry `ticket`)".into())
     })?;
