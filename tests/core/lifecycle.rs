@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::support::{PATIENCE, next, spawn_agent, spawn_bridge, sse_events};
+use crate::support::{PATIENCE, eventually, next, spawn_agent, spawn_bridge, sse_events};
 
 #[tokio::test]
 async fn a_client_disconnect_cancels_the_agent_call() {
@@ -121,25 +121,19 @@ async fn a_slow_client_slows_the_agent_instead_of_growing_memory() {
 
     // The client reads nothing. Wait until the agent is blocked by flow control: its sent
     // count stops moving.
-    let deadline = std::time::Instant::now() + PATIENCE;
-    let mut last = agent.stats.events_sent();
-    loop {
+    eventually("the agent stops producing", || async {
+        let before = agent.stats.events_sent();
         tokio::time::sleep(Duration::from_millis(250)).await;
         let now = agent.stats.events_sent();
-        if now == last && now > 0 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the agent never stopped producing"
-        );
-        last = now;
-    }
+        now == before && now > 0
+    })
+    .await;
     // What is in flight is bounded by socket and HTTP/2 windows plus the bridge's buffer:
     // a few MB, not the 200 MB the agent wanted to send.
+    let pulled = agent.stats.events_sent();
     assert!(
-        last < TOTAL / 10,
-        "{last} events were pulled for a client that reads nothing"
+        pulled < TOTAL / 10,
+        "{pulled} events were pulled for a client that reads nothing"
     );
 
     // And the client can still read the whole stream, in order, once it starts.
@@ -162,14 +156,9 @@ async fn a_slow_client_slows_the_agent_instead_of_growing_memory() {
 async fn probes_answer() {
     let agent = spawn_agent().await;
     let bridge = spawn_bridge(&[("assistant", &agent.url)], &[]).await;
-    let live = bridge
-        .http
-        .get(bridge.url("/healthz"))
-        .send()
-        .await
-        .unwrap();
+    let live = bridge.get("/healthz").await;
     assert_eq!(live.status(), 200);
-    let ready = bridge.http.get(bridge.url("/readyz")).send().await.unwrap();
+    let ready = bridge.get("/readyz").await;
     assert_eq!(ready.status(), 200);
     assert_eq!(
         ready.json::<serde_json::Value>().await.unwrap()["status"],
@@ -185,16 +174,7 @@ async fn readiness_fails_while_draining_and_new_runs_are_refused() {
         &["--shutdown-accept", "2s", "--drain-timeout", "2s"],
     )
     .await;
-    assert_eq!(
-        bridge
-            .http
-            .get(bridge.url("/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(bridge.get("/readyz").await.status(), 200);
     let mut events = Box::pin(sse_events(
         bridge.chat_stream("assistant", "stub: hang").await,
     ));
@@ -206,7 +186,7 @@ async fn readiness_fails_while_draining_and_new_runs_are_refused() {
     // The open stream is told at once...
     assert_eq!(next(&mut events).await.unwrap().data["code"], "UNAVAILABLE");
     // ...while the listener still answers, saying: not ready, go elsewhere.
-    let ready = bridge.http.get(bridge.url("/readyz")).send().await.unwrap();
+    let ready = bridge.get("/readyz").await;
     let (status, body) = crate::support::problem(ready).await;
     assert_eq!(status, 503);
     assert_eq!(body["type"], "urn:agent-bridge:problem:shutting-down");

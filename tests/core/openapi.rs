@@ -4,15 +4,10 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{Bridge, spawn_agent, spawn_bridge};
+use crate::support::{Bridge, send, spawn_agent, spawn_bridge};
 
 async fn document(bridge: &Bridge) -> Value {
-    let response = bridge
-        .http
-        .get(bridge.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap();
+    let response = bridge.get("/openapi.json").await;
     assert_eq!(response.status(), 200);
     response.json().await.unwrap()
 }
@@ -115,15 +110,7 @@ async fn real_answers_match_their_documented_schemas() {
     let bridge = spawn_bridge(&[("assistant", &agent.url)], &[]).await;
     let doc = document(&bridge).await;
 
-    let agents: Value = bridge
-        .http
-        .get(bridge.url("/v1/agents"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let agents: Value = bridge.agents().await.json().await.unwrap();
     conforms(
         &doc,
         "get",
@@ -147,13 +134,7 @@ async fn real_answers_match_their_documented_schemas() {
         &answer,
     );
 
-    let posted = bridge
-        .http
-        .post(bridge.url("/v1/agents/assistant/threads/doc-1/messages"))
-        .json(&json!({ "message": "hi" }))
-        .send()
-        .await
-        .unwrap();
+    let posted = bridge.post_message("assistant", "doc-1", "hi").await;
     assert_eq!(posted.status(), 202);
     let posted: Value = posted.json().await.unwrap();
     conforms(
@@ -165,13 +146,13 @@ async fn real_answers_match_their_documented_schemas() {
         &posted,
     );
 
-    let refused = bridge
-        .http
-        .post(bridge.url("/v1/agents/assistant/chat"))
-        .json(&json!({ "message": "" }))
-        .send()
-        .await
-        .unwrap();
+    let refused = send(
+        bridge
+            .http
+            .post(bridge.url("/v1/agents/assistant/chat"))
+            .json(&json!({ "message": "" })),
+    )
+    .await;
     let status = refused.status().as_u16();
     assert!((400..500).contains(&status));
     let refused: Value = refused.json().await.unwrap();

@@ -145,6 +145,12 @@ pub async fn spawn(
     }
 }
 
+/// The reference agent as a process on loopback, answering without pacing, with `envs`.
+pub async fn spawn_agent_stub(envs: &[(String, String)]) -> Process {
+    let args = ["--listen", "127.0.0.1:0", "--pace", "0s"].map(String::from);
+    spawn("agent-stub", &args, envs, &[]).await
+}
+
 /// The address on the next line starting with `prefix`; `None` if the process exits first.
 async fn read_addr(lines: &mut Lines<BufReader<ChildStdout>>, prefix: &str) -> Option<SocketAddr> {
     loop {
