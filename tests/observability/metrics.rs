@@ -90,12 +90,14 @@ async fn metrics_count_a_known_workload() {
     })
     .await;
 
-    let forwarded = |kind: &str| {
+    // The assistant's sample of `series` whose other label is `label="value"`.
+    let of_assistant = |series: &str, label: &str, value: &str| {
         get(
             &s,
-            &format!("bridge_events_forwarded_total{{agent=\"assistant\",type=\"{kind}\"}}"),
+            &format!("{series}{{agent=\"assistant\",{label}=\"{value}\"}}"),
         )
     };
+    let forwarded = |kind: &str| of_assistant("bridge_events_forwarded_total", "type", kind);
     assert_eq!(forwarded("run_started"), 4.0);
     assert_eq!(forwarded("thought"), 5.0);
     assert_eq!(forwarded("tool_call"), 2.0);
@@ -110,12 +112,7 @@ async fn metrics_count_a_known_workload() {
         .count();
     assert_eq!(forwarded_series, 8, "{s:#?}");
 
-    let errors = |code: &str| {
-        get(
-            &s,
-            &format!("bridge_upstream_errors_total{{agent=\"assistant\",code=\"{code}\"}}"),
-        )
-    };
+    let errors = |code: &str| of_assistant("bridge_upstream_errors_total", "code", code);
     assert_eq!(errors("INTERNAL"), 1.0);
     assert_eq!(errors("UNAVAILABLE"), 1.0);
     assert_eq!(

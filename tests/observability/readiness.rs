@@ -152,22 +152,19 @@ async fn a_lost_agent_shows_in_its_status_not_in_readiness() {
     let collector = Collector::start().await;
     let (mut agent, bridge) = spawn_pair(&collector, &["--readiness-cache", "50ms"]).await;
     let client = Client::new(&bridge.url());
-    eventually("the agent is serving", || async {
-        status_and_json(client.agent_status("assistant").await)
-            .await
-            .1["status"]
-            == "serving"
-    })
-    .await;
+    let status_is = |expected: &'static str| {
+        let client = &client;
+        move || async move {
+            status_and_json(client.agent_status("assistant").await)
+                .await
+                .1["status"]
+                == expected
+        }
+    };
+    eventually("the agent is serving", status_is("serving")).await;
 
     assert!(agent.stop().await);
-    eventually("the agent is seen gone", || async {
-        status_and_json(client.agent_status("assistant").await)
-            .await
-            .1["status"]
-            == "unreachable"
-    })
-    .await;
+    eventually("the agent is seen gone", status_is("unreachable")).await;
     let (code, ready) = status_and_json(client.get("/readyz").await).await;
     assert_eq!((code, ready), (200, json!({ "status": "ready" })));
     let live = client.get("/healthz").await;
