@@ -2,12 +2,11 @@
 
 use std::time::Duration;
 
-use crate::support::{PATIENCE, eventually, next, spawn_agent, spawn_bridge, sse_events};
+use crate::support::{PATIENCE, eventually, next, spawn_assistant, sse_events};
 
 #[tokio::test]
 async fn a_client_disconnect_cancels_the_agent_call() {
-    let agent = spawn_agent().await;
-    let bridge = spawn_bridge(&[("assistant", &agent.url)], &[]).await;
+    let (agent, bridge) = spawn_assistant(&[]).await;
 
     let response = bridge.chat_stream("assistant", "stub: hang").await;
     let mut events = Box::pin(sse_events(response));
@@ -22,8 +21,7 @@ async fn a_client_disconnect_cancels_the_agent_call() {
 
 #[tokio::test]
 async fn heartbeats_arrive_while_the_agent_is_silent() {
-    let agent = spawn_agent().await;
-    let bridge = spawn_bridge(&[("assistant", &agent.url)], &["--heartbeat", "100ms"]).await;
+    let (_agent, bridge) = spawn_assistant(&["--heartbeat", "100ms"]).await;
 
     let response = bridge.chat_stream("assistant", "stub: hang").await;
     let mut body = response.bytes_stream();
@@ -43,12 +41,8 @@ async fn heartbeats_arrive_while_the_agent_is_silent() {
 
 #[tokio::test]
 async fn shutdown_ends_open_streams_with_a_final_event_within_the_drain_time() {
-    let agent = spawn_agent().await;
-    let mut bridge = spawn_bridge(
-        &[("assistant", &agent.url)],
-        &["--drain-timeout", "5s", "--retry-hint", "1500ms"],
-    )
-    .await;
+    let (agent, mut bridge) =
+        spawn_assistant(&["--drain-timeout", "5s", "--retry-hint", "1500ms"]).await;
 
     let mut streams = Vec::new();
     for _ in 0..3 {
@@ -97,8 +91,7 @@ async fn shutdown_ends_open_streams_with_a_final_event_within_the_drain_time() {
 
 #[tokio::test]
 async fn a_client_that_never_reads_cannot_hold_the_drain_forever() {
-    let agent = spawn_agent().await;
-    let mut bridge = spawn_bridge(&[("assistant", &agent.url)], &["--drain-timeout", "1s"]).await;
+    let (_agent, mut bridge) = spawn_assistant(&["--drain-timeout", "1s"]).await;
     // A huge burst the client never reads: the stream stays blocked on the socket.
     let _response = bridge
         .chat_stream("assistant", "stub: burst=1000000 size=1024")
@@ -111,8 +104,7 @@ async fn a_client_that_never_reads_cannot_hold_the_drain_forever() {
 
 #[tokio::test]
 async fn a_slow_client_slows_the_agent_instead_of_growing_memory() {
-    let agent = spawn_agent().await;
-    let bridge = spawn_bridge(&[("assistant", &agent.url)], &["--stream-buffer", "16"]).await;
+    let (agent, bridge) = spawn_assistant(&["--stream-buffer", "16"]).await;
     const TOTAL: u64 = 200_000; // 200 MB of deltas if nothing pushed back
     let response = bridge
         .chat_stream("assistant", &format!("stub: burst={TOTAL} size=1024"))
@@ -154,8 +146,7 @@ async fn a_slow_client_slows_the_agent_instead_of_growing_memory() {
 
 #[tokio::test]
 async fn probes_answer() {
-    let agent = spawn_agent().await;
-    let bridge = spawn_bridge(&[("assistant", &agent.url)], &[]).await;
+    let (_agent, bridge) = spawn_assistant(&[]).await;
     let live = bridge.get("/healthz").await;
     assert_eq!(live.status(), 200);
     let ready = bridge.get("/readyz").await;
@@ -168,12 +159,8 @@ async fn probes_answer() {
 
 #[tokio::test]
 async fn readiness_fails_while_draining_and_new_runs_are_refused() {
-    let agent = spawn_agent().await;
-    let mut bridge = spawn_bridge(
-        &[("assistant", &agent.url)],
-        &["--shutdown-accept", "2s", "--drain-timeout", "2s"],
-    )
-    .await;
+    let (_agent, mut bridge) =
+        spawn_assistant(&["--shutdown-accept", "2s", "--drain-timeout", "2s"]).await;
     assert_eq!(bridge.get("/readyz").await.status(), 200);
     let mut events = Box::pin(sse_events(
         bridge.chat_stream("assistant", "stub: hang").await,

@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{Bridge, send, spawn_agent, spawn_bridge};
+use crate::support::{Bridge, send, spawn_assistant};
 
 async fn document(bridge: &Bridge) -> Value {
     let response = bridge.get("/openapi.json").await;
@@ -14,8 +14,7 @@ async fn document(bridge: &Bridge) -> Value {
 
 #[tokio::test]
 async fn every_documented_operation_reaches_its_handler() {
-    let agent = spawn_agent().await;
-    let bridge = spawn_bridge(&[("assistant", &agent.url)], &[]).await;
+    let (_agent, bridge) = spawn_assistant(&[]).await;
     let doc = document(&bridge).await;
     assert!(
         doc["openapi"].as_str().unwrap().starts_with("3.1"),
@@ -106,8 +105,7 @@ fn conforms(doc: &Value, method: &str, path: &str, status: &str, content: &str, 
 
 #[tokio::test]
 async fn real_answers_match_their_documented_schemas() {
-    let agent = spawn_agent().await;
-    let bridge = spawn_bridge(&[("assistant", &agent.url)], &[]).await;
+    let (_agent, bridge) = spawn_assistant(&[]).await;
     let doc = document(&bridge).await;
 
     let agents: Value = bridge.agents().await.json().await.unwrap();

@@ -1,6 +1,6 @@
 //! Requests refused before any stream opens: precise problem+json documents.
 
-use crate::support::{problem, send, spawn_agent, spawn_bridge};
+use crate::support::{problem, send, spawn_assistant};
 
 /// Sends `request` and reads the refusal it must get.
 async fn problem_of(request: reqwest::RequestBuilder) -> (u16, serde_json::Value) {
@@ -9,8 +9,7 @@ async fn problem_of(request: reqwest::RequestBuilder) -> (u16, serde_json::Value
 
 #[tokio::test]
 async fn refusals_are_problem_documents() {
-    let agent = spawn_agent().await;
-    let bridge = spawn_bridge(&[("assistant", &agent.url)], &["--max-body-bytes", "1024"]).await;
+    let (agent, bridge) = spawn_assistant(&["--max-body-bytes", "1024"]).await;
     let chat = bridge.url("/v1/agents/assistant/chat");
     // One refused chat: its status and problem document.
     let post = |url: String, content_type: &'static str, body: Vec<u8>| {

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use serde_json::json;
 
 use crate::support::{
-    Client, collect_events, eventually_some, next, problem, spawn_agent, spawn_bridge, sse_events,
+    Client, collect_events, eventually_some, next, problem, spawn_agent, spawn_assistant,
+    spawn_bridge, sse_events,
 };
 
 /// The samples of a scrape of `server`'s `/metrics`, by `name{labels}` as written.
@@ -48,8 +49,7 @@ fn get(samples: &BTreeMap<String, f64>, series: &str) -> f64 {
 
 #[tokio::test]
 async fn metrics_count_a_known_workload() {
-    let agent = spawn_agent().await;
-    let bridge = spawn_bridge(&[("assistant", &agent.url)], &[]).await;
+    let (_agent, bridge) = spawn_assistant(&[]).await;
 
     // Two completed runs, one per transport.
     let streamed = collect_events(bridge.chat_stream("assistant", "hello").await).await;

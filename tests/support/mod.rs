@@ -93,6 +93,14 @@ pub async fn spawn_bridge(agents: &[(&str, &str)], flags: &[&str]) -> Bridge {
     spawn_bridge_strict(agents, &open_flags(flags)).await
 }
 
+/// A reference agent and an open bridge in front of it, routed as `assistant`: the setup
+/// most tests start from.
+pub async fn spawn_assistant(flags: &[&str]) -> (Agent, Bridge) {
+    let agent = spawn_agent().await;
+    let bridge = spawn_bridge(&[("assistant", &agent.url)], flags).await;
+    (agent, bridge)
+}
+
 /// `flags` after the flags that open a bridge to anonymous callers without budgets.
 fn open_flags<'a>(flags: &[&'a str]) -> Vec<&'a str> {
     let mut all = vec![
