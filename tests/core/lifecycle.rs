@@ -112,7 +112,7 @@ async fn a_slow_client_slows_the_agent_instead_of_growing_memory() {
     assert_eq!(response.status(), 200);
 
     // The client reads nothing. Wait until the agent is blocked by flow control: its sent
-    // count stops moving.
+    // count stops moving over a window (the sleep is that window, not a wait for an event).
     eventually("the agent stops producing", || async {
         let before = agent.stats.events_sent();
         tokio::time::sleep(Duration::from_millis(250)).await;

@@ -37,7 +37,7 @@ async fn every_documented_operation_reaches_its_handler() {
                 "post" => bridge.http.post(&url).json(&json!({})),
                 other => panic!("undocumented method kind {other}"),
             };
-            let response = request.send().await.unwrap();
+            let response = send(request).await;
             let status = response.status().as_u16();
             // Streams (thread subscriptions) never end: their headers say enough.
             let streaming = response
