@@ -140,6 +140,13 @@ mod tests {
             }
         }
 
+        /// A stub and a client connected to it: where most tests start.
+        async fn connected() -> (Self, AgentClient<Channel>) {
+            let agent = Self::spawn().await;
+            let client = agent.client().await;
+            (agent, client)
+        }
+
         async fn channel(&self) -> Channel {
             Channel::from_shared(format!("http://{}", self.addr))
                 .unwrap()
@@ -189,14 +196,18 @@ mod tests {
         events
     }
 
+    /// The kind of the stream's next event, which must come.
+    async fn next_kind(stream: &mut tonic::Streaming<ChatEvent>) -> &'static str {
+        kind(&stream.message().await.unwrap().unwrap())
+    }
+
     fn kind(event: &ChatEvent) -> &'static str {
         event.payload.as_ref().map_or("none", Payload::kind)
     }
 
     #[tokio::test]
     async fn a_default_run_streams_the_script_in_order() {
-        let agent = TestAgent::spawn().await;
-        let mut client = agent.client().await;
+        let (agent, mut client) = TestAgent::connected().await;
 
         let events = collect(&mut client, Request::new(chat("make the header blue"))).await;
 
@@ -218,8 +229,7 @@ mod tests {
 
     #[tokio::test]
     async fn scripted_failures_fail_the_call_or_the_stream() {
-        let agent = TestAgent::spawn().await;
-        let mut client = agent.client().await;
+        let (agent, mut client) = TestAgent::connected().await;
 
         let status = client.chat(chat("stub: fail-before")).await.unwrap_err();
         assert_eq!(status.code(), Code::Unavailable);
@@ -230,11 +240,8 @@ mod tests {
             .await
             .unwrap()
             .into_inner();
-        assert_eq!(
-            kind(&stream.message().await.unwrap().unwrap()),
-            "run_started"
-        );
-        assert_eq!(kind(&stream.message().await.unwrap().unwrap()), "thought");
+        assert_eq!(next_kind(&mut stream).await, "run_started");
+        assert_eq!(next_kind(&mut stream).await, "thought");
         assert_eq!(stream.message().await.unwrap_err().code(), Code::Internal);
 
         let events = collect(&mut client, Request::new(chat("stub: error-event-after=1"))).await;
@@ -254,8 +261,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_burst_sends_n_plus_three_events() {
-        let agent = TestAgent::spawn().await;
-        let mut client = agent.client().await;
+        let (agent, mut client) = TestAgent::connected().await;
 
         let events = collect(&mut client, Request::new(chat("stub: burst=500 size=16"))).await;
         assert_eq!(events.len(), 503);
@@ -270,14 +276,10 @@ mod tests {
 
     #[tokio::test]
     async fn dropping_the_stream_cancels_the_run() {
-        let agent = TestAgent::spawn().await;
-        let mut client = agent.client().await;
+        let (agent, mut client) = TestAgent::connected().await;
 
         let mut stream = client.chat(chat("stub: hang")).await.unwrap().into_inner();
-        assert_eq!(
-            kind(&stream.message().await.unwrap().unwrap()),
-            "run_started"
-        );
+        assert_eq!(next_kind(&mut stream).await, "run_started");
         drop(stream);
         timeout(PATIENCE, agent.stats.wait_for_cancellations(1))
             .await
@@ -289,10 +291,7 @@ mod tests {
             .await
             .unwrap()
             .into_inner();
-        assert_eq!(
-            kind(&stream.message().await.unwrap().unwrap()),
-            "run_started"
-        );
+        assert_eq!(next_kind(&mut stream).await, "run_started");
         drop(stream);
         timeout(PATIENCE, agent.stats.wait_for_cancellations(2))
             .await
@@ -304,8 +303,7 @@ mod tests {
 
     #[tokio::test]
     async fn shutdown_ends_a_hanging_run_with_run_error() {
-        let agent = TestAgent::spawn().await;
-        let mut client = agent.client().await;
+        let (agent, mut client) = TestAgent::connected().await;
 
         let mut stream = client
             .chat(chat("stub: hang-after=3"))
@@ -338,8 +336,7 @@ mod tests {
 
     #[tokio::test]
     async fn threads_are_kept_per_owner() {
-        let agent = TestAgent::spawn().await;
-        let mut client = agent.client().await;
+        let (agent, mut client) = TestAgent::connected().await;
 
         let first = collect(&mut client, as_user("alice", chat("hello there"))).await;
         let thread_id = first[0].thread_id.clone();
