@@ -196,6 +196,11 @@ mod tests {
         events
     }
 
+    /// A run's event stream, which must open.
+    async fn open(client: &mut AgentClient<Channel>, message: &str) -> tonic::Streaming<ChatEvent> {
+        client.chat(chat(message)).await.unwrap().into_inner()
+    }
+
     /// The kind of the stream's next event, which must come.
     async fn next_kind(stream: &mut tonic::Streaming<ChatEvent>) -> &'static str {
         kind(&stream.message().await.unwrap().unwrap())
@@ -235,11 +240,7 @@ mod tests {
         assert_eq!(status.code(), Code::Unavailable);
         assert_eq!(status.message(), "scripted failure");
 
-        let mut stream = client
-            .chat(chat("stub: fail-after=2 code=INTERNAL"))
-            .await
-            .unwrap()
-            .into_inner();
+        let mut stream = open(&mut client, "stub: fail-after=2 code=INTERNAL").await;
         assert_eq!(next_kind(&mut stream).await, "run_started");
         assert_eq!(next_kind(&mut stream).await, "thought");
         assert_eq!(stream.message().await.unwrap_err().code(), Code::Internal);
@@ -278,7 +279,7 @@ mod tests {
     async fn dropping_the_stream_cancels_the_run() {
         let (agent, mut client) = TestAgent::connected().await;
 
-        let mut stream = client.chat(chat("stub: hang")).await.unwrap().into_inner();
+        let mut stream = open(&mut client, "stub: hang").await;
         assert_eq!(next_kind(&mut stream).await, "run_started");
         drop(stream);
         timeout(PATIENCE, agent.stats.wait_for_cancellations(1))
@@ -286,11 +287,7 @@ mod tests {
             .expect("the hanging run notices the caller left");
 
         // A burst whose reader stops reading is blocked on a full channel: it must stop too.
-        let mut stream = client
-            .chat(chat("stub: burst=100000"))
-            .await
-            .unwrap()
-            .into_inner();
+        let mut stream = open(&mut client, "stub: burst=100000").await;
         assert_eq!(next_kind(&mut stream).await, "run_started");
         drop(stream);
         timeout(PATIENCE, agent.stats.wait_for_cancellations(2))
@@ -305,11 +302,7 @@ mod tests {
     async fn shutdown_ends_a_hanging_run_with_run_error() {
         let (agent, mut client) = TestAgent::connected().await;
 
-        let mut stream = client
-            .chat(chat("stub: hang-after=3"))
-            .await
-            .unwrap()
-            .into_inner();
+        let mut stream = open(&mut client, "stub: hang-after=3").await;
         for _ in 0..3 {
             stream.message().await.unwrap().unwrap();
         }
