@@ -279,20 +279,16 @@ mod tests {
     async fn dropping_the_stream_cancels_the_run() {
         let (agent, mut client) = TestAgent::connected().await;
 
-        let mut stream = open(&mut client, "stub: hang").await;
-        assert_eq!(next_kind(&mut stream).await, "run_started");
-        drop(stream);
-        timeout(PATIENCE, agent.stats.wait_for_cancellations(1))
-            .await
-            .expect("the hanging run notices the caller left");
-
-        // A burst whose reader stops reading is blocked on a full channel: it must stop too.
-        let mut stream = open(&mut client, "stub: burst=100000").await;
-        assert_eq!(next_kind(&mut stream).await, "run_started");
-        drop(stream);
-        timeout(PATIENCE, agent.stats.wait_for_cancellations(2))
-            .await
-            .expect("the blocked burst notices the caller left");
+        // A hanging run, then a burst whose reader stops reading (blocked on a full channel):
+        // each must stop when its caller leaves.
+        for (left, message) in [(1, "stub: hang"), (2, "stub: burst=100000")] {
+            let mut stream = open(&mut client, message).await;
+            assert_eq!(next_kind(&mut stream).await, "run_started");
+            drop(stream);
+            timeout(PATIENCE, agent.stats.wait_for_cancellations(left))
+                .await
+                .unwrap_or_else(|_| panic!("{message:?} notices the caller left"));
+        }
         assert_eq!(agent.stats.cancellations(), 2);
 
         agent.stop().await;
