@@ -10,6 +10,7 @@ use axum::{
 use serde::Deserialize;
 
 use super::extract::{AgentPath, ThreadPath, ValidJson};
+use super::openapi::Refusals;
 use crate::{
     answer,
     answer::Answer,
@@ -18,7 +19,6 @@ use crate::{
     cors,
     dialect::native::Native,
     error::ApiError,
-    error::Problem,
     event::WireEvent as Event,
     metrics::Transport,
     sse,
@@ -39,8 +39,7 @@ use crate::{
             (Event = "text/event-stream"),
             (Answer = "application/json"),
         )),
-        (status = "4XX", description = "Refused before the run started", content_type = "application/problem+json", body = Problem),
-        (status = "5XX", description = "The agent failed before its first event, or the bridge is overloaded or draining", content_type = "application/problem+json", body = Problem),
+        Refusals,
     )
 )]
 pub async fn chat(
@@ -87,8 +86,7 @@ pub struct StreamQuery {
     params(("agent" = String, Path, description = "A configured agent's name"), ("thread" = String, Path, description = "The thread id: 1-128 of A-Z a-z 0-9 . _ : -"), StreamQuery),
     responses(
         (status = 200, description = "The run's events", content_type = "text/event-stream", body = Event),
-        (status = "4XX", description = "Refused before the run started", content_type = "application/problem+json", body = Problem),
-        (status = "5XX", description = "The agent failed before its first event", content_type = "application/problem+json", body = Problem),
+        Refusals,
     )
 )]
 pub async fn stream(
