@@ -107,6 +107,8 @@ impl Origin {
 pub enum Via {
     /// Its own credential.
     Credential,
+    /// The auth cookie: a credential the browser attaches by itself, whichever page asked.
+    Cookie,
     /// A stream ticket, valid only for this agent and thread.
     Ticket { agent: String, thread: String },
 }
@@ -287,7 +289,9 @@ impl Auth {
             });
         }
         if let Some(token) = cookie(headers, &self.cookie) {
-            return self.verify_jwt(&token).await;
+            let mut identity = self.verify_jwt(&token).await?;
+            identity.via = Via::Cookie;
+            return Ok(identity);
         }
         if self.allow_anonymous {
             let ip = self.client_ip(peer, headers);

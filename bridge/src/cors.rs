@@ -57,11 +57,40 @@ impl CorsSettings {
     }
 }
 
+/// Refuses (403) a run started by a `GET` the browser authenticated with the auth cookie on
+/// its own, when a page of another site asked for it (an `<img>` or a link is enough:
+/// cross-site request forgery). Browsers say who asked in `Sec-Fetch-Site`; such a request
+/// passes only from this bridge's own origin, a user's own navigation, or an allowed origin
+/// (an `EventSource` sends `Origin`). Clients that send no `Sec-Fetch-Site` are not browsers.
+pub fn check_cookie_get(headers: &HeaderMap, cors: Option<&CorsSettings>) -> Result<(), ApiError> {
+    match headers
+        .get("sec-fetch-site")
+        .map(|v| v.to_str().unwrap_or(""))
+    {
+        None | Some("same-origin" | "none") => Ok(()),
+        Some(_) if headers.contains_key(header::ORIGIN) => check_origin(headers, cors, "runs"),
+        Some(_) => Err(ApiError::Forbidden(
+            "a run started with the auth cookie from another site's page is refused: use a \
+             stream ticket (POST /v1/tickets) or a bearer token"
+                .into(),
+        )),
+    }
+}
+
 /// Refuses (403) a WebSocket upgrade from a browser page on an origin that is neither the
 /// bridge's own (the request's `Host`) nor allowed by `--cors-origin`.
 pub fn check_socket_origin(
     headers: &HeaderMap,
     cors: Option<&CorsSettings>,
+) -> Result<(), ApiError> {
+    check_origin(headers, cors, "WebSocket connections")
+}
+
+/// Passes a request without `Origin`, or from this bridge's own origin or an allowed one.
+fn check_origin(
+    headers: &HeaderMap,
+    cors: Option<&CorsSettings>,
+    what: &str,
 ) -> Result<(), ApiError> {
     let Some(origin) = headers.get(header::ORIGIN) else {
         return Ok(());
@@ -75,8 +104,8 @@ pub fn check_socket_origin(
     match origin.to_str() {
         Ok(origin) if allowed || host.is_some_and(|host| is_own_origin(origin, host)) => Ok(()),
         origin => Err(ApiError::Forbidden(format!(
-            "WebSocket connections from origin {:?} are not allowed: only this bridge's own \
-             origin and those of --cors-origin may open one",
+            "{what} from origin {:?} are not allowed: only this bridge's own origin and those \
+             of --cors-origin may open one",
             truncate(origin.unwrap_or("(not text)"), 100)
         ))),
     }

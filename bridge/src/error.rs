@@ -161,6 +161,16 @@ impl Problem {
         self
     }
 
+    fn with_run_id(mut self, run_id: String) -> Self {
+        self.run_id = Some(run_id);
+        self
+    }
+
+    fn with_retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
+    }
+
     fn with_code(mut self, code: Code) -> Self {
         self.code = Some(code_name(code));
         self
@@ -271,15 +281,14 @@ impl ApiError {
                 message,
             } => {
                 let code = parse_code(code).unwrap_or(Code::Unknown);
-                let mut p = Problem::new(
+                Problem::new(
                     "run-failed",
                     "Run failed",
                     http_status(code),
                     message.clone(),
                 )
-                .with_code(code);
-                p.run_id = Some(run_id.clone());
-                p
+                .with_code(code)
+                .with_run_id(run_id.clone())
             }
             ApiError::FirstEventTimeout { agent, waited } => Problem::new(
                 "first-event-timeout",
@@ -298,39 +307,30 @@ impl ApiError {
                 format!("agent {agent:?} ended the run without sending any event"),
             )
             .with_code(Code::Internal),
-            ApiError::RunActive { run_id } => {
-                let mut p = Problem::new(
-                    "run-active",
-                    "Run in progress",
-                    StatusCode::CONFLICT,
-                    format!("run {run_id} is still active on this thread; wait for it to finish"),
-                )
-                .with_code(Code::Aborted);
-                p.run_id = Some(run_id.clone());
-                p
-            }
-            ApiError::HubUnavailable(_) => {
-                let mut p = Problem::new(
-                    "hub-unavailable",
-                    "Service Unavailable",
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "the threads' event log is unavailable; retry shortly",
-                )
-                .with_code(Code::Unavailable);
-                p.retry_after = Some(2);
-                p
-            }
-            ApiError::ShuttingDown => {
-                let mut p = Problem::new(
-                    "shutting-down",
-                    "Service Unavailable",
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "this bridge instance is shutting down; retry",
-                )
-                .with_code(Code::Unavailable);
-                p.retry_after = Some(1);
-                p
-            }
+            ApiError::RunActive { run_id } => Problem::new(
+                "run-active",
+                "Run in progress",
+                StatusCode::CONFLICT,
+                format!("run {run_id} is still active on this thread; wait for it to finish"),
+            )
+            .with_code(Code::Aborted)
+            .with_run_id(run_id.clone()),
+            ApiError::HubUnavailable(_) => Problem::new(
+                "hub-unavailable",
+                "Service Unavailable",
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the threads' event log is unavailable; retry shortly",
+            )
+            .with_code(Code::Unavailable)
+            .with_retry_after(2),
+            ApiError::ShuttingDown => Problem::new(
+                "shutting-down",
+                "Service Unavailable",
+                StatusCode::SERVICE_UNAVAILABLE,
+                "this bridge instance is shutting down; retry",
+            )
+            .with_code(Code::Unavailable)
+            .with_retry_after(1),
             ApiError::Unauthenticated(failure) => Problem::new(
                 if failure.is_ticket() {
                     "ticket-refused"
@@ -352,56 +352,44 @@ impl ApiError {
             )
             .with_code(Code::PermissionDenied)
             .with_auth_reason("forbidden"),
-            ApiError::AuthUnavailable => {
-                let mut p = Problem::new(
-                    "auth-unavailable",
-                    "Service Unavailable",
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "the keys needed to verify this token cannot be fetched right now; retry",
-                )
-                .with_code(Code::Unavailable);
-                p.retry_after = Some(5);
-                p
-            }
+            ApiError::AuthUnavailable => Problem::new(
+                "auth-unavailable",
+                "Service Unavailable",
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the keys needed to verify this token cannot be fetched right now; retry",
+            )
+            .with_code(Code::Unavailable)
+            .with_retry_after(5),
             ApiError::RateLimited {
                 class,
                 retry_after,
                 headers,
-            } => {
-                let mut p = Problem::new(
-                    "rate-limited",
-                    "Too Many Requests",
-                    StatusCode::TOO_MANY_REQUESTS,
-                    format!("too many {class} requests; retry after {retry_after}s"),
-                )
-                .with_code(Code::ResourceExhausted)
-                .with_header("ratelimit-policy", headers.policy.clone())
-                .with_header("ratelimit", headers.state.clone());
-                p.retry_after = Some(*retry_after);
-                p
-            }
-            ApiError::TooManyStreams { limit } => {
-                let mut p = Problem::new(
-                    "too-many-streams",
-                    "Too Many Requests",
-                    StatusCode::TOO_MANY_REQUESTS,
-                    format!("you already have {limit} open streams; close one first"),
-                )
-                .with_code(Code::ResourceExhausted);
-                p.retry_after = Some(1);
-                p
-            }
-            ApiError::Overloaded { .. } => {
-                let mut p = Problem::new(
-                    "overloaded",
-                    "Service Unavailable",
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "this bridge instance serves as many streams as it can; retry",
-                )
-                .with_code(Code::Unavailable);
-                p.retry_after = Some(1);
-                p
-            }
+            } => Problem::new(
+                "rate-limited",
+                "Too Many Requests",
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("too many {class} requests; retry after {retry_after}s"),
+            )
+            .with_code(Code::ResourceExhausted)
+            .with_header("ratelimit-policy", headers.policy.clone())
+            .with_header("ratelimit", headers.state.clone())
+            .with_retry_after(*retry_after),
+            ApiError::TooManyStreams { limit } => Problem::new(
+                "too-many-streams",
+                "Too Many Requests",
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("you already have {limit} open streams; close one first"),
+            )
+            .with_code(Code::ResourceExhausted)
+            .with_retry_after(1),
+            ApiError::Overloaded { .. } => Problem::new(
+                "overloaded",
+                "Service Unavailable",
+                StatusCode::SERVICE_UNAVAILABLE,
+                "this bridge instance serves as many streams as it can; retry",
+            )
+            .with_code(Code::Unavailable)
+            .with_retry_after(1),
             ApiError::AgentNotReady { agent, .. } => Problem::new(
                 "agent-not-ready",
                 "Service Unavailable",

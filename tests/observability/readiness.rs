@@ -11,7 +11,7 @@ use tonic_health::{ServingStatus, server::HealthReporter};
 
 use crate::{
     collector::Collector,
-    support::{collect_events, eventually, problem, spawn_agent, spawn_bridge},
+    support::{Client, collect_events, eventually, problem, spawn_agent, spawn_bridge},
     traces::spawn_pair,
 };
 
@@ -60,8 +60,8 @@ impl Drop for SteerableAgent {
     }
 }
 
-async fn get_json(http: &reqwest::Client, url: &str) -> (u16, Value) {
-    let response = http.get(url).send().await.unwrap();
+/// An answer's status and JSON body.
+async fn status_and_json(response: reqwest::Response) -> (u16, Value) {
     let status = response.status().as_u16();
     (status, response.json().await.unwrap())
 }
@@ -75,11 +75,9 @@ async fn an_agent_that_is_not_serving_is_refused_alone_and_the_bridge_stays_read
         &["--readiness-cache", "50ms"],
     )
     .await;
-    let http = reqwest::Client::new();
-    let status_of = |agent: &str| bridge.url(&format!("/v1/agents/{agent}/status"));
 
     eventually("both agents are checked and serving", || async {
-        let (_, list) = get_json(&http, &bridge.url("/v1/agents")).await;
+        let (_, list) = status_and_json(bridge.agents().await).await;
         list == json!({ "agents": [
             { "name": "assistant", "status": "serving" },
             { "name": "flaky", "status": "serving" },
@@ -89,7 +87,7 @@ async fn an_agent_that_is_not_serving_is_refused_alone_and_the_bridge_stays_read
 
     flaky.set(ServingStatus::NotServing).await;
     eventually("the bridge sees the agent not serving", || async {
-        get_json(&http, &status_of("flaky")).await
+        status_and_json(bridge.agent_status("flaky").await).await
             == (
                 200,
                 json!({ "name": "flaky", "status": "not_serving", "reason": "health status NOT_SERVING" }),
@@ -98,11 +96,11 @@ async fn an_agent_that_is_not_serving_is_refused_alone_and_the_bridge_stays_read
     .await;
 
     // The bridge itself can serve: it stays in the Service.
-    let (status, ready) = get_json(&http, &bridge.url("/readyz")).await;
+    let (status, ready) = status_and_json(bridge.get("/readyz").await).await;
     assert_eq!((status, ready), (200, json!({ "status": "ready" })));
     // The other agent is untouched.
     assert_eq!(
-        get_json(&http, &status_of("assistant")).await,
+        status_and_json(bridge.agent_status("assistant").await).await,
         (200, json!({ "name": "assistant", "status": "serving" }))
     );
     let events = collect_events(bridge.chat_stream("assistant", "hello").await).await;
@@ -125,7 +123,7 @@ async fn an_agent_that_is_not_serving_is_refused_alone_and_the_bridge_stays_read
     );
     assert_eq!(flaky.stats.runs_started(), 0, "the agent was never called");
 
-    let (_, list) = get_json(&http, &bridge.url("/v1/agents")).await;
+    let (_, list) = status_and_json(bridge.agents().await).await;
     assert_eq!(
         list,
         json!({ "agents": [
@@ -137,7 +135,7 @@ async fn an_agent_that_is_not_serving_is_refused_alone_and_the_bridge_stays_read
     // Serving again: runs go through again.
     flaky.set(ServingStatus::Serving).await;
     eventually("the bridge sees the agent serving again", || async {
-        get_json(&http, &status_of("flaky")).await.1["status"] == "serving"
+        status_and_json(bridge.agent_status("flaky").await).await.1["status"] == "serving"
     })
     .await;
     let events = collect_events(bridge.chat_stream("flaky", "hello").await).await;
@@ -145,7 +143,7 @@ async fn an_agent_that_is_not_serving_is_refused_alone_and_the_bridge_stays_read
     assert_eq!(flaky.stats.runs_started(), 1);
 
     // An agent that is not configured has no status.
-    let unknown = http.get(status_of("nobody")).send().await.unwrap();
+    let unknown = bridge.agent_status("nobody").await;
     assert_eq!(problem(unknown).await.0, 404);
 }
 
@@ -153,24 +151,22 @@ async fn an_agent_that_is_not_serving_is_refused_alone_and_the_bridge_stays_read
 async fn a_lost_agent_shows_in_its_status_not_in_readiness() {
     let collector = Collector::start().await;
     let (mut agent, bridge) = spawn_pair(&collector, &["--readiness-cache", "50ms"]).await;
-    let http = reqwest::Client::new();
-    let status = format!("{}/v1/agents/assistant/status", bridge.url());
-    eventually("the agent is serving", || async {
-        get_json(&http, &status).await.1["status"] == "serving"
-    })
-    .await;
+    let client = Client::new(&bridge.url());
+    let status_is = |expected: &'static str| {
+        let client = &client;
+        move || async move {
+            status_and_json(client.agent_status("assistant").await)
+                .await
+                .1["status"]
+                == expected
+        }
+    };
+    eventually("the agent is serving", status_is("serving")).await;
 
     assert!(agent.stop().await);
-    eventually("the agent is seen gone", || async {
-        get_json(&http, &status).await.1["status"] == "unreachable"
-    })
-    .await;
-    let (code, ready) = get_json(&http, &format!("{}/readyz", bridge.url())).await;
+    eventually("the agent is seen gone", status_is("unreachable")).await;
+    let (code, ready) = status_and_json(client.get("/readyz").await).await;
     assert_eq!((code, ready), (200, json!({ "status": "ready" })));
-    let live = http
-        .get(format!("{}/healthz", bridge.url()))
-        .send()
-        .await
-        .unwrap();
+    let live = client.get("/healthz").await;
     assert_eq!(live.status(), 200, "liveness does not depend on agents");
 }

@@ -5,6 +5,7 @@ use axum::{Extension, Json, extract::State};
 use serde::Serialize;
 
 use super::extract::AgentPath;
+use super::openapi::Refusals;
 use crate::{
     auth::Identity,
     readiness::{AgentStatus, Health},
@@ -81,7 +82,7 @@ pub async fn list_agents(
     params(("agent" = String, Path, description = "A configured agent's name")),
     responses(
         (status = 200, description = "The agent's health", body = AgentEntry),
-        (status = "4XX", description = "Unknown agent, or not this caller's", content_type = "application/problem+json", body = crate::error::Problem),
+        Refusals,
     )
 )]
 pub async fn agent_status(

@@ -23,6 +23,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use super::extract::{AgentPath, ThreadPath, ValidJson};
+use super::openapi::Refusals;
 use crate::{
     auth::Identity,
     chat::{self, ChatInput},
@@ -34,7 +35,7 @@ use crate::{
         interactions::Interactions,
         openai::{Collected, Collector, CompletionRequest, OpenAi},
     },
-    error::{ApiError, Problem},
+    error::ApiError,
     hub::{Delivery, Start, Subscription, ThreadKey},
     metrics::Transport,
     ratelimit::StreamGuard,
@@ -72,11 +73,7 @@ pub fn router() -> Router<AppState> {
 
 /// An SSE response for `run` in `encoder`'s dialect, with the dialect's own headers.
 fn stream<E: Encoder + Unpin>(state: &AppState, run: crate::run::Run, encoder: E) -> Response {
-    let mut extra = HeaderMap::new();
-    encoder.headers(&mut extra);
-    let mut response = sse::run(run, encoder, state.sse);
-    response.headers_mut().extend(extra);
-    response
+    sse::run(run, encoder, state.sse)
 }
 
 /// The message a dialect's request carries, checked like the native body's.
@@ -105,8 +102,7 @@ fn thread(identity: &Identity, agent: &str, field: &str, id: String) -> Result<T
     request_body(content_type = "application/json", description = "What the AI SDK's `DefaultChatTransport` posts: `{id, messages, trigger, messageId}`"),
     responses(
         (status = 200, description = "The AI SDK UI message stream (v1), ending with `[DONE]`", content_type = "text/event-stream"),
-        (status = "4XX", description = "Refused before the run started", content_type = "application/problem+json", body = Problem),
-        (status = "5XX", description = "The agent failed before its first event, or the bridge is overloaded or draining", content_type = "application/problem+json", body = Problem),
+        Refusals,
     )
 )]
 pub async fn ai_sdk_chat(
@@ -135,7 +131,7 @@ pub async fn ai_sdk_chat(
     responses(
         (status = 200, description = "The thread's active run, replayed from its start", content_type = "text/event-stream"),
         (status = 204, description = "No run is active on the thread"),
-        (status = "4XX", description = "Refused", content_type = "application/problem+json", body = Problem),
+        Refusals,
     )
 )]
 pub async fn ai_sdk_resume(
@@ -149,12 +145,13 @@ pub async fn ai_sdk_resume(
     else {
         return Ok(StatusCode::NO_CONTENT.into_response());
     };
-    let mut extra = HeaderMap::new();
-    encoder.headers(&mut extra);
-    let mut response =
-        sse::subscription(followed, encoder, state.sse, guard, state.shutdown.clone());
-    response.headers_mut().extend(extra);
-    Ok(response)
+    Ok(sse::subscription(
+        followed,
+        encoder,
+        state.sse,
+        guard,
+        state.shutdown.clone(),
+    ))
 }
 
 // --- AG-UI ---------------------------------------------------------------------------------
@@ -168,8 +165,7 @@ pub async fn ai_sdk_resume(
     request_body(content_type = "application/json", description = "An AG-UI `RunAgentInput` (`threadId` is the thread)"),
     responses(
         (status = 200, description = "AG-UI events, each event's last frame with an SSE `id:`", content_type = "text/event-stream"),
-        (status = "4XX", description = "Refused before the run started", content_type = "application/problem+json", body = Problem),
-        (status = "5XX", description = "The agent failed before its first event, or the bridge is overloaded or draining", content_type = "application/problem+json", body = Problem),
+        Refusals,
     )
 )]
 pub async fn ag_ui_run(
@@ -199,7 +195,7 @@ pub async fn ag_ui_run(
     responses(
         (status = 200, description = "The active run's AG-UI events after that id", content_type = "text/event-stream"),
         (status = 204, description = "No run is active on the thread"),
-        (status = "4XX", description = "Refused", content_type = "application/problem+json", body = Problem),
+        Refusals,
     )
 )]
 pub async fn ag_ui_resume(
@@ -241,8 +237,7 @@ pub async fn ag_ui_resume(
             ("text/event-stream"),
             ("application/json"),
         )),
-        (status = "4XX", description = "Refused before the run started", content_type = "application/problem+json", body = Problem),
-        (status = "5XX", description = "The agent failed before its first event, or the bridge is overloaded or draining", content_type = "application/problem+json", body = Problem),
+        Refusals,
     )
 )]
 pub async fn a2a_rpc(
@@ -324,7 +319,7 @@ pub async fn a2a_rpc(
     params(("agent" = String, Path, description = "A configured agent's name")),
     responses(
         (status = 200, description = "The agent's A2A 1.0 card", content_type = "application/json"),
-        (status = "4XX", description = "Refused", content_type = "application/problem+json", body = Problem),
+        Refusals,
     )
 )]
 pub async fn a2a_card(AgentPath(agent): AgentPath, headers: HeaderMap) -> Response {
@@ -361,8 +356,7 @@ pub async fn a2a_card(AgentPath(agent): AgentPath, headers: HeaderMap) -> Respon
             ("text/event-stream"),
             ("application/json"),
         )),
-        (status = "4XX", description = "Refused before the run started", content_type = "application/problem+json", body = Problem),
-        (status = "5XX", description = "The agent failed before its first event, or the bridge is overloaded or draining", content_type = "application/problem+json", body = Problem),
+        Refusals,
     )
 )]
 pub async fn openai_completions(
@@ -422,8 +416,7 @@ pub async fn openai_completions(
     request_body = ChatBody,
     responses(
         (status = 200, description = "Seed 001's `{type, data}` events: start, agent_interaction, complete, error", content_type = "text/event-stream"),
-        (status = "4XX", description = "Refused before the run started", content_type = "application/problem+json", body = Problem),
-        (status = "5XX", description = "The agent failed before its first event, or the bridge is overloaded or draining", content_type = "application/problem+json", body = Problem),
+        Refusals,
     )
 )]
 pub async fn interactions_chat(

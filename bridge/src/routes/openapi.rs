@@ -9,6 +9,7 @@ use utoipa::{
 };
 
 use super::{agents, chat, dialects, health, socket, threads, tickets, unversioned};
+use crate::error::Problem;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -92,4 +93,17 @@ impl Modify for Credentials {
 /// The document, built once per request (it is small and rarely fetched).
 pub async fn document() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
+}
+
+/// The refusals every `/v1` operation may answer, as problem documents (README: Errors).
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // Only the documentation reads it.
+pub(super) enum Refusals {
+    /// Refused before anything started: credentials, scopes, input, limits, conflicts.
+    #[response(status = "4XX", content_type = "application/problem+json")]
+    Client(Problem),
+    /// An agent or the hub failed before anything started, or the bridge is overloaded or
+    /// draining.
+    #[response(status = "5XX", content_type = "application/problem+json")]
+    Server(Problem),
 }

@@ -8,10 +8,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::extract::{AgentPath, ValidJson, ValidQuery};
+use super::openapi::Refusals;
 use crate::{
     auth::Identity,
     dialect::agent_messages::AgentMessages,
-    error::{ApiError, Problem},
+    error::ApiError,
     event::WireEvent as Event,
     metrics::Transport,
     sse,
@@ -44,8 +45,7 @@ pub struct MessageBody {
     params(("agent" = String, Path, description = "A configured agent's name"), SseQuery),
     responses(
         (status = 200, description = "Replayed then live events, unnamed", content_type = "text/event-stream", body = Event),
-        (status = "4XX", description = "Refused", content_type = "application/problem+json", body = Problem),
-        (status = "5XX", description = "The hub is unavailable", content_type = "application/problem+json", body = Problem),
+        Refusals,
     )
 )]
 pub async fn sse(
@@ -79,8 +79,7 @@ pub async fn sse(
     request_body = MessageBody,
     responses(
         (status = 200, description = "The run started", body = Object),
-        (status = "4XX", description = "Refused", content_type = "application/problem+json", body = Problem),
-        (status = "5XX", description = "The agent or the hub failed", content_type = "application/problem+json", body = Problem),
+        Refusals,
     )
 )]
 pub async fn messages(
