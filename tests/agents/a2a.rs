@@ -192,13 +192,7 @@ async fn a2a_contexts_read_as_threads() {
     );
 
     // A2A cannot delete a context: a clear 501 problem, not a silent success.
-    let response = bridge
-        .http
-        .delete(bridge.url(&format!("/v1/agents/research/threads/{thread_id}")))
-        .send()
-        .await
-        .unwrap();
-    let (status, body) = problem(response).await;
+    let (status, body) = problem(bridge.delete_thread("research", &thread_id).await).await;
     assert_eq!(status, 501);
     assert!(
         body["type"].as_str().unwrap().ends_with("upstream-error"),

@@ -61,7 +61,7 @@ pub async fn chat(bridge: &Bridge, agent: &str, message: &str) -> Vec<SseEvent> 
 
 /// `GET path`, which must answer 200 with JSON.
 pub async fn get_json(bridge: &Bridge, path: &str) -> Value {
-    let response = bridge.http.get(bridge.url(path)).send().await.unwrap();
+    let response = bridge.get(path).await;
     assert_eq!(response.status(), 200, "{path}");
     response.json().await.unwrap()
 }
