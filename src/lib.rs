@@ -5,6 +5,8 @@
 //!
 //! # Layout
 //! - [`v1`]: messages, the `Agent` client and server for package `agent.v1`.
+//! - [`a2a::v1`]: the A2A protocol's messages and `A2AService` client (package `lf.a2a.v1`,
+//!   vendored in `proto/a2a/`), for agents that speak A2A rather than `agent.v1`.
 //! - [`FILE_DESCRIPTOR_SET`]: the encoded descriptors, for gRPC server reflection.
 //! - [`code_name`] / [`parse_code`]: the gRPC code names `RunError.code` carries.
 #![forbid(unsafe_code)]
@@ -13,6 +15,19 @@
 #[allow(clippy::doc_lazy_continuation, clippy::doc_overindented_list_items)]
 pub mod v1 {
     tonic::include_proto!("agent.v1");
+}
+
+/// The Agent2Agent (A2A) protocol, v1.0: its canonical gRPC binding.
+pub mod a2a {
+    /// Package `lf.a2a.v1`: messages and the `A2AService` client.
+    #[allow(
+        clippy::doc_lazy_continuation,
+        clippy::doc_overindented_list_items,
+        clippy::large_enum_variant
+    )]
+    pub mod v1 {
+        tonic::include_proto!("lf.a2a.v1");
+    }
 }
 
 /// The encoded `FileDescriptorSet` of the contract, for `tonic-reflection`.

@@ -22,7 +22,7 @@
 //!
 //! Events are [`Config::pace`] apart. Every event carries the run id (the request's, or a new
 //! UUID), the thread id (the request's, or `t-<uuid>`), a sequence number from 1 without gaps
-//! and a timestamp. Threads live in memory, per owner (`x-tenant` + `x-subject` metadata).
+//! and a timestamp. Threads live in memory, per owner (`x-identity-kind`, `x-issuer`, `x-tenant`, `x-subject` metadata).
 //!
 //! # Triggers
 //!

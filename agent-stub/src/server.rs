@@ -140,6 +140,13 @@ mod tests {
             }
         }
 
+        /// A stub and a client connected to it: where most tests start.
+        async fn connected() -> (Self, AgentClient<Channel>) {
+            let agent = Self::spawn().await;
+            let client = agent.client().await;
+            (agent, client)
+        }
+
         async fn channel(&self) -> Channel {
             Channel::from_shared(format!("http://{}", self.addr))
                 .unwrap()
@@ -189,14 +196,23 @@ mod tests {
         events
     }
 
+    /// A run's event stream, which must open.
+    async fn open(client: &mut AgentClient<Channel>, message: &str) -> tonic::Streaming<ChatEvent> {
+        client.chat(chat(message)).await.unwrap().into_inner()
+    }
+
+    /// The kind of the stream's next event, which must come.
+    async fn next_kind(stream: &mut tonic::Streaming<ChatEvent>) -> &'static str {
+        kind(&stream.message().await.unwrap().unwrap())
+    }
+
     fn kind(event: &ChatEvent) -> &'static str {
         event.payload.as_ref().map_or("none", Payload::kind)
     }
 
     #[tokio::test]
     async fn a_default_run_streams_the_script_in_order() {
-        let agent = TestAgent::spawn().await;
-        let mut client = agent.client().await;
+        let (agent, mut client) = TestAgent::connected().await;
 
         let events = collect(&mut client, Request::new(chat("make the header blue"))).await;
 
@@ -218,23 +234,15 @@ mod tests {
 
     #[tokio::test]
     async fn scripted_failures_fail_the_call_or_the_stream() {
-        let agent = TestAgent::spawn().await;
-        let mut client = agent.client().await;
+        let (agent, mut client) = TestAgent::connected().await;
 
         let status = client.chat(chat("stub: fail-before")).await.unwrap_err();
         assert_eq!(status.code(), Code::Unavailable);
         assert_eq!(status.message(), "scripted failure");
 
-        let mut stream = client
-            .chat(chat("stub: fail-after=2 code=INTERNAL"))
-            .await
-            .unwrap()
-            .into_inner();
-        assert_eq!(
-            kind(&stream.message().await.unwrap().unwrap()),
-            "run_started"
-        );
-        assert_eq!(kind(&stream.message().await.unwrap().unwrap()), "thought");
+        let mut stream = open(&mut client, "stub: fail-after=2 code=INTERNAL").await;
+        assert_eq!(next_kind(&mut stream).await, "run_started");
+        assert_eq!(next_kind(&mut stream).await, "thought");
         assert_eq!(stream.message().await.unwrap_err().code(), Code::Internal);
 
         let events = collect(&mut client, Request::new(chat("stub: error-event-after=1"))).await;
@@ -254,8 +262,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_burst_sends_n_plus_three_events() {
-        let agent = TestAgent::spawn().await;
-        let mut client = agent.client().await;
+        let (agent, mut client) = TestAgent::connected().await;
 
         let events = collect(&mut client, Request::new(chat("stub: burst=500 size=16"))).await;
         assert_eq!(events.len(), 503);
@@ -270,33 +277,18 @@ mod tests {
 
     #[tokio::test]
     async fn dropping_the_stream_cancels_the_run() {
-        let agent = TestAgent::spawn().await;
-        let mut client = agent.client().await;
+        let (agent, mut client) = TestAgent::connected().await;
 
-        let mut stream = client.chat(chat("stub: hang")).await.unwrap().into_inner();
-        assert_eq!(
-            kind(&stream.message().await.unwrap().unwrap()),
-            "run_started"
-        );
-        drop(stream);
-        timeout(PATIENCE, agent.stats.wait_for_cancellations(1))
-            .await
-            .expect("the hanging run notices the caller left");
-
-        // A burst whose reader stops reading is blocked on a full channel: it must stop too.
-        let mut stream = client
-            .chat(chat("stub: burst=100000"))
-            .await
-            .unwrap()
-            .into_inner();
-        assert_eq!(
-            kind(&stream.message().await.unwrap().unwrap()),
-            "run_started"
-        );
-        drop(stream);
-        timeout(PATIENCE, agent.stats.wait_for_cancellations(2))
-            .await
-            .expect("the blocked burst notices the caller left");
+        // A hanging run, then a burst whose reader stops reading (blocked on a full channel):
+        // each must stop when its caller leaves.
+        for (left, message) in [(1, "stub: hang"), (2, "stub: burst=100000")] {
+            let mut stream = open(&mut client, message).await;
+            assert_eq!(next_kind(&mut stream).await, "run_started");
+            drop(stream);
+            timeout(PATIENCE, agent.stats.wait_for_cancellations(left))
+                .await
+                .unwrap_or_else(|_| panic!("{message:?} notices the caller left"));
+        }
         assert_eq!(agent.stats.cancellations(), 2);
 
         agent.stop().await;
@@ -304,14 +296,9 @@ mod tests {
 
     #[tokio::test]
     async fn shutdown_ends_a_hanging_run_with_run_error() {
-        let agent = TestAgent::spawn().await;
-        let mut client = agent.client().await;
+        let (agent, mut client) = TestAgent::connected().await;
 
-        let mut stream = client
-            .chat(chat("stub: hang-after=3"))
-            .await
-            .unwrap()
-            .into_inner();
+        let mut stream = open(&mut client, "stub: hang-after=3").await;
         for _ in 0..3 {
             stream.message().await.unwrap().unwrap();
         }
@@ -338,8 +325,7 @@ mod tests {
 
     #[tokio::test]
     async fn threads_are_kept_per_owner() {
-        let agent = TestAgent::spawn().await;
-        let mut client = agent.client().await;
+        let (agent, mut client) = TestAgent::connected().await;
 
         let first = collect(&mut client, as_user("alice", chat("hello there"))).await;
         let thread_id = first[0].thread_id.clone();

@@ -88,6 +88,13 @@ impl Stub {
         }
     }
 
+    /// The owner of a thread call, once its credential is checked: every thread operation
+    /// starts here.
+    fn thread_owner<T>(&self, request: &Request<T>) -> Result<Owner, Status> {
+        self.check_token(request.metadata())?;
+        Ok(Owner::from_metadata(request.metadata()))
+    }
+
     /// Waits out `silent-before` ahead of a `fail-before` status, unless shutdown comes first.
     async fn silence(&self, duration: Option<Duration>) -> Result<(), Error> {
         let Some(duration) = duration else {
@@ -192,8 +199,7 @@ impl Agent for Stub {
         &self,
         request: Request<ListThreadsRequest>,
     ) -> Result<Response<ListThreadsResponse>, Status> {
-        self.check_token(request.metadata())?;
-        let owner = Owner::from_metadata(request.metadata());
+        let owner = self.thread_owner(&request)?;
         let request = request.get_ref();
         let page = Page::new(request.page_size, &request.page_token)?;
         let (threads, next_page_token) = self.shared.threads.list_threads(&owner, page);
@@ -207,8 +213,7 @@ impl Agent for Stub {
         &self,
         request: Request<ListMessagesRequest>,
     ) -> Result<Response<ListMessagesResponse>, Status> {
-        self.check_token(request.metadata())?;
-        let owner = Owner::from_metadata(request.metadata());
+        let owner = self.thread_owner(&request)?;
         let request = request.get_ref();
         let page = Page::new(request.page_size, &request.page_token)?;
         let (messages, next_page_token) =
@@ -225,8 +230,7 @@ impl Agent for Stub {
         &self,
         request: Request<DeleteThreadRequest>,
     ) -> Result<Response<DeleteThreadResponse>, Status> {
-        self.check_token(request.metadata())?;
-        let owner = Owner::from_metadata(request.metadata());
+        let owner = self.thread_owner(&request)?;
         let deleted_messages = self
             .shared
             .threads

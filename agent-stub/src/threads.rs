@@ -27,12 +27,17 @@ const TITLE_CHARS: usize = 60;
 /// One owner never sees another's threads, even with the same thread id.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct Owner {
+    /// `x-identity-kind` and `x-issuer`: the credential's namespace, so a JWT subject and an
+    /// API key of the same name are different owners.
+    kind: String,
+    issuer: String,
     tenant: String,
     subject: String,
 }
 
 impl Owner {
-    /// From `x-tenant` and `x-subject`; absent values are empty (the anonymous owner).
+    /// From `x-identity-kind`, `x-issuer`, `x-tenant` and `x-subject`; absent values are empty
+    /// (the anonymous owner).
     pub(crate) fn from_metadata(metadata: &MetadataMap) -> Self {
         // Lossy rather than `to_str`: an unusual byte must not turn a user into the anonymous
         // owner and show them someone else's threads.
@@ -43,6 +48,8 @@ impl Owner {
                 .unwrap_or_default()
         };
         Self {
+            kind: value("x-identity-kind"),
+            issuer: value("x-issuer"),
             tenant: value("x-tenant"),
             subject: value("x-subject"),
         }
@@ -322,6 +329,8 @@ mod tests {
 
     fn owner(subject: &str) -> Owner {
         Owner {
+            kind: "jwt".into(),
+            issuer: String::new(),
             tenant: "acme".into(),
             subject: subject.into(),
         }

@@ -9,12 +9,18 @@
 //! - the auth cookie carrying the same JWT (same-site EventSource);
 //! - nothing: the `anonymous` identity, only with `--allow-anonymous`.
 //!
+//! An identity carries its [`Origin`]: API key, JWT of one issuer, or anonymous. Thread logs
+//! and rate limits are keyed by it, and agents receive it, so a JWT with `sub=billing` never
+//! reads the threads of the API key named `billing`, nor a token of one issuer those of
+//! another. (A JWT in the cookie is the same credential as in `Authorization`: same identity.)
+//!
 //! Credentials never reach a log: they are held as [`crate::secret::Secret`] or not kept,
 //! and the trace layer records paths without query strings.
 
 pub mod apikey;
 pub mod jwks;
 pub mod jwt;
+mod ledger;
 pub mod ticket;
 
 use std::{
@@ -23,15 +29,16 @@ use std::{
 };
 
 use axum::{
-    extract::{ConnectInfo, Request, State},
-    http::{HeaderMap, Method, header},
+    extract::{ConnectInfo, FromRequestParts, MatchedPath, RawPathParams, Request, State},
+    http::{HeaderMap, Method, header, request::Parts},
     middleware::Next,
     response::Response,
 };
+use serde::{Deserialize, Serialize};
 
 use crate::{
-    config::{AuthSettings, IpNet},
-    error::ApiError,
+    config::{AuthSettings, HubUrl, IpNet},
+    error::{ApiError, AuthFailure},
     ratelimit::RateLimits,
     secret::Secret,
 };
@@ -43,30 +50,67 @@ pub const ALL_AGENTS_SCOPE: &str = "agent:*";
 /// end up in proxy logs and browser history.
 const CREDENTIAL_QUERY_PARAMS: [&str; 5] = ["access_token", "token", "api_key", "apikey", "jwt"];
 
+/// The routes a stream ticket opens (as the router matched them), for the agent and thread
+/// it was issued for. On any other route a ticket is refused before it is used up.
+const TICKET_ROUTES: [&str; 3] = [
+    "/v1/agents/{agent}/threads/{thread}/stream",
+    "/v1/agents/{agent}/threads/{thread}/events",
+    "/v1/agents/{agent}/threads/{thread}/ws",
+];
+
 /// The caller of a request, as the handlers and the agent see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
+    /// As the credential names it: the JWT's `sub`, the API key's name, `anonymous`.
     pub subject: String,
     pub tenant: String,
     pub scopes: Vec<String>,
+    /// Who vouches for `subject` and `tenant`; part of every key derived from them.
+    pub origin: Origin,
     pub via: Via,
 }
 
-/// How the identity was established; it decides the rate-limit key.
+/// The namespace of an identity: what kind of credential established it, and for JWTs
+/// which issuer. Two identities of different origins are different callers, whatever their
+/// subject and tenant say.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Origin {
+    /// A key from `--api-keys-file`; subject and tenant are the key's name.
+    ApiKey,
+    /// A JWT (bearer or cookie); `issuer` is its `iss`, empty when it has none.
+    Jwt { issuer: String },
+    /// No credential (`--allow-anonymous`): one shared owner, rate limited per client IP.
+    Anonymous { ip: IpAddr },
+}
+
+impl Origin {
+    /// The `x-identity-kind` agents receive.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Origin::ApiKey => "api-key",
+            Origin::Jwt { .. } => "jwt",
+            Origin::Anonymous { .. } => "anonymous",
+        }
+    }
+
+    fn issuer(&self) -> &str {
+        match self {
+            Origin::Jwt { issuer } => issuer,
+            _ => "",
+        }
+    }
+}
+
+/// How the identity reached this request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Via {
-    Jwt,
-    ApiKey {
-        name: String,
-    },
+    /// Its own credential.
+    Credential,
+    /// The auth cookie: a credential the browser attaches by itself, whichever page asked.
+    Cookie,
     /// A stream ticket, valid only for this agent and thread.
-    Ticket {
-        agent: String,
-        thread: String,
-    },
-    Anonymous {
-        ip: IpAddr,
-    },
+    Ticket { agent: String, thread: String },
 }
 
 impl Identity {
@@ -77,14 +121,45 @@ impl Identity {
         })
     }
 
-    /// The key rate limits and stream caps count against: the API key, the subject (within
-    /// its tenant), or the client IP when anonymous.
+    /// The tenant within the identity's origin (`KIND:ISSUER:TENANT`, the issuer escaped so
+    /// no choice of claims makes two origins meet): threads are keyed by it.
+    pub fn qualified_tenant(&self) -> String {
+        format!(
+            "{}:{}:{}",
+            self.origin.kind(),
+            escape(self.origin.issuer()),
+            self.tenant
+        )
+    }
+
+    /// The key rate limits and stream caps count against: the identity within its origin,
+    /// or the client IP when anonymous.
     pub fn rate_key(&self) -> String {
-        match &self.via {
-            Via::ApiKey { name } => format!("key:{name}"),
-            Via::Jwt | Via::Ticket { .. } => format!("sub:{}/{}", self.tenant, self.subject),
-            Via::Anonymous { ip } => format!("ip:{ip}"),
+        match &self.origin {
+            Origin::Anonymous { ip } => format!("ip:{ip}"),
+            origin => format!(
+                "{}:{}:{}:{}",
+                origin.kind(),
+                escape(origin.issuer()),
+                escape(&self.tenant),
+                self.subject
+            ),
         }
+    }
+
+    /// The gRPC metadata that tells an agent who is calling: `x-subject`, `x-tenant`,
+    /// `x-identity-kind` (`jwt`, `api-key`, `anonymous`) and, for JWTs with an `iss`,
+    /// `x-issuer`. An agent keeps per-user state under all four.
+    pub fn agent_metadata(&self) -> Vec<(&'static str, &str)> {
+        let mut metadata = vec![
+            ("x-subject", self.subject.as_str()),
+            ("x-tenant", self.tenant.as_str()),
+            ("x-identity-kind", self.origin.kind()),
+        ];
+        if !self.origin.issuer().is_empty() {
+            metadata.push(("x-issuer", self.origin.issuer()));
+        }
+        metadata
     }
 
     /// Refuses with 403 unless the identity may call `agent` (and, for a ticket, unless the
@@ -96,9 +171,7 @@ impl Identity {
         } = &self.via
             && (bound_agent != agent || Some(bound_thread.as_str()) != thread)
         {
-            return Err(ApiError::TicketRefused(
-                "this ticket was issued for another agent or thread".into(),
-            ));
+            return Err(ApiError::Unauthenticated(AuthFailure::TicketWrongStream));
         }
         if self.may_call(agent) {
             Ok(())
@@ -121,7 +194,9 @@ pub struct Auth {
 }
 
 impl Auth {
-    pub fn from_config(config: &AuthSettings) -> Result<Self, String> {
+    /// `hub` decides where used tickets are remembered: with a shared hub, every replica
+    /// sees every redemption.
+    pub fn from_config(config: &AuthSettings, hub: &HubUrl) -> Result<Self, String> {
         let hs_secret = config
             .jwt_secret_file
             .as_deref()
@@ -156,72 +231,67 @@ impl Auth {
             allow_anonymous: config.allow_anonymous,
             jwt,
             api_keys,
-            tickets: ticket::Tickets::new(ticket_key, config.ticket_ttl),
+            tickets: ticket::Tickets::new(ticket_key, config.ticket_ttl)
+                .with_ledger(ledger::Ledger::for_hub(hub)?),
             cookie: config.auth_cookie.clone(),
             trusted_proxies: config.trusted_proxies.clone(),
         })
     }
 
-    /// Establishes the identity of one request.
+    /// Establishes the identity of one request; `stream` is the agent and thread of the
+    /// route when it is one a ticket may open.
     pub async fn authenticate(
         &self,
         method: &Method,
         query: Option<&str>,
         headers: &HeaderMap,
         peer: Option<IpAddr>,
+        stream: Option<(&str, &str)>,
     ) -> Result<Identity, ApiError> {
+        let refuse = |failure| Err(ApiError::Unauthenticated(failure));
         let mut ticket = None;
         for (key, value) in query_pairs(query.unwrap_or("")) {
             if key == "ticket" {
                 ticket = Some(value);
-            } else if CREDENTIAL_QUERY_PARAMS.contains(&key.as_str()) {
-                return Err(ApiError::Unauthenticated(format!(
-                    "credentials are not accepted in the query string (`{key}`): send \
-                     `Authorization: Bearer`, or use a stream ticket on GET"
-                )));
+            } else if let Some(name) = CREDENTIAL_QUERY_PARAMS.iter().find(|p| **p == key) {
+                return refuse(AuthFailure::CredentialsInQuery(name));
             }
         }
         if let Some(ticket) = ticket {
             if method != Method::GET {
-                return Err(ApiError::TicketRefused(
-                    "stream tickets are accepted only on GET stream endpoints; send \
-                     `Authorization: Bearer` instead"
-                        .into(),
-                ));
+                return refuse(AuthFailure::TicketNotOnGet);
             }
-            return self.tickets.redeem(&ticket);
+            return self.tickets.redeem(&ticket, stream).await;
         }
 
         if let Some(value) = headers.get(header::AUTHORIZATION) {
+            // The scheme is case-insensitive (RFC 9110 11.1).
             let value = value.to_str().unwrap_or("");
-            let token = value
-                .strip_prefix("Bearer ")
-                .or_else(|| value.strip_prefix("bearer "))
-                .ok_or_else(|| {
-                    ApiError::Unauthenticated(
-                        "the Authorization header must be `Bearer <token>`".into(),
-                    )
-                })?;
+            let token = match value.split_once(' ') {
+                Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token,
+                _ => return refuse(AuthFailure::NotBearer),
+            };
             return self.verify_jwt(token.trim()).await;
         }
         if let Some(value) = headers.get("x-api-key") {
-            let keys = self.api_keys.as_ref().ok_or_else(|| {
-                ApiError::Unauthenticated("API keys are not enabled on this bridge".into())
-            })?;
-            let name = keys
-                .verify(value.as_bytes())
-                .ok_or_else(|| ApiError::Unauthenticated("unknown API key".into()))?;
+            let Some(keys) = self.api_keys.as_ref() else {
+                return refuse(AuthFailure::ApiKeysDisabled);
+            };
+            let Some(name) = keys.verify(value.as_bytes()) else {
+                return refuse(AuthFailure::UnknownApiKey);
+            };
             return Ok(Identity {
                 subject: name.to_owned(),
                 tenant: name.to_owned(),
                 scopes: vec![ALL_AGENTS_SCOPE.into()],
-                via: Via::ApiKey {
-                    name: name.to_owned(),
-                },
+                origin: Origin::ApiKey,
+                via: Via::Credential,
             });
         }
         if let Some(token) = cookie(headers, &self.cookie) {
-            return self.verify_jwt(&token).await;
+            let mut identity = self.verify_jwt(&token).await?;
+            identity.via = Via::Cookie;
+            return Ok(identity);
         }
         if self.allow_anonymous {
             let ip = self.client_ip(peer, headers);
@@ -229,18 +299,18 @@ impl Auth {
                 subject: "anonymous".into(),
                 tenant: String::new(),
                 scopes: vec![ALL_AGENTS_SCOPE.into()],
-                via: Via::Anonymous { ip },
+                origin: Origin::Anonymous { ip },
+                via: Via::Credential,
             });
         }
-        Err(ApiError::Unauthenticated(
-            "credentials required: send `Authorization: Bearer <JWT>` or `X-API-Key`".into(),
-        ))
+        refuse(AuthFailure::Missing)
     }
 
     async fn verify_jwt(&self, token: &str) -> Result<Identity, ApiError> {
-        let verifier = self.jwt.as_ref().ok_or_else(|| {
-            ApiError::Unauthenticated("bearer tokens are not enabled on this bridge".into())
-        })?;
+        let verifier = self
+            .jwt
+            .as_ref()
+            .ok_or(ApiError::Unauthenticated(AuthFailure::JwtDisabled))?;
         verifier.verify(token).await
     }
 
@@ -271,31 +341,56 @@ impl Auth {
 /// Refusals count against the client IP's failure budget.
 pub async fn middleware(
     State((auth, limits)): State<(Arc<Auth>, Arc<RateLimits>)>,
-    mut request: Request,
+    request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let peer = request
-        .extensions()
+    let (mut parts, body) = request.into_parts();
+    let peer = parts
+        .extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip());
+    let stream = ticket_route(&mut parts).await;
     let identity = match auth
         .authenticate(
-            request.method(),
-            request.uri().query(),
-            request.headers(),
+            &parts.method,
+            parts.uri.query(),
+            &parts.headers,
             peer,
+            stream.as_ref().map(|(a, t)| (a.as_str(), t.as_str())),
         )
         .await
     {
         Ok(identity) => identity,
-        Err(ApiError::AuthUnavailable) => return Err(ApiError::AuthUnavailable),
+        // Our own dependencies failing is no guess at credentials.
+        Err(e @ (ApiError::AuthUnavailable | ApiError::HubUnavailable(_))) => return Err(e),
         Err(refusal) => {
-            let ip = auth.client_ip(peer, request.headers());
+            let ip = auth.client_ip(peer, &parts.headers);
             return Err(limits.auth_failed(ip, refusal));
         }
     };
-    request.extensions_mut().insert(identity);
-    Ok(next.run(request).await)
+    parts.extensions.insert(identity);
+    Ok(next.run(Request::from_parts(parts, body)).await)
+}
+
+/// The agent and thread of the request's route, when it is one a ticket opens.
+async fn ticket_route(parts: &mut Parts) -> Option<(String, String)> {
+    let route = parts.extensions.get::<MatchedPath>()?.as_str();
+    if !TICKET_ROUTES.contains(&route) {
+        return None;
+    }
+    let params = RawPathParams::from_request_parts(parts, &()).await.ok()?;
+    let param = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.to_owned())
+    };
+    Some((param("agent")?, param("thread")?))
+}
+
+/// `%` and `:` percent-escaped, so an escaped part can sit between `:` separators.
+fn escape(s: &str) -> String {
+    s.replace('%', "%25").replace(':', "%3A")
 }
 
 /// Decoded `key=value` pairs of a query string.
@@ -356,12 +451,62 @@ mod tests {
             subject: "s".into(),
             tenant: "t".into(),
             scopes: scopes.iter().map(|s| s.to_string()).collect(),
-            via: Via::Jwt,
+            origin: Origin::Jwt {
+                issuer: String::new(),
+            },
+            via: Via::Credential,
         };
         assert!(id(&["agent:*"]).may_call("a"));
         assert!(id(&["read", "agent:a"]).may_call("a"));
         assert!(!id(&["agent:b"]).may_call("a"));
         assert!(!id(&[]).may_call("a"));
+    }
+
+    #[test]
+    fn origins_keep_identities_apart() {
+        let id = |origin: Origin, tenant: &str, subject: &str| Identity {
+            subject: subject.into(),
+            tenant: tenant.into(),
+            scopes: Vec::new(),
+            origin,
+            via: Via::Credential,
+        };
+        let jwt = |issuer: &str| Origin::Jwt {
+            issuer: issuer.into(),
+        };
+        let all = [
+            id(Origin::ApiKey, "billing", "billing"),
+            id(jwt(""), "billing", "billing"),
+            id(jwt("https://a.test"), "billing", "billing"),
+            id(jwt("https://b.test"), "billing", "billing"),
+            // An issuer and a tenant that try to spell each other's separators.
+            id(jwt("https:"), "//a.test:billing", "billing"),
+            id(jwt("x"), "y:z", "s"),
+            id(jwt("x:y"), "z", "s"),
+        ];
+        for (i, a) in all.iter().enumerate() {
+            for b in &all[i + 1..] {
+                assert_ne!(a.qualified_tenant(), b.qualified_tenant(), "{a:?} {b:?}");
+                assert_ne!(a.rate_key(), b.rate_key(), "{a:?} {b:?}");
+            }
+        }
+        let anonymous = id(
+            Origin::Anonymous {
+                ip: IpAddr::from([10, 0, 0, 1]),
+            },
+            "",
+            "anonymous",
+        );
+        assert_eq!(anonymous.rate_key(), "ip:10.0.0.1");
+        assert_eq!(
+            all[2].agent_metadata(),
+            [
+                ("x-subject", "billing"),
+                ("x-tenant", "billing"),
+                ("x-identity-kind", "jwt"),
+                ("x-issuer", "https://a.test"),
+            ]
+        );
     }
 
     #[test]

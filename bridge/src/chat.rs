@@ -40,6 +40,7 @@ pub async fn start(
     if state.shutdown.is_cancelled() {
         return Err(ApiError::ShuttingDown);
     }
+    state.agent_health.admit(&agent.name)?;
     let permit = state.admission.admit(identity.rate_key())?;
     let request = ChatRequest {
         thread_id: input

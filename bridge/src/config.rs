@@ -16,7 +16,9 @@ pub struct Config {
     /// An upstream agent as NAME=URL (repeatable; the env twin is comma-separated). URL is
     /// `http(s)://HOST:PORT`, or `dns://HOST:PORT` / `dns+https://HOST:PORT` to spread calls
     /// over every address HOST resolves to (a headless Service). Repeating a NAME with other
-    /// URLs spreads its calls over them.
+    /// URLs spreads its calls over them. An A2A agent (the Agent2Agent protocol's gRPC
+    /// binding) takes the same forms with `a2a+grpc://`, `a2a+grpcs://` (TLS), `dns+a2a+grpc://`
+    /// and `dns+a2a+grpcs://`.
     /// Clients address it as /v1/agents/NAME/...; URL is its gRPC endpoint.
     #[arg(
         long = "agent",
@@ -117,10 +119,18 @@ pub struct ServerSettings {
     #[arg(long, env = "BRIDGE_HEADER_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub header_timeout: Duration,
 
-    /// How long `/readyz` reuses the agents' gRPC health answers, so that a probe storm does
-    /// not reach the agents.
+    /// How often each agent's gRPC health is checked (shown in `/v1/agents`, `GET
+    /// /v1/agents/NAME/status` and `bridge_agent_serving`; a run to an agent that answers
+    /// NOT_SERVING is refused at once), and how long `/readyz` reuses the hub's answer, so
+    /// that a probe storm does not reach the hub.
     #[arg(long, env = "BRIDGE_READINESS_CACHE", default_value = "2s", value_parser = humantime::parse_duration)]
     pub readiness_cache: Duration,
+
+    /// Address of the admin listener: `/metrics`, `/healthz` and `/readyz` apart from the API,
+    /// for scrapers and probes (a Service port no Ingress or route exposes). Set, `/metrics`
+    /// leaves the API listener; unset, everything is served on `--listen`.
+    #[arg(long, env = "BRIDGE_ADMIN_LISTEN")]
+    pub admin_listen: Option<SocketAddr>,
 }
 
 /// How the bridge reaches its agents.
@@ -470,10 +480,21 @@ impl FromStr for AgentTarget {
                 "agent name `{name}` must be 1-64 characters of A-Z a-z 0-9 . _ : -"
             ));
         }
-        let schemes = ["http://", "https://", "dns://", "dns+https://"];
+        let schemes = [
+            "http://",
+            "https://",
+            "dns://",
+            "dns+https://",
+            "a2a+grpc://",
+            "a2a+grpcs://",
+            "dns+a2a+grpc://",
+            "dns+a2a+grpcs://",
+        ];
         if !schemes.iter().any(|scheme| url.starts_with(scheme)) {
             return Err(format!(
-                "agent `{name}`: URL `{url}` must start with http://, https://, dns:// or dns+https://"
+                "agent `{name}`: URL `{url}` must start with http://, https://, dns:// or dns+https:// \
+                 (an agent.v1 agent), or a2a+grpc://, a2a+grpcs://, dns+a2a+grpc:// or dns+a2a+grpcs:// \
+                 (an A2A agent)"
             ));
         }
         Ok(Self {

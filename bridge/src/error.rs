@@ -15,6 +15,10 @@ use axum::{
 use serde::Serialize;
 use tonic::Code;
 
+mod auth_failure;
+
+pub use auth_failure::AuthFailure;
+
 /// A request that could not be served.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -61,12 +65,10 @@ pub enum ApiError {
     /// The hub (the threads' event logs) cannot be reached.
     #[error("hub unavailable: {0}")]
     HubUnavailable(String),
-    /// No credentials, or credentials that do not verify.
-    #[error("unauthenticated: {0}")]
-    Unauthenticated(String),
-    /// A stream ticket that is invalid, expired, reused, for another stream, or on a POST.
-    #[error("ticket refused: {0}")]
-    TicketRefused(String),
+    /// No credentials, or credentials that do not verify (a stream ticket among them: one
+    /// that is invalid, expired, reused, for another stream, or on another route).
+    #[error("unauthenticated: {}", .0.label())]
+    Unauthenticated(AuthFailure),
     /// Authenticated, but not allowed to do this.
     #[error("forbidden: {0}")]
     Forbidden(String),
@@ -86,7 +88,8 @@ pub enum ApiError {
     /// The process serves as many runs as allowed; new ones are shed.
     #[error("overloaded (limit {limit} open streams)")]
     Overloaded { limit: usize },
-    /// `/readyz` only: a configured agent does not report SERVING on `grpc.health.v1`.
+    /// A run to an agent whose last `grpc.health.v1` answer was not SERVING (never `/readyz`:
+    /// one agent's health does not make the instance unready).
     #[error("agent {agent} is not ready: {reason}")]
     AgentNotReady { agent: String, reason: String },
 }
@@ -155,6 +158,16 @@ impl Problem {
 
     fn with_header(mut self, name: &'static str, value: HeaderValue) -> Self {
         self.headers.push((name, value));
+        self
+    }
+
+    fn with_run_id(mut self, run_id: String) -> Self {
+        self.run_id = Some(run_id);
+        self
+    }
+
+    fn with_retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
         self
     }
 
@@ -268,15 +281,14 @@ impl ApiError {
                 message,
             } => {
                 let code = parse_code(code).unwrap_or(Code::Unknown);
-                let mut p = Problem::new(
+                Problem::new(
                     "run-failed",
                     "Run failed",
                     http_status(code),
                     message.clone(),
                 )
-                .with_code(code);
-                p.run_id = Some(run_id.clone());
-                p
+                .with_code(code)
+                .with_run_id(run_id.clone())
             }
             ApiError::FirstEventTimeout { agent, waited } => Problem::new(
                 "first-event-timeout",
@@ -295,54 +307,43 @@ impl ApiError {
                 format!("agent {agent:?} ended the run without sending any event"),
             )
             .with_code(Code::Internal),
-            ApiError::RunActive { run_id } => {
-                let mut p = Problem::new(
-                    "run-active",
-                    "Run in progress",
-                    StatusCode::CONFLICT,
-                    format!("run {run_id} is still active on this thread; wait for it to finish"),
-                )
-                .with_code(Code::Aborted);
-                p.run_id = Some(run_id.clone());
-                p
-            }
-            ApiError::HubUnavailable(_) => {
-                let mut p = Problem::new(
-                    "hub-unavailable",
-                    "Service Unavailable",
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "the threads' event log is unavailable; retry shortly",
-                )
-                .with_code(Code::Unavailable);
-                p.retry_after = Some(2);
-                p
-            }
-            ApiError::ShuttingDown => {
-                let mut p = Problem::new(
-                    "shutting-down",
-                    "Service Unavailable",
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "this bridge instance is shutting down; retry",
-                )
-                .with_code(Code::Unavailable);
-                p.retry_after = Some(1);
-                p
-            }
-            ApiError::Unauthenticated(detail) | ApiError::TicketRefused(detail) => {
-                let slug = match self {
-                    ApiError::TicketRefused(_) => "ticket-refused",
-                    _ => "unauthenticated",
-                };
-                Problem::new(
-                    slug,
-                    "Unauthorized",
-                    StatusCode::UNAUTHORIZED,
-                    detail.clone(),
-                )
-                .with_code(Code::Unauthenticated)
-                .with_header("www-authenticate", HeaderValue::from_static("Bearer"))
-                .with_auth_reason(failure_reason(detail))
-            }
+            ApiError::RunActive { run_id } => Problem::new(
+                "run-active",
+                "Run in progress",
+                StatusCode::CONFLICT,
+                format!("run {run_id} is still active on this thread; wait for it to finish"),
+            )
+            .with_code(Code::Aborted)
+            .with_run_id(run_id.clone()),
+            ApiError::HubUnavailable(_) => Problem::new(
+                "hub-unavailable",
+                "Service Unavailable",
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the threads' event log is unavailable; retry shortly",
+            )
+            .with_code(Code::Unavailable)
+            .with_retry_after(2),
+            ApiError::ShuttingDown => Problem::new(
+                "shutting-down",
+                "Service Unavailable",
+                StatusCode::SERVICE_UNAVAILABLE,
+                "this bridge instance is shutting down; retry",
+            )
+            .with_code(Code::Unavailable)
+            .with_retry_after(1),
+            ApiError::Unauthenticated(failure) => Problem::new(
+                if failure.is_ticket() {
+                    "ticket-refused"
+                } else {
+                    "unauthenticated"
+                },
+                "Unauthorized",
+                StatusCode::UNAUTHORIZED,
+                failure.detail(),
+            )
+            .with_code(Code::Unauthenticated)
+            .with_header("www-authenticate", HeaderValue::from_static("Bearer"))
+            .with_auth_reason(failure.label()),
             ApiError::Forbidden(detail) => Problem::new(
                 "forbidden",
                 "Forbidden",
@@ -351,56 +352,44 @@ impl ApiError {
             )
             .with_code(Code::PermissionDenied)
             .with_auth_reason("forbidden"),
-            ApiError::AuthUnavailable => {
-                let mut p = Problem::new(
-                    "auth-unavailable",
-                    "Service Unavailable",
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "the keys needed to verify this token cannot be fetched right now; retry",
-                )
-                .with_code(Code::Unavailable);
-                p.retry_after = Some(5);
-                p
-            }
+            ApiError::AuthUnavailable => Problem::new(
+                "auth-unavailable",
+                "Service Unavailable",
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the keys needed to verify this token cannot be fetched right now; retry",
+            )
+            .with_code(Code::Unavailable)
+            .with_retry_after(5),
             ApiError::RateLimited {
                 class,
                 retry_after,
                 headers,
-            } => {
-                let mut p = Problem::new(
-                    "rate-limited",
-                    "Too Many Requests",
-                    StatusCode::TOO_MANY_REQUESTS,
-                    format!("too many {class} requests; retry after {retry_after}s"),
-                )
-                .with_code(Code::ResourceExhausted)
-                .with_header("ratelimit-policy", headers.policy.clone())
-                .with_header("ratelimit", headers.state.clone());
-                p.retry_after = Some(*retry_after);
-                p
-            }
-            ApiError::TooManyStreams { limit } => {
-                let mut p = Problem::new(
-                    "too-many-streams",
-                    "Too Many Requests",
-                    StatusCode::TOO_MANY_REQUESTS,
-                    format!("you already have {limit} open streams; close one first"),
-                )
-                .with_code(Code::ResourceExhausted);
-                p.retry_after = Some(1);
-                p
-            }
-            ApiError::Overloaded { .. } => {
-                let mut p = Problem::new(
-                    "overloaded",
-                    "Service Unavailable",
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "this bridge instance serves as many streams as it can; retry",
-                )
-                .with_code(Code::Unavailable);
-                p.retry_after = Some(1);
-                p
-            }
+            } => Problem::new(
+                "rate-limited",
+                "Too Many Requests",
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("too many {class} requests; retry after {retry_after}s"),
+            )
+            .with_code(Code::ResourceExhausted)
+            .with_header("ratelimit-policy", headers.policy.clone())
+            .with_header("ratelimit", headers.state.clone())
+            .with_retry_after(*retry_after),
+            ApiError::TooManyStreams { limit } => Problem::new(
+                "too-many-streams",
+                "Too Many Requests",
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("you already have {limit} open streams; close one first"),
+            )
+            .with_code(Code::ResourceExhausted)
+            .with_retry_after(1),
+            ApiError::Overloaded { .. } => Problem::new(
+                "overloaded",
+                "Service Unavailable",
+                StatusCode::SERVICE_UNAVAILABLE,
+                "this bridge instance serves as many streams as it can; retry",
+            )
+            .with_code(Code::Unavailable)
+            .with_retry_after(1),
             ApiError::AgentNotReady { agent, .. } => Problem::new(
                 "agent-not-ready",
                 "Service Unavailable",
@@ -480,40 +469,6 @@ pub fn truncate(s: &str, max: usize) -> &str {
     }
 }
 
-/// Why an authentication failed, as a bounded metric label, from the (fixed) refusal texts
-/// of `auth` and its children; anything new reads `other` until named here.
-fn failure_reason(detail: &str) -> &'static str {
-    // First match wins: specific texts before general ones.
-    const REASONS: [(&str, &str); 22] = [
-        ("credentials required", "missing"),
-        ("query string", "credentials_in_query"),
-        ("only on GET", "ticket_not_on_get"),
-        ("ticket has expired", "ticket_expired"),
-        ("ticket is malformed", "ticket_malformed"),
-        ("ticket's signature", "ticket_forged"),
-        ("already used", "ticket_reused"),
-        ("another agent or thread", "ticket_wrong_stream"),
-        ("has expired", "expired"),
-        ("not valid yet", "not_yet_valid"),
-        ("another audience", "wrong_audience"),
-        ("untrusted issuer", "wrong_issuer"),
-        ("signature is invalid", "bad_signature"),
-        ("`kid`", "unknown_key"),
-        ("well-formed", "malformed"),
-        ("must be `Bearer", "malformed"),
-        ("alg", "algorithm"),
-        ("tokens are not accepted", "algorithm"),
-        ("lacks", "missing_claim"),
-        ("`sub`", "missing_claim"),
-        ("unknown API key", "bad_api_key"),
-        ("not enabled", "method_disabled"),
-    ];
-    REASONS
-        .iter()
-        .find(|(needle, _)| detail.contains(needle))
-        .map_or("other", |(_, reason)| reason)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -556,73 +511,5 @@ mod tests {
     fn truncate_respects_char_boundaries() {
         assert_eq!(truncate("héllo", 2), "hé");
         assert_eq!(truncate("hi", 5), "hi");
-    }
-}
-
-#[cfg(test)]
-mod reason_tests {
-    use super::failure_reason;
-
-    #[test]
-    fn every_refusal_text_has_a_reason() {
-        for (text, reason) in [
-            (
-                "credentials required: send `Authorization: Bearer <JWT>` or `X-API-Key`",
-                "missing",
-            ),
-            (
-                "credentials are not accepted in the query string (`token`): send",
-                "credentials_in_query",
-            ),
-            (
-                "stream tickets are accepted only on GET stream endpoints",
-                "ticket_not_on_get",
-            ),
-            (
-                "the ticket has expired; request a new one",
-                "ticket_expired",
-            ),
-            ("the ticket is malformed", "ticket_malformed"),
-            ("the ticket's signature is invalid", "ticket_forged"),
-            (
-                "the ticket was already used; request a new one",
-                "ticket_reused",
-            ),
-            (
-                "this ticket was issued for another agent or thread",
-                "ticket_wrong_stream",
-            ),
-            ("the token has expired", "expired"),
-            ("the token is not valid yet (nbf)", "not_yet_valid"),
-            ("the token is for another audience", "wrong_audience"),
-            ("the token is from an untrusted issuer", "wrong_issuer"),
-            ("the token's signature is invalid", "bad_signature"),
-            (
-                "the token's `kid` is not a known signing key",
-                "unknown_key",
-            ),
-            ("the token has no `kid`", "unknown_key"),
-            (
-                "the bearer token is not a well-formed JWT with a supported alg",
-                "malformed",
-            ),
-            (
-                "the Authorization header must be `Bearer <token>`",
-                "malformed",
-            ),
-            ("the token's alg does not match its key", "algorithm"),
-            ("this JWT algorithm is not accepted", "algorithm"),
-            ("HS256 tokens are not accepted here", "algorithm"),
-            ("the token lacks `exp` or `sub`", "missing_claim"),
-            ("the token's `sub` must be a string", "missing_claim"),
-            ("unknown API key", "bad_api_key"),
-            (
-                "bearer tokens are not enabled on this bridge",
-                "method_disabled",
-            ),
-        ] {
-            assert_eq!(failure_reason(text), reason, "{text}");
-        }
-        assert_eq!(failure_reason("something new"), "other");
     }
 }

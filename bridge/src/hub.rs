@@ -220,6 +220,17 @@ impl Hub {
         .await
     }
 
+    /// The run active on a thread, if any (for clients that resume "the current run").
+    pub async fn active_run(&self, key: &ThreadKey) -> Result<Option<String>, HubError> {
+        self.timed("active_run", async {
+            match &self.backend {
+                Backend::Memory(h) => Ok(h.active_run(key)),
+                Backend::Redis(h) => h.active_run(key).await,
+            }
+        })
+        .await
+    }
+
     /// Renews a run's lease (the run's bridge is alive).
     pub async fn renew_run(&self, key: &ThreadKey, run_id: &str) -> Result<(), HubError> {
         self.timed("renew_run", async {

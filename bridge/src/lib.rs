@@ -16,7 +16,7 @@
 //!   [`ratelimit`] (request budgets and open-stream caps), [`cors`], [`policy`] (which
 //!   events reach clients, redaction), [`secret`] (values that never print).
 //! - [`metrics`]: the Prometheus series; [`readiness`]: `/readyz` and the agents' gRPC health.
-//! - [`demo`]: the embedded agent stub; [`telemetry`] (logs, traces), [`shutdown`]: process
+//! - [`demo`]: the embedded agent stub; [`token`]: development JWTs (`bridge token`); [`telemetry`] (logs, traces), [`shutdown`]: process
 //!   plumbing.
 #![forbid(unsafe_code)]
 
@@ -43,6 +43,7 @@ pub mod sse;
 pub mod state;
 pub mod telemetry;
 pub mod threads;
+pub mod token;
 pub mod upstream;
 pub mod validate;
 

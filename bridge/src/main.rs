@@ -1,4 +1,5 @@
-//! `bridge`: serve configured agents, or `bridge demo` with an embedded agent stub.
+//! `bridge`: serve configured agents, or `bridge demo` with an embedded agent stub, or
+//! `bridge token` to mint a development JWT.
 
 use std::time::Duration;
 
@@ -17,6 +18,8 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+// One value, parsed once at start: boxing `Demo`'s config would buy nothing.
+#[allow(clippy::large_enum_variant)]
 enum Command {
     /// Run with an in-process agent stub (agent `assistant`): nothing else to install.
     Demo {
@@ -26,6 +29,9 @@ enum Command {
         #[arg(long, env = "BRIDGE_DEMO_PACE", default_value = "60ms", value_parser = humantime::parse_duration)]
         pace: Duration,
     },
+    /// Print a development HS256 JWT signed with the bridge's `--jwt-secret-file`, to try a
+    /// bridge that requires credentials (production tokens come from your identity provider).
+    Token(bridge::token::TokenArgs),
 }
 
 #[tokio::main]
@@ -36,6 +42,12 @@ async fn main() -> anyhow::Result<()> {
 
     let config = match cli.command {
         None => cli.config,
+        Some(Command::Token(args)) => {
+            let token = bridge::token::mint(&args, std::time::SystemTime::now())
+                .map_err(anyhow::Error::msg)?;
+            println!("{token}");
+            return Ok(());
+        }
         Some(Command::Demo { mut config, pace }) => {
             let telemetry = bridge::telemetry::init(config.log_format);
             // The demo is for trying the bridge on one machine; serve() logs a warning.
@@ -70,15 +82,28 @@ async fn serve(config: Config, shutdown: CancellationToken, demo: bool) -> anyho
     let ui = config.ui;
     // Validated and built before anything listens: a bad setting exits 1 without ever
     // printing the `listening on` line supervisors wait for.
-    let server = bridge::Server::new(config, shutdown)?;
+    let admin_listen = config.server.admin_listen;
+    let mut server = bridge::Server::new(config, shutdown)?;
     let listener = TcpListener::bind(listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen} (--listen/BRIDGE_LISTEN): {e}"))?;
+    // Bound before anything is printed: whoever waits for the lines may scrape at once.
+    let admin = match admin_listen {
+        Some(admin) => Some(TcpListener::bind(admin).await.map_err(|e| {
+            anyhow::anyhow!("cannot listen on {admin} (--admin-listen/BRIDGE_ADMIN_LISTEN): {e}")
+        })?),
+        None => None,
+    };
     let addr = listener.local_addr()?;
     tracing::info!(%addr, ?agents, "bridge listening");
     if !demo {
         // One parseable line, for supervisors and tests that pass --listen 127.0.0.1:0.
         println!("listening on http://{addr}");
+    }
+    if let Some(admin) = admin {
+        // After the main line: tests read the lines in this order.
+        println!("admin listening on http://{}", admin.local_addr()?);
+        server = server.with_admin(admin);
     }
     if demo {
         println!("bridge demo listening on http://{addr}");

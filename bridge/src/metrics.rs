@@ -27,6 +27,15 @@ pub enum Transport {
     json,
     /// A thread subscription over WebSocket.
     websocket,
+    /// SSE in another wire dialect (`dialect::*`): the Vercel AI SDK's UI message stream,
+    /// AG-UI, A2A, OpenAI chunks (and `openai_json`, its non-streaming answer), seed 001's
+    /// interactions.
+    ai_sdk,
+    ag_ui,
+    a2a,
+    openai,
+    openai_json,
+    interactions,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -62,9 +71,8 @@ pub struct RefusalLabels {
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct AuthLabels {
-    /// `missing`, `malformed`, `expired`, `not_yet_valid`, `wrong_audience`, `wrong_issuer`,
-    /// `bad_signature`, `unknown_key`, `algorithm`, `bad_api_key`, `credentials_in_query`,
-    /// `ticket_*`, `forbidden`, ...
+    /// [`crate::error::AuthFailure::label`] (`missing`, `expired`, `wrong_issuer`,
+    /// `ticket_reused`, `ticket_wrong_route`, ...: a fixed set), or `forbidden`.
     pub reason: &'static str,
 }
 
@@ -102,6 +110,8 @@ pub struct Metrics {
     pub hub_memory: Gauge,
     /// Memory hub: thread logs it holds.
     pub hub_threads: Gauge,
+    /// 1 while an agent's last gRPC health answer was SERVING (see [`crate::readiness`]).
+    pub agent_serving: Family<AgentLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -191,10 +201,17 @@ impl Metrics {
             "Thread logs the memory hub holds",
             hub_threads.clone(),
         );
+        let agent_serving = Family::<AgentLabels, Gauge>::default();
+        registry.register(
+            "bridge_agent_serving",
+            "1 while the agent's last gRPC health check answered SERVING, else 0",
+            agent_serving.clone(),
+        );
         Self {
             registry: Arc::new(registry),
             hub_memory,
             hub_threads,
+            agent_serving,
             refusals,
             auth_failures,
             hub_latency,
@@ -266,6 +283,31 @@ impl Metrics {
                 .get_or_create(&AuthLabels { reason })
                 .inc();
         }
+    }
+
+    /// Exports every agent's series that a scaler or an alert reads at their starting value
+    /// (open streams 0, not serving until checked), so a fresh instance is not missing them
+    /// until its first stream: an autoscaler on `bridge_open_streams` can then scale idle
+    /// pods down.
+    pub fn agents_configured<'a>(&self, agents: impl IntoIterator<Item = &'a str>) {
+        for agent in agents {
+            for transport in [Transport::sse, Transport::json, Transport::websocket] {
+                let _ = self.open_streams.get_or_create(&StreamLabels {
+                    agent: agent.to_owned(),
+                    transport,
+                });
+            }
+            self.agent_serving(agent);
+        }
+    }
+
+    /// The agent's `bridge_agent_serving` gauge.
+    pub fn agent_serving(&self, agent: &str) -> Gauge {
+        self.agent_serving
+            .get_or_create(&AgentLabels {
+                agent: agent.to_owned(),
+            })
+            .clone()
     }
 
     /// Counts a stream as open until the returned guard drops, then records its duration.

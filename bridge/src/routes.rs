@@ -4,6 +4,7 @@
 
 mod agents;
 mod chat;
+mod dialects;
 mod extract;
 mod health;
 mod middleware;
@@ -30,6 +31,7 @@ pub fn router(state: AppState) -> Router {
     let cors = state.cors.as_ref().map(crate::cors::CorsSettings::layer);
     let api = Router::new()
         .route("/v1/agents", get(agents::list_agents))
+        .route("/v1/agents/{agent}/status", get(agents::agent_status))
         .route("/v1/agents/{agent}/chat", post(chat::chat))
         .route("/v1/agents/{agent}/threads", get(threads::list_threads))
         .route(
@@ -55,6 +57,7 @@ pub fn router(state: AppState) -> Router {
             get(chat::stream),
         )
         .route("/v1/tickets", post(tickets::issue))
+        .merge(dialects::router())
         // Route layers run only for matched routes, the last added first:
         // - auth: every /v1 request needs an identity (probes do not); failures count
         //   against the client IP, so credentials cannot be guessed at speed;
@@ -67,23 +70,21 @@ pub fn router(state: AppState) -> Router {
             (state.auth.clone(), state.rate_limits.clone()),
             auth::middleware,
         ));
-    let ui = if state.ui {
+    // The JavaScript client always; the chat page with `--ui`.
+    let ui = ui::router(state.ui);
+    // With an admin listener, the scrape lives there only: whatever exposes the API (an
+    // Ingress, a route on `/`) does not expose the metrics.
+    let metrics = if state.admin_listener {
         Router::new()
-            .route("/", get(ui::to_page))
-            .route("/ui", get(ui::to_page))
-            .route("/ui/", get(ui::index))
-            .route("/ui/app.js", get(ui::app_js))
-            .route("/ui/style.css", get(ui::style_css))
-            .route("/ui/agent-bridge.js", get(ui::client_js))
     } else {
-        Router::new()
+        Router::new().route("/metrics", get(health::metrics))
     };
     Router::new()
         .merge(api)
         .merge(ui)
+        .merge(metrics)
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
-        .route("/metrics", get(health::metrics))
         .route("/openapi.json", get(openapi::document))
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
@@ -106,5 +107,17 @@ pub fn router(state: AppState) -> Router {
             middleware::count_refusals,
         ))
         .layer(telemetry::http::trace_layer())
+        .with_state(state)
+}
+
+/// The admin listener's routes (`--admin-listen`): probes and the scrape, no credentials,
+/// nothing of the API.
+pub fn admin_router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(health::live))
+        .route("/readyz", get(health::ready))
+        .route("/metrics", get(health::metrics))
+        .fallback(|| async { ApiError::RouteNotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .with_state(state)
 }

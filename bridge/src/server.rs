@@ -36,6 +36,8 @@ pub struct Server {
     drain_timeout: Duration,
     shutdown_accept: Duration,
     shutdown: CancellationToken,
+    /// The admin listener (`--admin-listen`), bound by the caller.
+    admin: Option<TcpListener>,
 }
 
 /// Limits on client connections.
@@ -58,7 +60,17 @@ impl Server {
             drain_timeout: config.server.drain_timeout,
             shutdown_accept: config.server.shutdown_accept,
             shutdown,
+            admin: None,
         })
+    }
+
+    /// Also serves probes and `/metrics` on `admin` (`--admin-listen`), until [`serve`]
+    /// returns: through the drain it keeps answering, `/readyz` with 503.
+    ///
+    /// [`serve`]: Self::serve
+    pub fn with_admin(mut self, admin: TcpListener) -> Self {
+        self.admin = Some(admin);
+        self
     }
 
     /// Serves on `listener` until `shutdown` is cancelled, then drains: readiness fails, new
@@ -72,8 +84,18 @@ impl Server {
             drain_timeout,
             shutdown_accept,
             shutdown,
+            admin,
         } = self;
         let metrics = state.metrics.clone();
+        // Aborted when this returns (dropped): the process is about to exit.
+        let _admin = admin.map(|listener| {
+            let app = routes::admin_router(state.clone());
+            AbortOnDrop(tokio::spawn(async move {
+                if let Err(error) = axum::serve(listener, app).await {
+                    tracing::error!(%error, "admin listener failed");
+                }
+            }))
+        });
         let app = routes::router(state);
 
         // On shutdown, open streams end at once (they hear `shutdown`); the listener keeps
@@ -103,6 +125,15 @@ impl Server {
                 Ok(())
             }
         }
+    }
+}
+
+/// A task that ends when its handle is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -176,11 +176,15 @@ pub fn run<E: Encoder + Unpin>(mut run: Run, encoder: E, settings: SseSettings) 
         retry: settings.retry_hint,
     };
     let guard = run.guard.take();
-    Body::from_stream(SseBody::new(
+    let mut extra = HeaderMap::new();
+    encoder.headers(&mut extra);
+    let mut response = Body::from_stream(SseBody::new(
         run.events, encoder, settings, guard, origin, None,
     ))
     .into_response()
-    .with_event_stream_headers()
+    .with_event_stream_headers();
+    response.headers_mut().extend(extra);
+    response
 }
 
 /// The SSE response for a thread subscription, in `encoder`'s dialect. When `draining` is
@@ -198,7 +202,9 @@ pub fn subscription<E: Encoder + Unpin>(
         span: Some(tracing::Span::current()),
         retry: settings.retry_hint,
     };
-    Body::from_stream(SseBody::new(
+    let mut extra = HeaderMap::new();
+    encoder.headers(&mut extra);
+    let mut response = Body::from_stream(SseBody::new(
         subscription,
         encoder,
         settings,
@@ -207,7 +213,9 @@ pub fn subscription<E: Encoder + Unpin>(
         Some(draining),
     ))
     .into_response()
-    .with_event_stream_headers()
+    .with_event_stream_headers();
+    response.headers_mut().extend(extra);
+    response
 }
 
 trait EventStreamHeaders {

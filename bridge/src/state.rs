@@ -12,7 +12,7 @@ use crate::{
     hub::{Backend, Hub, Retention, memory::MemoryHub, redis::RedisHub},
     metrics::Metrics,
     ratelimit::{Admission, RateLimits},
-    readiness::Readiness,
+    readiness::{AgentHealth, Readiness},
     run::Limits,
     secret::Secret,
     sse::SseSettings,
@@ -39,6 +39,10 @@ pub struct AppState {
     pub cors: Option<crate::cors::CorsSettings>,
     pub metrics: Metrics,
     pub readiness: Arc<Readiness>,
+    /// Each agent's last gRPC health answer; never part of readiness.
+    pub agent_health: AgentHealth,
+    /// Whether `/metrics` is served apart, on the admin listener (`--admin-listen`).
+    pub admin_listener: bool,
     /// Whether the chat page and the JavaScript client are served (`--ui`).
     pub ui: bool,
 }
@@ -95,7 +99,8 @@ impl AppState {
             filters,
         )
         .map_err(anyhow::Error::msg)?;
-        let auth = Auth::from_config(&config.auth).map_err(anyhow::Error::msg)?;
+        let auth =
+            Auth::from_config(&config.auth, &config.threads.hub).map_err(anyhow::Error::msg)?;
         if config.auth.allow_anonymous {
             tracing::warn!(
                 "anonymous access is enabled (--allow-anonymous): anyone who can reach this \
@@ -105,10 +110,17 @@ impl AppState {
         let cors = CorsSettings::new(&config.edge.cors_origins, config.edge.cors_max_age)
             .map_err(anyhow::Error::msg)?;
         let readiness = Readiness::new(
-            &agents,
             hub.clone(),
             config.server.readiness_cache,
             config.upstream.connect_timeout,
+        );
+        metrics.agents_configured(agents.names());
+        let agent_health = AgentHealth::start(
+            &agents,
+            &metrics,
+            config.server.readiness_cache,
+            config.upstream.connect_timeout,
+            &shutdown,
         );
         let state = AppState {
             agents,
@@ -139,6 +151,8 @@ impl AppState {
             cors,
             metrics,
             readiness: Arc::new(readiness),
+            agent_health,
+            admin_listener: config.server.admin_listen.is_some(),
             ui: config.ui,
         };
         Ok(state)

@@ -28,7 +28,7 @@ use crate::{
 pub fn key(identity: &Identity, agent: &Agent, thread: &ThreadId) -> ThreadKey {
     ThreadKey {
         agent: agent.name.to_string(),
-        tenant: identity.tenant.clone(),
+        tenant: identity.qualified_tenant(),
         subject: identity.subject.clone(),
         thread: thread.as_str().to_owned(),
     }
@@ -88,6 +88,7 @@ async fn start_recorded(
     key: &ThreadKey,
     request: ChatRequest,
 ) -> Result<Run, ApiError> {
+    state.agent_health.admit(&agent.name)?;
     let run_id = request.run_id.clone();
     state.hub.begin_run(key, &run_id).await?;
     let started = run::start(

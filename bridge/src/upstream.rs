@@ -2,6 +2,9 @@
 //! makes to an agent: the streaming `Chat` (as an [`EventStream`], the seam other agent
 //! kinds plug into) and the typed unary thread calls, bounded in time.
 //!
+//! Two kinds of agent sit behind a name: `agent.v1` agents (our contract) and A2A agents
+//! ([`a2a`], the Agent2Agent protocol's gRPC binding), whose tasks read as the same events.
+//!
 //! Channels connect lazily and reconnect by themselves, so the bridge starts (and stays up)
 //! while an agent is down; calls to it fail with `UNAVAILABLE` until it returns.
 
@@ -29,6 +32,8 @@ use crate::{
     auth::Identity, config::AgentTarget, error::ApiError, filter::EventFilter, secret::Secret,
 };
 
+pub mod a2a;
+
 /// An agent's events for one run, as the bridge pumps them. Dropping it cancels the call.
 pub type EventStream = Pin<Box<dyn Stream<Item = Result<ChatEvent, Status>> + Send>>;
 
@@ -43,6 +48,8 @@ pub struct Agent {
     token: Option<Secret>,
     /// The same channel, for health checks.
     channel: Channel,
+    /// Set for an A2A agent: its calls go through `A2AService` instead of `client`.
+    a2a: Option<a2a::A2aAgent>,
 }
 
 impl Agent {
@@ -51,17 +58,14 @@ impl Agent {
         self.client.clone()
     }
 
-    /// A call carrying the caller's identity (`x-subject`, `x-tenant`: the agent scopes
-    /// threads by them) and the bridge's credential (`authorization: Bearer`).
+    /// A call carrying the caller's identity (`x-subject`, `x-tenant`, `x-identity-kind`,
+    /// `x-issuer`: the agent scopes threads by them) and the bridge's credential (`authorization: Bearer`).
     pub fn request<T>(&self, message: T, identity: &Identity) -> tonic::Request<T> {
         let mut request = tonic::Request::new(message);
         let metadata = request.metadata_mut();
         // A subject may hold bytes metadata cannot carry: they are percent-escaped, so every
         // identity still reaches the agent, and distinct identities stay distinct.
-        for (key, value) in [
-            ("x-subject", &identity.subject),
-            ("x-tenant", &identity.tenant),
-        ] {
+        for (key, value) in identity.agent_metadata() {
             if let Ok(value) = MetadataValue::try_from(metadata_safe(value).as_str()) {
                 metadata.insert(key, value);
             }
@@ -79,8 +83,18 @@ impl Agent {
         self.channel.clone()
     }
 
+    /// What an A2A agent says about itself (its card), for agent pickers; `None` for
+    /// `agent.v1` agents and while the card cannot be read.
+    pub async fn card(&self, identity: &Identity, timeout: Duration) -> Option<a2a::Card> {
+        let a2a = self.a2a.as_ref()?;
+        a2a.card(self.unary((), identity, timeout)).await
+    }
+
     /// Opens the streaming `Chat` call.
     pub async fn chat(&self, call: tonic::Request<ChatRequest>) -> Result<EventStream, Status> {
+        if let Some(a2a) = &self.a2a {
+            return a2a.chat(&self.name, call).await;
+        }
         let stream = self.client().chat(call).await?.into_inner();
         Ok(Box::pin(stream))
     }
@@ -92,6 +106,13 @@ impl Agent {
         page: Page,
         timeout: Duration,
     ) -> Result<ThreadPage, ApiError> {
+        if let Some(a2a) = &self.a2a {
+            let call = self.unary((), identity, timeout);
+            return a2a
+                .list_threads(call, page)
+                .await
+                .map_err(|s| self.failed(s));
+        }
         let request = ListThreadsRequest {
             page_size: page.page_size,
             page_token: page.page_token,
@@ -126,6 +147,13 @@ impl Agent {
         page: Page,
         timeout: Duration,
     ) -> Result<MessagePage, ApiError> {
+        if let Some(a2a) = &self.a2a {
+            let call = self.unary((), identity, timeout);
+            return a2a
+                .list_messages(&self.name, call, thread, page)
+                .await
+                .map_err(|s| self.failed(s));
+        }
         let request = ListMessagesRequest {
             thread_id: thread.to_owned(),
             page_size: page.page_size,
@@ -161,6 +189,10 @@ impl Agent {
         thread: &str,
         timeout: Duration,
     ) -> Result<u32, ApiError> {
+        if self.a2a.is_some() {
+            // A2A has no call that removes a context or a task.
+            return Err(self.failed(Status::unimplemented("A2A agents cannot delete threads")));
+        }
         let request = DeleteThreadRequest {
             thread_id: thread.to_owned(),
         };
@@ -271,7 +303,25 @@ impl Agents {
     ) -> Result<Self, String> {
         // Several URLs under one name are one agent whose calls spread over them.
         let mut grouped: Vec<(&str, Vec<&str>)> = Vec::new();
-        for target in targets {
+        // An A2A agent's URL is its transport URL under an `a2a+` scheme.
+        let targets: Vec<(AgentTarget, bool)> = targets
+            .iter()
+            .map(|target| match a2a::transport_url(&target.url) {
+                Some(url) => (
+                    AgentTarget {
+                        name: target.name.clone(),
+                        url,
+                    },
+                    true,
+                ),
+                None => (target.clone(), false),
+            })
+            .collect();
+        let kinds: HashMap<&str, bool> = targets
+            .iter()
+            .map(|(target, is_a2a)| (target.name.as_str(), *is_a2a))
+            .collect();
+        for (target, _) in &targets {
             match grouped.iter_mut().find(|(name, _)| *name == target.name) {
                 Some((_, urls)) => urls.push(&target.url),
                 None => grouped.push((&target.name, vec![&target.url])),
@@ -337,6 +387,11 @@ impl Agents {
                     client,
                     filter: Arc::new(filters.remove(&target.name).unwrap_or_default()),
                     token: settings.token.clone(),
+                    a2a: kinds
+                        .get(name)
+                        .copied()
+                        .unwrap_or(false)
+                        .then(|| a2a::A2aAgent::new(channel.clone())),
                     channel,
                 },
             );

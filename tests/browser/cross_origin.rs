@@ -1,5 +1,6 @@
 //! A front end on another origin: it imports the client module from the bridge and calls
-//! the API through CORS; an origin the bridge does not allow is refused by the browser.
+//! the API through CORS; an origin the bridge does not allow is refused by the browser, and
+//! by the bridge itself for WebSockets (which CORS does not cover), cookie or not.
 
 use std::path::PathBuf;
 
@@ -9,7 +10,7 @@ use tokio::net::TcpListener;
 
 use crate::{
     browser,
-    support::{spawn_agent, spawn_bridge},
+    support::{spawn_agent, spawn_bridge, spawn_bridge_strict},
 };
 
 const KEY: &str = "browser-test-key-0123456789";
@@ -66,9 +67,7 @@ async fn result(browser: &browser::Browser) -> Value {
 
 #[tokio::test]
 async fn a_page_on_an_allowed_origin_streams_and_subscribes_with_a_ticket() {
-    let Some(browser) = browser::launch().await else {
-        return;
-    };
+    let browser = browser::launch().await;
     let agent = spawn_agent().await;
     let origin = Origin::bind().await;
     let keys = api_keys_file("allowed");
@@ -125,9 +124,7 @@ async fn a_page_on_an_allowed_origin_streams_and_subscribes_with_a_ticket() {
 
 #[tokio::test]
 async fn a_page_on_a_refused_origin_cannot_read_the_bridge() {
-    let Some(browser) = browser::launch().await else {
-        return;
-    };
+    let browser = browser::launch().await;
     let agent = spawn_agent().await;
     let origin = Origin::bind().await;
     let keys = api_keys_file("refused");
@@ -176,4 +173,109 @@ async fn a_page_on_a_refused_origin_cannot_read_the_bridge() {
     assert_eq!(out["es"], "refused", "{out}");
     browser.close().await;
     let _ = std::fs::remove_file(keys);
+}
+
+/// Opens a WebSocket on thread `hijack` from the current page and asks for a run; the
+/// outcome lands in `window.result.ws`: `accepted`, or `closed CODE` when refused.
+const OPEN_SOCKET: &str = r#"
+    const out = window.result = { state: 'running' };
+    const ws = new WebSocket(BRIDGE_WS + '/v1/agents/assistant/threads/hijack/ws');
+    ws.onopen = () => ws.send(JSON.stringify({ type: 'message', message: 'as the victim' }));
+    ws.onmessage = (m) => {
+      const frame = JSON.parse(m.data);
+      if (frame.type === 'accepted') { ws.close(); out.ws = 'accepted'; out.state = 'done'; }
+    };
+    ws.onclose = (e) => { if (out.state === 'running') { out.ws = 'closed ' + e.code; out.state = 'done'; } };
+"#;
+
+/// Cross-site WebSocket hijacking: a page on another loopback origin (same site, so the
+/// browser sends the user's cookie) may not open a socket; the bridge's own page and a
+/// service (no `Origin`) may.
+#[tokio::test]
+async fn a_websocket_from_a_refused_origin_is_refused_even_with_the_cookie() {
+    use futures_util::SinkExt as _;
+    use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest as _};
+
+    let browser = browser::launch().await;
+    let agent = spawn_agent().await;
+    let secret = "browser-suite-jwt-secret-0123456789";
+    let secret_file =
+        std::env::temp_dir().join(format!("bridge-browser-jwt-{}", std::process::id()));
+    std::fs::write(&secret_file, secret).expect("write secret");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &serde_json::json!({ "sub": "victim", "scope": "agent:*", "exp": now + 600 }),
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap();
+    let evil = Origin::bind().await;
+    let bridge = spawn_bridge_strict(
+        &[("assistant", &agent.url)],
+        &[
+            "--jwt-secret-file",
+            secret_file.to_str().unwrap(),
+            "--cors-origin",
+            "http://127.0.0.1:9",
+        ],
+    )
+    .await;
+    let bridge_ws = bridge.base.replace("http://", "ws://");
+    let script = format!("const BRIDGE_WS = '{bridge_ws}';\n{OPEN_SOCKET}");
+    let outcome = || browser.wait_for("window.result.state === 'done' && window.result.ws", "ws");
+
+    // The user logged in on the bridge's own origin: the cookie is set, and a socket opened
+    // from there runs.
+    browser.goto(&bridge.url("/healthz")).await;
+    browser
+        .js(&format!(
+            "document.cookie = 'bridge_token={token}; path=/'; return true;"
+        ))
+        .await;
+    browser.js(&script).await;
+    assert_eq!(outcome().await, "accepted");
+
+    // A page on another origin of the same site: the browser sends the cookie, the bridge
+    // refuses the upgrade (403, counted as forbidden, not as missing credentials).
+    let page = format!("<!doctype html><title>elsewhere</title><script>{script}</script>");
+    browser.goto(&evil.serve(page)).await;
+    assert_eq!(outcome().await, "closed 1006");
+    let metrics = reqwest::get(bridge.url("/metrics")).await.unwrap();
+    let metrics = metrics.text().await.unwrap();
+    assert!(
+        metrics.contains("bridge_auth_failures_total{reason=\"forbidden\"} 1"),
+        "{metrics}"
+    );
+    assert!(!metrics.contains("reason=\"missing\""), "{metrics}");
+
+    // A service sends no Origin: it is not a browser, and its socket opens.
+    let mut request = format!("{bridge_ws}/v1/agents/assistant/threads/hijack/ws")
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    let (mut socket, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("a service's socket");
+    socket
+        .send(Message::text(
+            r#"{"type":"message","message":"from a service"}"#,
+        ))
+        .await
+        .unwrap();
+    // The reply to the message comes among the thread's events.
+    let reply = loop {
+        let frame = crate::support::next(&mut socket).await.expect("a frame");
+        let frame: Value = serde_json::from_str(frame.unwrap().to_text().unwrap()).unwrap();
+        if matches!(frame["type"].as_str(), Some("accepted" | "error")) {
+            break frame;
+        }
+    };
+    assert_eq!(reply["type"], "accepted", "{reply}");
+    browser.close().await;
+    let _ = std::fs::remove_file(secret_file);
 }

@@ -1,11 +1,10 @@
 //! Agent failures: before the first event they are HTTP errors, after it `run_error` events.
 
-use crate::support::{collect_events, problem, spawn_agent, spawn_bridge};
+use crate::support::{collect_events, problem, spawn_assistant, spawn_bridge};
 
 #[tokio::test]
 async fn failures_before_the_first_event_map_to_http_statuses() {
-    let agent = spawn_agent().await;
-    let bridge = spawn_bridge(&[("assistant", &agent.url)], &[]).await;
+    let (_agent, bridge) = spawn_assistant(&[]).await;
     for (code, status) in [
         ("UNAVAILABLE", 503),
         ("DEADLINE_EXCEEDED", 504),
@@ -49,8 +48,7 @@ async fn an_unreachable_agent_is_503_without_internals() {
 
 #[tokio::test]
 async fn failure_after_the_first_event_ends_the_stream_with_run_error() {
-    let agent = spawn_agent().await;
-    let bridge = spawn_bridge(&[("assistant", &agent.url)], &[]).await;
+    let (_agent, bridge) = spawn_assistant(&[]).await;
 
     let response = bridge
         .chat_stream("assistant", "stub: fail-after=3 code=INTERNAL")
@@ -87,8 +85,7 @@ async fn failure_after_the_first_event_ends_the_stream_with_run_error() {
 
 #[tokio::test]
 async fn a_failed_run_is_a_problem_in_the_json_answer() {
-    let agent = spawn_agent().await;
-    let bridge = spawn_bridge(&[("assistant", &agent.url)], &[]).await;
+    let (_agent, bridge) = spawn_assistant(&[]).await;
     let response = bridge
         .chat_json(
             "assistant",
@@ -103,12 +100,8 @@ async fn a_failed_run_is_a_problem_in_the_json_answer() {
 
 #[tokio::test]
 async fn a_silent_agent_times_out_before_and_after_the_first_event() {
-    let agent = spawn_agent().await;
-    let bridge = spawn_bridge(
-        &[("assistant", &agent.url)],
-        &["--first-event-timeout", "300ms", "--idle-timeout", "300ms"],
-    )
-    .await;
+    let (agent, bridge) =
+        spawn_assistant(&["--first-event-timeout", "300ms", "--idle-timeout", "300ms"]).await;
 
     let (status, body) = problem(
         bridge
@@ -134,12 +127,7 @@ async fn a_silent_agent_times_out_before_and_after_the_first_event() {
 
 #[tokio::test]
 async fn a_run_longer_than_the_limit_is_ended() {
-    let agent = spawn_agent().await;
-    let bridge = spawn_bridge(
-        &[("assistant", &agent.url)],
-        &["--max-run-duration", "500ms"],
-    )
-    .await;
+    let (_agent, bridge) = spawn_assistant(&["--max-run-duration", "500ms"]).await;
     let events = collect_events(bridge.chat_stream("assistant", "stub: hang-after=1").await).await;
     let last = events.last().unwrap();
     assert_eq!(last.event, "run_error");

@@ -139,11 +139,8 @@ async fn a_path_that_is_not_utf8_gets_a_problem_document() {
     let agent = crate::support::spawn_agent().await;
     let bridge = spawn_bridge(&[("assistant", &agent.url)], &[]).await;
     let response = bridge
-        .http
-        .get(bridge.url("/v1/agents/assistant/threads/%ff%fe/events"))
-        .send()
-        .await
-        .unwrap();
+        .get("/v1/agents/assistant/threads/%ff%fe/events")
+        .await;
     assert_eq!(
         response.headers()["content-type"],
         "application/problem+json"

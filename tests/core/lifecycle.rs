@@ -2,12 +2,11 @@
 
 use std::time::Duration;
 
-use crate::support::{PATIENCE, next, spawn_agent, spawn_bridge, sse_events};
+use crate::support::{PATIENCE, eventually, next, spawn_assistant, sse_events};
 
 #[tokio::test]
 async fn a_client_disconnect_cancels_the_agent_call() {
-    let agent = spawn_agent().await;
-    let bridge = spawn_bridge(&[("assistant", &agent.url)], &[]).await;
+    let (agent, bridge) = spawn_assistant(&[]).await;
 
     let response = bridge.chat_stream("assistant", "stub: hang").await;
     let mut events = Box::pin(sse_events(response));
@@ -22,8 +21,7 @@ async fn a_client_disconnect_cancels_the_agent_call() {
 
 #[tokio::test]
 async fn heartbeats_arrive_while_the_agent_is_silent() {
-    let agent = spawn_agent().await;
-    let bridge = spawn_bridge(&[("assistant", &agent.url)], &["--heartbeat", "100ms"]).await;
+    let (_agent, bridge) = spawn_assistant(&["--heartbeat", "100ms"]).await;
 
     let response = bridge.chat_stream("assistant", "stub: hang").await;
     let mut body = response.bytes_stream();
@@ -43,12 +41,8 @@ async fn heartbeats_arrive_while_the_agent_is_silent() {
 
 #[tokio::test]
 async fn shutdown_ends_open_streams_with_a_final_event_within_the_drain_time() {
-    let agent = spawn_agent().await;
-    let mut bridge = spawn_bridge(
-        &[("assistant", &agent.url)],
-        &["--drain-timeout", "5s", "--retry-hint", "1500ms"],
-    )
-    .await;
+    let (agent, mut bridge) =
+        spawn_assistant(&["--drain-timeout", "5s", "--retry-hint", "1500ms"]).await;
 
     let mut streams = Vec::new();
     for _ in 0..3 {
@@ -97,8 +91,7 @@ async fn shutdown_ends_open_streams_with_a_final_event_within_the_drain_time() {
 
 #[tokio::test]
 async fn a_client_that_never_reads_cannot_hold_the_drain_forever() {
-    let agent = spawn_agent().await;
-    let mut bridge = spawn_bridge(&[("assistant", &agent.url)], &["--drain-timeout", "1s"]).await;
+    let (_agent, mut bridge) = spawn_assistant(&["--drain-timeout", "1s"]).await;
     // A huge burst the client never reads: the stream stays blocked on the socket.
     let _response = bridge
         .chat_stream("assistant", "stub: burst=1000000 size=1024")
@@ -111,8 +104,7 @@ async fn a_client_that_never_reads_cannot_hold_the_drain_forever() {
 
 #[tokio::test]
 async fn a_slow_client_slows_the_agent_instead_of_growing_memory() {
-    let agent = spawn_agent().await;
-    let bridge = spawn_bridge(&[("assistant", &agent.url)], &["--stream-buffer", "16"]).await;
+    let (agent, bridge) = spawn_assistant(&["--stream-buffer", "16"]).await;
     const TOTAL: u64 = 200_000; // 200 MB of deltas if nothing pushed back
     let response = bridge
         .chat_stream("assistant", &format!("stub: burst={TOTAL} size=1024"))
@@ -120,26 +112,20 @@ async fn a_slow_client_slows_the_agent_instead_of_growing_memory() {
     assert_eq!(response.status(), 200);
 
     // The client reads nothing. Wait until the agent is blocked by flow control: its sent
-    // count stops moving.
-    let deadline = std::time::Instant::now() + PATIENCE;
-    let mut last = agent.stats.events_sent();
-    loop {
+    // count stops moving over a window (the sleep is that window, not a wait for an event).
+    eventually("the agent stops producing", || async {
+        let before = agent.stats.events_sent();
         tokio::time::sleep(Duration::from_millis(250)).await;
         let now = agent.stats.events_sent();
-        if now == last && now > 0 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the agent never stopped producing"
-        );
-        last = now;
-    }
+        now == before && now > 0
+    })
+    .await;
     // What is in flight is bounded by socket and HTTP/2 windows plus the bridge's buffer:
     // a few MB, not the 200 MB the agent wanted to send.
+    let pulled = agent.stats.events_sent();
     assert!(
-        last < TOTAL / 10,
-        "{last} events were pulled for a client that reads nothing"
+        pulled < TOTAL / 10,
+        "{pulled} events were pulled for a client that reads nothing"
     );
 
     // And the client can still read the whole stream, in order, once it starts.
@@ -160,16 +146,10 @@ async fn a_slow_client_slows_the_agent_instead_of_growing_memory() {
 
 #[tokio::test]
 async fn probes_answer() {
-    let agent = spawn_agent().await;
-    let bridge = spawn_bridge(&[("assistant", &agent.url)], &[]).await;
-    let live = bridge
-        .http
-        .get(bridge.url("/healthz"))
-        .send()
-        .await
-        .unwrap();
+    let (_agent, bridge) = spawn_assistant(&[]).await;
+    let live = bridge.get("/healthz").await;
     assert_eq!(live.status(), 200);
-    let ready = bridge.http.get(bridge.url("/readyz")).send().await.unwrap();
+    let ready = bridge.get("/readyz").await;
     assert_eq!(ready.status(), 200);
     assert_eq!(
         ready.json::<serde_json::Value>().await.unwrap()["status"],
@@ -179,22 +159,9 @@ async fn probes_answer() {
 
 #[tokio::test]
 async fn readiness_fails_while_draining_and_new_runs_are_refused() {
-    let agent = spawn_agent().await;
-    let mut bridge = spawn_bridge(
-        &[("assistant", &agent.url)],
-        &["--shutdown-accept", "2s", "--drain-timeout", "2s"],
-    )
-    .await;
-    assert_eq!(
-        bridge
-            .http
-            .get(bridge.url("/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    let (_agent, mut bridge) =
+        spawn_assistant(&["--shutdown-accept", "2s", "--drain-timeout", "2s"]).await;
+    assert_eq!(bridge.get("/readyz").await.status(), 200);
     let mut events = Box::pin(sse_events(
         bridge.chat_stream("assistant", "stub: hang").await,
     ));
@@ -206,7 +173,7 @@ async fn readiness_fails_while_draining_and_new_runs_are_refused() {
     // The open stream is told at once...
     assert_eq!(next(&mut events).await.unwrap().data["code"], "UNAVAILABLE");
     // ...while the listener still answers, saying: not ready, go elsewhere.
-    let ready = bridge.http.get(bridge.url("/readyz")).send().await.unwrap();
+    let ready = bridge.get("/readyz").await;
     let (status, body) = crate::support::problem(ready).await;
     assert_eq!(status, 503);
     assert_eq!(body["type"], "urn:agent-bridge:problem:shutting-down");

@@ -4,23 +4,17 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{Bridge, spawn_agent, spawn_bridge};
+use crate::support::{Bridge, send, spawn_assistant};
 
 async fn document(bridge: &Bridge) -> Value {
-    let response = bridge
-        .http
-        .get(bridge.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap();
+    let response = bridge.get("/openapi.json").await;
     assert_eq!(response.status(), 200);
     response.json().await.unwrap()
 }
 
 #[tokio::test]
 async fn every_documented_operation_reaches_its_handler() {
-    let agent = spawn_agent().await;
-    let bridge = spawn_bridge(&[("assistant", &agent.url)], &[]).await;
+    let (_agent, bridge) = spawn_assistant(&[]).await;
     let doc = document(&bridge).await;
     assert!(
         doc["openapi"].as_str().unwrap().starts_with("3.1"),
@@ -43,7 +37,7 @@ async fn every_documented_operation_reaches_its_handler() {
                 "post" => bridge.http.post(&url).json(&json!({})),
                 other => panic!("undocumented method kind {other}"),
             };
-            let response = request.send().await.unwrap();
+            let response = send(request).await;
             let status = response.status().as_u16();
             // Streams (thread subscriptions) never end: their headers say enough.
             let streaming = response
@@ -111,19 +105,10 @@ fn conforms(doc: &Value, method: &str, path: &str, status: &str, content: &str, 
 
 #[tokio::test]
 async fn real_answers_match_their_documented_schemas() {
-    let agent = spawn_agent().await;
-    let bridge = spawn_bridge(&[("assistant", &agent.url)], &[]).await;
+    let (_agent, bridge) = spawn_assistant(&[]).await;
     let doc = document(&bridge).await;
 
-    let agents: Value = bridge
-        .http
-        .get(bridge.url("/v1/agents"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let agents: Value = bridge.agents().await.json().await.unwrap();
     conforms(
         &doc,
         "get",
@@ -147,13 +132,7 @@ async fn real_answers_match_their_documented_schemas() {
         &answer,
     );
 
-    let posted = bridge
-        .http
-        .post(bridge.url("/v1/agents/assistant/threads/doc-1/messages"))
-        .json(&json!({ "message": "hi" }))
-        .send()
-        .await
-        .unwrap();
+    let posted = bridge.post_message("assistant", "doc-1", "hi").await;
     assert_eq!(posted.status(), 202);
     let posted: Value = posted.json().await.unwrap();
     conforms(
@@ -165,13 +144,13 @@ async fn real_answers_match_their_documented_schemas() {
         &posted,
     );
 
-    let refused = bridge
-        .http
-        .post(bridge.url("/v1/agents/assistant/chat"))
-        .json(&json!({ "message": "" }))
-        .send()
-        .await
-        .unwrap();
+    let refused = send(
+        bridge
+            .http
+            .post(bridge.url("/v1/agents/assistant/chat"))
+            .json(&json!({ "message": "" })),
+    )
+    .await;
     let status = refused.status().as_u16();
     assert!((400..500).contains(&status));
     let refused: Value = refused.json().await.unwrap();

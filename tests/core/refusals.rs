@@ -1,53 +1,43 @@
 //! Requests refused before any stream opens: precise problem+json documents.
 
-use crate::support::{problem, spawn_agent, spawn_bridge};
+use crate::support::{problem, send, spawn_assistant};
+
+/// Sends `request` and reads the refusal it must get.
+async fn problem_of(request: reqwest::RequestBuilder) -> (u16, serde_json::Value) {
+    problem(send(request).await).await
+}
 
 #[tokio::test]
 async fn refusals_are_problem_documents() {
-    let agent = spawn_agent().await;
-    let bridge = spawn_bridge(&[("assistant", &agent.url)], &["--max-body-bytes", "1024"]).await;
+    let (agent, bridge) = spawn_assistant(&["--max-body-bytes", "1024"]).await;
     let chat = bridge.url("/v1/agents/assistant/chat");
+    // One refused chat: its status and problem document.
     let post = |url: String, content_type: &'static str, body: Vec<u8>| {
-        bridge
-            .http
-            .post(url)
-            .header("content-type", content_type)
-            .header("accept", "text/event-stream")
-            .body(body)
+        problem_of(
+            bridge
+                .http
+                .post(url)
+                .header("content-type", content_type)
+                .header("accept", "text/event-stream")
+                .body(body),
+        )
     };
 
-    let (status, body) = problem(
-        post(
-            bridge.url("/v1/agents/nobody/chat"),
-            "application/json",
-            br#"{"message":"hi"}"#.to_vec(),
-        )
-        .send()
-        .await
-        .unwrap(),
+    let (status, body) = post(
+        bridge.url("/v1/agents/nobody/chat"),
+        "application/json",
+        br#"{"message":"hi"}"#.to_vec(),
     )
     .await;
     assert_eq!(status, 404);
     assert_eq!(body["type"], "urn:agent-bridge:problem:unknown-agent");
     assert!(body["detail"].as_str().unwrap().contains("nobody"));
 
-    let (status, body) = problem(
-        post(chat.clone(), "application/json", b"{\"message\":".to_vec())
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, body) = post(chat.clone(), "application/json", b"{\"message\":".to_vec()).await;
     assert_eq!(status, 400);
     assert_eq!(body["type"], "urn:agent-bridge:problem:malformed-body");
 
-    let (status, body) = problem(
-        post(chat.clone(), "text/plain", br#"{"message":"hi"}"#.to_vec())
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, body) = post(chat.clone(), "text/plain", br#"{"message":"hi"}"#.to_vec()).await;
     assert_eq!(status, 415);
     assert_eq!(
         body["type"],
@@ -55,25 +45,14 @@ async fn refusals_are_problem_documents() {
     );
 
     let big = serde_json::to_vec(&serde_json::json!({ "message": "x".repeat(4096) })).unwrap();
-    let (status, body) = problem(
-        post(chat.clone(), "application/json", big)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, body) = post(chat.clone(), "application/json", big).await;
     assert_eq!(status, 413);
     assert!(body["detail"].as_str().unwrap().contains("1024"));
 
-    let (status, body) = problem(
-        post(
-            chat.clone(),
-            "application/json",
-            br#"{"message":"hi","surprise":1}"#.to_vec(),
-        )
-        .send()
-        .await
-        .unwrap(),
+    let (status, body) = post(
+        chat.clone(),
+        "application/json",
+        br#"{"message":"hi","surprise":1}"#.to_vec(),
     )
     .await;
     assert_eq!(status, 422);
@@ -82,43 +61,25 @@ async fn refusals_are_problem_documents() {
         "{body}"
     );
 
-    let (status, _) = problem(
-        post(
-            chat.clone(),
-            "application/json",
-            br#"{"message":"hi","thread_id":"a\nb"}"#.to_vec(),
-        )
-        .send()
-        .await
-        .unwrap(),
+    let (status, _) = post(
+        chat.clone(),
+        "application/json",
+        br#"{"message":"hi","thread_id":"a\nb"}"#.to_vec(),
     )
     .await;
     assert_eq!(status, 422);
 
-    let (status, _) = problem(
-        post(
-            chat.clone(),
-            "application/json",
-            br#"{"message":""}"#.to_vec(),
-        )
-        .send()
-        .await
-        .unwrap(),
+    let (status, _) = post(
+        chat.clone(),
+        "application/json",
+        br#"{"message":""}"#.to_vec(),
     )
     .await;
     assert_eq!(status, 422);
 
-    let (status, _) = problem(bridge.http.get(chat.clone()).send().await.unwrap()).await;
+    let (status, _) = problem_of(bridge.http.get(chat.clone())).await;
     assert_eq!(status, 405);
-    let (status, _) = problem(
-        bridge
-            .http
-            .get(bridge.url("/nowhere"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, _) = problem(bridge.get("/nowhere").await).await;
     assert_eq!(status, 404);
 
     // None of this reached the agent.

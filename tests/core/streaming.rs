@@ -3,7 +3,7 @@
 use futures_util::StreamExt as _;
 use serde_json::Value;
 
-use crate::support::{collect_events, spawn_agent, spawn_bridge};
+use crate::support::{collect_events, spawn_assistant};
 
 const MESSAGE: &str = "Add a dark mode toggle";
 
@@ -13,8 +13,7 @@ fn expected_kinds(deltas: usize) -> Vec<&'static str> {
 
 #[tokio::test]
 async fn scripted_run_streams_every_event_in_order_with_ids() {
-    let agent = spawn_agent().await;
-    let bridge = spawn_bridge(&[("assistant", &agent.url)], &[]).await;
+    let (_agent, bridge) = spawn_assistant(&[]).await;
 
     let response = bridge.chat_stream("assistant", MESSAGE).await;
     assert_eq!(response.status(), 200);
@@ -91,8 +90,7 @@ async fn scripted_run_streams_every_event_in_order_with_ids() {
 
 #[tokio::test]
 async fn the_stream_opens_with_a_retry_hint() {
-    let agent = spawn_agent().await;
-    let bridge = spawn_bridge(&[("assistant", &agent.url)], &["--retry-hint", "3s"]).await;
+    let (_agent, bridge) = spawn_assistant(&["--retry-hint", "3s"]).await;
     let response = bridge.chat_stream("assistant", MESSAGE).await;
     let mut body = response.bytes_stream();
     let mut text = String::new();
@@ -108,8 +106,7 @@ async fn the_stream_opens_with_a_retry_hint() {
 
 #[tokio::test]
 async fn json_answer_equals_what_the_stream_carried() {
-    let agent = spawn_agent().await;
-    let bridge = spawn_bridge(&[("assistant", &agent.url)], &[]).await;
+    let (_agent, bridge) = spawn_assistant(&[]).await;
 
     let events = collect_events(bridge.chat_stream("assistant", MESSAGE).await).await;
     let response = bridge
@@ -155,8 +152,7 @@ async fn json_answer_equals_what_the_stream_carried() {
 
 #[tokio::test]
 async fn a_thread_id_is_kept_and_runs_get_distinct_ids() {
-    let agent = spawn_agent().await;
-    let bridge = spawn_bridge(&[("assistant", &agent.url)], &[]).await;
+    let (_agent, bridge) = spawn_assistant(&[]).await;
     let body = serde_json::json!({ "message": "hi", "thread_id": "thread-42", "metadata": { "locale": "en" } });
     let a: Value = bridge
         .chat_json("assistant", body.clone())
@@ -177,8 +173,7 @@ async fn a_thread_id_is_kept_and_runs_get_distinct_ids() {
 
 #[tokio::test]
 async fn many_concurrent_streams_each_get_their_whole_run() {
-    let agent = spawn_agent().await;
-    let bridge = spawn_bridge(&[("assistant", &agent.url)], &[]).await;
+    let (_agent, bridge) = spawn_assistant(&[]).await;
     let runs = futures_util::stream::iter(0..20)
         .map(|i| {
             let bridge = &bridge;

@@ -5,7 +5,7 @@ use agent_bridge_proto::v1::{ListThreadsRequest, agent_client::AgentClient};
 use serde_json::json;
 
 use crate::{
-    fixtures::{Secrets, chat_body, claims, hs256, refused},
+    fixtures::{ISSUER, Secrets, chat_body, claims, hs256, refused},
     support::{spawn_agent, spawn_agent_with, spawn_bridge_strict},
 };
 
@@ -82,11 +82,14 @@ async fn the_agent_sees_the_caller_and_the_bridge_credential() {
         .unwrap();
     assert_eq!(response.status(), 200);
 
-    // Ask the agent directly, as each owner: only alice of acme sees the thread.
+    // Ask the agent directly, as each owner: only alice of acme, by a JWT of the configured
+    // issuer, sees the thread.
     let mut client = AgentClient::connect(agent.url.clone()).await.unwrap();
-    let list = |tenant: &str, subject: &str| {
+    let list = |kind: &str, tenant: &str, subject: &str| {
         let mut request = tonic::Request::new(ListThreadsRequest::default());
         let md = request.metadata_mut();
+        md.insert("x-identity-kind", kind.parse().unwrap());
+        md.insert("x-issuer", ISSUER.parse().unwrap());
         md.insert("x-tenant", tenant.parse().unwrap());
         md.insert("x-subject", subject.parse().unwrap());
         md.insert(
@@ -96,24 +99,30 @@ async fn the_agent_sees_the_caller_and_the_bridge_credential() {
         request
     };
     let mine = client
-        .list_threads(list("acme", "alice"))
+        .list_threads(list("jwt", "acme", "alice"))
         .await
         .unwrap()
         .into_inner();
     assert_eq!(mine.threads.len(), 1);
     assert_eq!(mine.threads[0].thread_id, "alice-thread");
     let other_tenant = client
-        .list_threads(list("globex", "alice"))
+        .list_threads(list("jwt", "globex", "alice"))
         .await
         .unwrap()
         .into_inner();
     assert!(other_tenant.threads.is_empty());
     let other_user = client
-        .list_threads(list("acme", "mallory"))
+        .list_threads(list("jwt", "acme", "mallory"))
         .await
         .unwrap()
         .into_inner();
     assert!(other_user.threads.is_empty());
+    let other_kind = client
+        .list_threads(list("api-key", "acme", "alice"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(other_kind.threads.is_empty());
 
     // Without the bridge's credential the agent refuses.
     let no_token = client

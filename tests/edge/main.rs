@@ -10,6 +10,7 @@ mod authn;
 mod authz;
 mod cors;
 mod events;
+mod hostile;
 mod limits;
 mod tickets;
 mod tls;

@@ -4,17 +4,21 @@
 use std::time::Duration;
 
 use bridge::{
-    auth::ticket::{TicketClaims, Tickets},
+    auth::{
+        Origin,
+        ticket::{TicketClaims, Tickets},
+    },
     secret::Secret,
 };
 use serde_json::{Value, json};
 
 use crate::{
-    fixtures::{Secrets, claims, hs256, now, refused},
+    fixtures::{ISSUER, Secrets, claims, hs256, now, refused},
     support::{Bridge, collect_events, spawn_agent, spawn_bridge_strict},
 };
 
-async fn issue(bridge: &Bridge, thread: &str) -> String {
+/// A ticket for alice on `assistant`'s `thread`, checked for its stream path and lifetime.
+pub async fn issue(bridge: &Bridge, thread: &str) -> String {
     let response = bridge
         .http
         .post(bridge.url("/v1/tickets"))
@@ -118,6 +122,9 @@ async fn a_ticket_opens_one_stream_for_its_thread_only() {
     let expired = tickets.mint(&TicketClaims {
         sub: "alice".into(),
         tenant: "acme".into(),
+        origin: Origin::Jwt {
+            issuer: ISSUER.into(),
+        },
         scopes: vec!["agent:*".into()],
         agent: "assistant".into(),
         thread: "t1".into(),
@@ -143,6 +150,7 @@ async fn a_ticket_opens_one_stream_for_its_thread_only() {
             jti: "forged-1".into(),
             ..serde_json::from_value(json!({
                 "sub": "alice", "tenant": "acme", "scopes": ["agent:*"],
+                "origin": { "kind": "jwt", "issuer": ISSUER },
                 "agent": "assistant", "thread": "t1", "exp": 0, "jti": ""
             }))
             .unwrap()

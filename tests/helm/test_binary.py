@@ -238,6 +238,12 @@ def run_scenario(scenario: str, logs, tmp_path) -> None:
         assert host == "0.0.0.0" and int(port) == container_port(bridge, "http")
         local_port = free_port()
         env["BRIDGE_LISTEN"] = f"127.0.0.1:{local_port}"
+        # The admin listener (probes, /metrics) is the container's `admin` port.
+        admin_host, _, admin_port = env["BRIDGE_ADMIN_LISTEN"].rpartition(":")
+        assert admin_host == "0.0.0.0" and int(admin_port) == container_port(bridge, "admin")
+        local_admin = free_port()
+        env["BRIDGE_ADMIN_LISTEN"] = f"127.0.0.1:{local_admin}"
+        local_ports = {int(port): local_port, int(admin_port): local_admin}
         agents = []
         for pair in env["BRIDGE_AGENTS"].split(","):
             name, _, url = pair.partition("=")
@@ -250,21 +256,32 @@ def run_scenario(scenario: str, logs, tmp_path) -> None:
         base = f"http://127.0.0.1:{local_port}"
         for probe in ("livenessProbe", "readinessProbe"):
             get = bridge[probe]["httpGet"]
-            assert container_port(bridge, get["port"]) == int(port)
-            status = wait_http(f"{base}{get['path']}", bridge_proc)
+            probed = local_ports[container_port(bridge, get["port"])]
+            status = wait_http(f"http://127.0.0.1:{probed}{get['path']}", bridge_proc)
             assert status == 200, f"{probe} {get['path']} answered {status}"
 
-        # Metrics where the scrape configuration says.
+        # Metrics where the scrape configuration says: the admin port, which the Service
+        # names `admin`; the API port (what the HTTPRoute or Ingress exposes) has none.
         annotations = deployment["spec"]["template"]["metadata"].get("annotations") or {}
         monitors = [o for o in objects if o["kind"] == "ServiceMonitor"]
         assert annotations.get("prometheus.io/scrape") == "true", "metrics are on in every scenario"
-        assert int(annotations["prometheus.io/port"]) == int(port)
-        paths = {annotations["prometheus.io/path"]} | {e["path"] for m in monitors for e in m["spec"]["endpoints"]}
+        scraped = local_ports[int(annotations["prometheus.io/port"])]
+        assert scraped == local_admin
+        service = component(objects, "Service", "bridge")
+        service_ports = {p["name"]: p for p in service["spec"]["ports"]}
         for m in monitors:
-            assert all(e["port"] == "http" for e in m["spec"]["endpoints"])
+            for e in m["spec"]["endpoints"]:
+                assert container_port(bridge, service_ports[e["port"]]["targetPort"]) == int(admin_port), e
+        paths = {annotations["prometheus.io/path"]} | {e["path"] for m in monitors for e in m["spec"]["endpoints"]}
+        admin_base = f"http://127.0.0.1:{local_admin}"
         for path in paths:
-            status, text = call(f"{base}{path}")
+            status, text = call(f"{admin_base}{path}")
             assert status == 200 and "bridge_drain_in_progress 0" in text, (path, status, text)
+            # Before any stream, every agent's scaling gauge is there, at zero.
+            for name, _ in agents:
+                assert f'bridge_open_streams{{agent="{name}",transport="sse"}} 0' in text, (name, text)
+            status, problem = call(f"{base}{path}")
+            assert status == 404, "no metrics on the API port"
 
         # Every rendered agent answers through the bridge, as a client would use it: with an
         # API key from the mounted file when the scenario has one, anonymously otherwise.
@@ -278,13 +295,26 @@ def run_scenario(scenario: str, logs, tmp_path) -> None:
             status, answer = call(f"{base}/v1/agents/{name}/chat", {"message": "hello from the chart test"}, headers)
             assert status == 200, (name, answer)
             assert answer["message"]["role"] == "assistant" and answer["message"]["content"]
-        # The scaling metric is served once streams have been counted.
-        for path in paths:
-            status, text = call(f"{base}{path}")
-            assert status == 200 and "bridge_open_streams{" in text, (path, status, text)
+        # Readiness is the pod's; each agent's health is its own.
+        status, listed = call(f"{base}/v1/agents", headers=headers)
+        assert status == 200 and sorted(a["name"] for a in listed["agents"]) == sorted(n for n, _ in agents), listed
         # A thread run goes through the rendered hub (Redis) and can be read back from it.
         status, accepted = call(f"{base}/v1/agents/{agents[0][0]}/threads/chart-test/messages", {"message": "hello"}, headers)
         assert status == 202, accepted
+
+        # The agents going away does not take the pod out of the Service (readiness is the
+        # pod's own: every replica shares the agents); each agent's status says it.
+        stub_proc.send_signal(signal.SIGTERM)
+        stub_proc.wait(timeout=20)
+        name = agents[0][0]
+        deadline = time.monotonic() + 20
+        while (health := call(f"{base}/v1/agents/{name}/status", headers=headers))[1]["status"] == "serving":
+            assert time.monotonic() < deadline, health
+            time.sleep(0.05)
+        assert health[0] == 200 and health[1]["status"] in ("not_serving", "unreachable"), health
+        get = bridge["readinessProbe"]["httpGet"]
+        status, ready = call(f"http://127.0.0.1:{local_ports[container_port(bridge, get['port'])]}{get['path']}")
+        assert (status, ready) == (200, {"status": "ready"}), "an agent's health is not the pod's readiness"
 
         # SIGTERM (after the preStop sleep, in a cluster) drains within the rendered time,
         # which the grace period covers.
@@ -320,3 +350,23 @@ def test_environment_names_are_the_binarys():
         for name in env:
             if name.startswith("BRIDGE_"):
                 assert f"[env: {name}=" in help_text, f"{scenario}: {name} is not a bridge setting"
+
+
+def test_schema_accepts_every_agent_url_scheme_the_binary_accepts():
+    """The bridge names the URL schemes it accepts when it refuses one; the chart's schema
+    accepts each of them (and refuses the one the bridge refused)."""
+    import re
+
+    import helm_python as helm
+
+    refused = subprocess.run([str(binary("bridge")), "--agent", "a=bogus://x:1"], capture_output=True, text=True)
+    assert refused.returncode == 2, refused
+    message = refused.stderr.split("must start with", 1)[1].splitlines()[0]
+    schemes = re.findall(r"([a-z0-9+]+)://", message)
+    assert {"http", "https", "dns", "dns+https"} <= set(schemes), message
+    with helm.Chart.load(CHART) as chart:
+        for scheme in schemes:
+            values = {"replicaCount": 1, "auth": {"allowAnonymous": True}, "agents": [{"name": "a", "url": f"{scheme}://agent:50051"}]}
+            chart.validate_schema(values)
+        with pytest.raises(helm.HelmValuesError):
+            chart.validate_schema({"agents": [{"name": "a", "url": "bogus://x:1"}]})

@@ -75,7 +75,16 @@ def test_custom_resources_are_well_formed():
     (monitor,) = of_kind(objects, "ServiceMonitor")
     assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
     (endpoint,) = monitor["spec"]["endpoints"]
-    assert endpoint == {"port": "http", "path": "/metrics", "interval": "30s"}
+    assert endpoint == {
+        "port": "admin",
+        "path": "/metrics",
+        "interval": "30s",
+        "scrapeTimeout": "10s",
+        "relabelings": [{"sourceLabels": ["__meta_kubernetes_pod_node_name"], "targetLabel": "node"}],
+    }
+    # It may live in Prometheus's namespace; it still selects the release namespace's Service.
+    assert monitor["metadata"]["namespace"] == "monitoring"
+    assert monitor["spec"]["namespaceSelector"] == {"matchNames": [NAMESPACE]}
     service = component(objects, "Service", "bridge")
     assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
 
@@ -89,17 +98,38 @@ def test_custom_resources_are_well_formed():
     assert rule["backendRefs"] == [{"name": service["metadata"]["name"], "port": service["spec"]["ports"][0]["port"]}]
 
 
-def test_probes_use_the_real_paths_and_port(scenario):
+def test_probes_and_metrics_use_the_admin_port(scenario):
+    """The API on `http`; probes and /metrics on `admin` (BRIDGE_ADMIN_LISTEN), which the
+    Service names for the ServiceMonitor and no HTTPRoute or Ingress ever routes to."""
     _, objects, _ = scenario
     container = bridge_container(objects)
-    (port,) = container["ports"]
-    assert port["name"] == "http"
-    listen = env_of(container)["BRIDGE_LISTEN"]["value"]
-    assert listen == f"0.0.0.0:{port['containerPort']}"
-    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
-    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert set(ports) == {"http", "admin"} and ports["http"] != ports["admin"]
+    env = env_of(container)
+    assert env["BRIDGE_LISTEN"]["value"] == f"0.0.0.0:{ports['http']}"
+    assert env["BRIDGE_ADMIN_LISTEN"]["value"] == f"0.0.0.0:{ports['admin']}"
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "admin"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "admin"}
+    annotations = component(objects, "Deployment", "bridge")["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/port"] == str(ports["admin"])
     service = component(objects, "Service", "bridge")
-    assert service["spec"]["ports"][0]["targetPort"] == "http"
+    by_name = {p["name"]: p for p in service["spec"]["ports"]}
+    assert {n: p["targetPort"] for n, p in by_name.items()} == {"http": "http", "admin": "admin"}
+    for monitor in of_kind(objects, "ServiceMonitor"):
+        assert [e["port"] for e in monitor["spec"]["endpoints"]] == ["admin"]
+    for route in of_kind(objects, "HTTPRoute"):
+        for rule in route["spec"]["rules"]:
+            assert [b["port"] for b in rule["backendRefs"]] == [by_name["http"]["port"]]
+    for ingress in of_kind(objects, "Ingress"):
+        for rule in ingress["spec"]["rules"]:
+            for path in rule["http"]["paths"]:
+                assert path["backend"]["service"]["port"] == {"name": "http"}
+
+
+def test_admin_port_must_differ_from_the_api_port():
+    values = load_values(CHART / "ci" / "minimal-values.yaml") | {"bridge": {"port": 9090, "adminPort": 9090}}
+    with pytest.raises(helm.HelmError, match="bridge.adminPort must differ from bridge.port"):
+        render(values)
 
 
 def test_every_pod_is_locked_down(scenario):
@@ -135,14 +165,35 @@ def test_pdb_when_more_than_one_replica(scenario):
         assert "replicas" not in deployment["spec"], "the HPA owns the replica count"
 
 
+def pre_stop_seconds(container) -> int:
+    """The preStop sleep of a container; 0 when it has no hook (never `sleep: {seconds: 0}`)."""
+    if "lifecycle" not in container:
+        return 0
+    seconds_ = container["lifecycle"]["preStop"]["sleep"]["seconds"]
+    assert seconds_ > 0, "a zero sleep is refused before Kubernetes 1.33"
+    return seconds_
+
+
 def test_grace_period_covers_prestop_and_drain(scenario):
     _, objects, _ = scenario
     spec = component(objects, "Deployment", "bridge")["spec"]["template"]["spec"]
     container = bridge_container(objects)
-    pre_stop = container["lifecycle"]["preStop"]["sleep"]["seconds"]
     drain = seconds(env_of(container)["BRIDGE_DRAIN_TIMEOUT"]["value"])
-    assert pre_stop > 0
-    assert spec["terminationGracePeriodSeconds"] >= pre_stop + drain + 1
+    assert spec["terminationGracePeriodSeconds"] >= pre_stop_seconds(container) + drain + 1
+
+
+def test_prestop_zero_renders_no_hook():
+    """`preStopSleepSeconds: 0` omits the hook: `sleep: {seconds: 0}` is refused by every
+    Kubernetes before 1.33, and the chart's floor is 1.30."""
+    values = load_values(CHART / "ci" / "minimal-values.yaml") | {"lifecycle": {"preStopSleepSeconds": 0}}
+    objects = render(values)
+    container = bridge_container(objects)
+    assert "lifecycle" not in container
+    spec = component(objects, "Deployment", "bridge")["spec"]["template"]["spec"]
+    assert spec["terminationGracePeriodSeconds"] == 10 + 5, "drain + margin, no preStop"
+    assert "no preStop sleep" in render_notes(values)
+    values["lifecycle"]["preStopSleepSeconds"] = 3
+    assert bridge_container(render(values))["lifecycle"] == {"preStop": {"sleep": {"seconds": 3}}}
 
 
 def test_inconsistent_grace_period_fails_rendering():
@@ -164,24 +215,127 @@ def test_rolling_update_never_drops_ready_pods(scenario):
     assert strategy["rollingUpdate"]["maxUnavailable"] == 0
 
 
-def test_ingress_is_ready_for_sse():
-    values = load_values(CHART / "ci" / "production-values.yaml")
-    objects = render(values)
-    (ingress,) = of_kind(objects, "Ingress")
-    a = ingress["metadata"]["annotations"]
-    heartbeat = seconds(env_of(bridge_container(objects))["BRIDGE_HEARTBEAT"]["value"])
-    assert a["nginx.ingress.kubernetes.io/proxy-buffering"] == "off"
-    assert a["nginx.ingress.kubernetes.io/proxy-request-buffering"] == "off"
-    assert int(a["nginx.ingress.kubernetes.io/proxy-read-timeout"]) > heartbeat
-    assert int(a["nginx.ingress.kubernetes.io/proxy-send-timeout"]) > heartbeat
-    # Nothing turns compression on for the event stream.
-    assert not any("gzip" in str(v) or "gzip" in k for k, v in a.items())
-    assert ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["port"] == {"name": "http"}
+def test_ingress_is_generic():
+    """The Ingress carries the class and annotations of the values and nothing of one
+    controller's own (ingress-nginx is retired): no default class, no added annotations."""
+    values = load_values(CHART / "ci" / "ingress-values.yaml")
+    (ingress,) = of_kind(render(values), "Ingress")
+    assert ingress["spec"]["ingressClassName"] == "public"
+    assert ingress["metadata"]["annotations"] == values["ingress"]["annotations"]
+    assert ingress["spec"]["tls"] == values["ingress"]["tls"]
+    (path,) = ingress["spec"]["rules"][0]["http"]["paths"]
+    assert path["path"] == "/v1/agents" and path["backend"]["service"]["port"] == {"name": "http"}
 
-    too_short = copy.deepcopy(values)
-    too_short["ingress"]["streamTimeoutSeconds"] = 10
-    with pytest.raises(helm.HelmError, match="must exceed bridge.heartbeat"):
-        render(too_short)
+    bare = copy.deepcopy(values)
+    del bare["ingress"]["className"], bare["ingress"]["annotations"]
+    (ingress,) = of_kind(render(bare), "Ingress")
+    assert "ingressClassName" not in ingress["spec"], "the cluster's default class"
+    assert "annotations" not in ingress["metadata"]
+
+
+def test_gateway_api_is_the_production_path():
+    """The production scenario is exposed through an HTTPRoute attached to a Gateway, with no
+    request timeout (streams are long) and no Ingress."""
+    objects = render(load_values(CHART / "ci" / "production-values.yaml"))
+    assert not of_kind(objects, "Ingress")
+    (route,) = of_kind(objects, "HTTPRoute")
+    assert route["spec"]["parentRefs"] == [{"name": "public", "namespace": "gateways", "sectionName": "https"}]
+    assert route["spec"]["hostnames"] == ["agents.example.com"]
+    (rule,) = route["spec"]["rules"]
+    assert rule["matches"] == [{"path": {"type": "PathPrefix", "value": "/v1/agents"}}]
+    assert rule["timeouts"] == {"request": "0s"}
+    # values.yaml presents the HTTPRoute first, as the recommended exposure.
+    text = (CHART / "values.yaml").read_text()
+    assert text.index("\nhttpRoute:") < text.index("\ningress:")
+
+
+def test_service_monitor_scrape_timeout_within_interval():
+    values = load_values(CHART / "ci" / "production-values.yaml")
+    values["metrics"]["serviceMonitor"]["scrapeTimeout"] = "1m"
+    with pytest.raises(helm.HelmError, match=r"scrapeTimeout \(1m\) must not exceed .*interval \(30s\)"):
+        render(values)
+    values["metrics"]["serviceMonitor"]["scrapeTimeout"] = ""
+    (monitor,) = of_kind(render(values), "ServiceMonitor")
+    assert "scrapeTimeout" not in monitor["spec"]["endpoints"][0]
+
+
+def is_fully_qualified(image: str) -> bool:
+    """Does the reference name its registry (`host.tld/...`, `host:port/...`, `localhost/...`)?
+    A short name (`redis`, `busybox:1.36`) depends on a default registry some runtimes lack."""
+    first, _, rest = image.partition("/")
+    return bool(rest) and ("." in first or ":" in first or first == "localhost")
+
+
+def test_every_image_is_fully_qualified_and_pulls_with_the_secrets(scenario):
+    name, objects, values = scenario
+    secrets = values.get("imagePullSecrets", [])
+    for obj, spec in pod_specs(objects):
+        where = f"{name}: {obj['kind']}/{obj['metadata']['name']}"
+        for c in spec["containers"] + spec.get("initContainers", []):
+            assert is_fully_qualified(c["image"]), f"{where}: {c['image']}"
+            assert c.get("imagePullPolicy"), where
+        assert spec.get("imagePullSecrets", []) == secrets, where
+
+
+def test_images_pull_by_digest():
+    digest = "sha256:" + "ab" * 32
+    values = load_values(CHART / "ci" / "demo-values.yaml") | {
+        "imagePullSecrets": [{"name": "regcred"}],
+        "image": {"repository": "registry.example.com/bridge", "tag": "1.2.3", "digest": digest},
+        "redis": {"enabled": True, "image": {"repository": "docker.io/library/redis", "tag": "7.4-alpine", "digest": digest}},
+        "tests": {"image": {"repository": "docker.io/library/busybox", "tag": "1.36", "digest": digest}},
+    }
+    objects = render(values)
+    images = {o["metadata"]["labels"]["app.kubernetes.io/component"]: s["containers"][0]["image"] for o, s in pod_specs(objects)}
+    assert images["bridge"] == f"registry.example.com/bridge:1.2.3@{digest}"
+    assert images["redis"] == f"docker.io/library/redis:7.4-alpine@{digest}"
+    assert images["test"] == f"docker.io/library/busybox:1.36@{digest}"
+    assert images["agent-stub"] == "ghcr.io/agent-bridge/agent-stub:0.1.0", "no digest: the tag alone"
+    for obj, spec in pod_specs(objects):
+        assert spec["imagePullSecrets"] == [{"name": "regcred"}], obj["metadata"]["name"]
+    (bridge,) = [o for o in objects if o["kind"] == "Deployment" and o["metadata"]["labels"]["app.kubernetes.io/component"] == "bridge"]
+    for version in KUBE_VERSIONS:
+        kubernetes_validate.validate(bridge, version, strict=True)
+
+
+def test_schema_accepts_every_advertised_agent_url():
+    urls = [
+        "http://agent:50051",
+        "https://agent.example.com:443",
+        "dns://agent.agents.svc.cluster.local:50051",
+        "dns+https://agent.agents.svc.cluster.local:443",
+        # A2A agents over gRPC, plain, TLS and spread over a name's addresses.
+        "a2a+grpc://agent:50051",
+        "a2a+grpcs://agent.example.com:443",
+        "dns+a2a+grpc://agent.agents.svc.cluster.local:50051",
+        "dns+a2a+grpcs://agent.agents.svc.cluster.local:443",
+    ]
+    with helm.Chart.load(CHART) as chart:
+        for url in urls:
+            values = {"replicaCount": 1, "auth": {"allowAnonymous": True}, "agents": [{"name": "a", "url": url}]}
+            chart.validate_schema(values)
+            env = env_of(bridge_container(render(values)))
+            assert env["BRIDGE_AGENTS"]["value"] == f"a={url}"
+
+
+def test_notes_match_the_exposure():
+    """NOTES.txt gives one URL that works for the exposure rendered: the HTTPRoute's or the
+    Ingress's host, or 127.0.0.1 after the port-forward it prints."""
+    route = render_notes(load_values(CHART / "ci" / "production-values.yaml"))
+    assert "curl -N https://agents.example.com/v1/agents/<agent>/chat" in route
+    assert "gateways/public" in route
+    assert "127.0.0.1" not in route and "port-forward" not in route
+
+    ingress = render_notes(load_values(CHART / "ci" / "ingress-values.yaml"))
+    assert "curl -N https://agents.example.com/v1/agents/<agent>/chat" in ingress
+    assert "127.0.0.1" not in ingress and "port-forward" not in ingress
+    plain = load_values(CHART / "ci" / "ingress-values.yaml")
+    plain["ingress"]["tls"] = []
+    assert "curl -N http://agents.example.com/v1/agents/" in render_notes(plain)
+
+    local = render_notes(load_values(CHART / "ci" / "demo-values.yaml"))
+    forward = local.index("port-forward svc/ab-agent-bridge 8080:80")
+    assert local.index("curl -N http://127.0.0.1:8080/v1/agents/assistant/chat") > forward
 
 
 def test_secrets_only_by_reference(scenario):
@@ -349,6 +503,13 @@ BAD_VALUES = {
     "agent name with a space": {"agents": [{"name": "my agent", "url": "http://a:1"}]},
     "agent url scheme": {"agents": [{"name": "a", "url": "grpc://a:1"}]},
     "boolean as text": {"ingress": {"enabled": "yes"}},
+    "short image name": {"image": {"repository": "bridge"}},
+    "short redis image": {"redis": {"image": {"repository": "redis", "tag": "7"}}},
+    "short test image": {"tests": {"image": {"repository": "busybox", "tag": "1.36"}}},
+    "digest without algorithm": {"image": {"repository": "ghcr.io/a/b", "digest": "4f53cd"}},
+    "negative preStop": {"lifecycle": {"preStopSleepSeconds": -1}},
+    "nginx-only switch": {"ingress": {"nginxSSEAnnotations": True}},
+    "scrape timeout form": {"metrics": {"serviceMonitor": {"scrapeTimeout": "10"}}},
 }
 
 
@@ -412,3 +573,46 @@ def test_dockerfiles_match_the_chart(package, port_key):
     assert f"USER {uid}:{uid}" in text
     assert f"EXPOSE {values[port_key]['port']}" in text
     assert f'ENTRYPOINT ["/usr/local/bin/{package}"]' in text
+
+
+def dockerfile_bases(text: str) -> list[str]:
+    """The base image of every FROM, with `ARG` defaults substituted and stage names left out."""
+    import re
+
+    args, stages, bases = {}, set(), []
+    for line in text.splitlines():
+        if m := re.fullmatch(r"ARG (\w+)=(\S+)", line.strip()):
+            args[m.group(1)] = m.group(2)
+        elif m := re.fullmatch(r"FROM (\S+)(?: AS (\S+))?", line.strip()):
+            base = re.sub(r"\$\{(\w+)\}", lambda a: args[a.group(1)], m.group(1))
+            if base not in stages:
+                bases.append(base)
+            if m.group(2):
+                stages.add(m.group(2))
+    return bases
+
+
+@pytest.mark.parametrize("package", ["bridge", "agent-stub"])
+def test_dockerfiles_build_without_a_default_registry(package):
+    """Every base image is fully qualified (an OCI builder with no default registry resolves
+    it), can be pinned by digest through a build argument, and the build stage's Debian
+    release is the runtime's (the binary links against its glibc)."""
+    from conftest import REPO
+
+    text = (REPO / package / "Dockerfile").read_text()
+    build, runtime = dockerfile_bases(text)
+    assert is_fully_qualified(build) and is_fully_qualified(runtime), (build, runtime)
+    assert build.startswith("docker.io/library/rust:") and build.endswith("-bookworm"), build
+    assert runtime.startswith("gcr.io/distroless/cc-debian12:"), runtime
+    assert "ARG BUILD_IMAGE=" in text and "ARG RUNTIME_IMAGE=" in text
+    assert "@sha256:<digest>" in text, "the comment shows how to pin by digest"
+
+
+def test_release_profile_strips_symbols():
+    import tomllib
+
+    from conftest import REPO
+
+    profile = tomllib.loads((REPO / "Cargo.toml").read_text())["profile"]["release"]
+    assert profile.get("strip") in (True, "symbols"), profile
+    assert profile.get("debug", 0) in (0, False, "none"), profile

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{collect_events, process};
+use crate::support::{Client, collect_events, process, send};
 
 const KEY: &str = "log-test-api-key-0123456789";
 const BEARER: &str = "eyJhbGciOiJIUzI1NiJ9.bG9nLXRlc3Q.c2lnbmF0dXJlLXNlY3JldA";
@@ -14,18 +14,7 @@ async fn credentials_never_reach_the_logs() {
     let keys = std::env::temp_dir().join(format!("agent-bridge-log-keys-{}", std::process::id()));
     std::fs::write(&keys, format!("svc:{KEY}\n")).unwrap();
     let debug = [("RUST_LOG".to_owned(), "debug".to_owned())];
-    let agent = process::spawn(
-        "agent-stub",
-        &[
-            "--listen".into(),
-            "127.0.0.1:0".into(),
-            "--pace".into(),
-            "0s".into(),
-        ],
-        &debug,
-        &[],
-    )
-    .await;
+    let agent = process::spawn_agent_stub(&debug).await;
     let mut bridge = process::spawn(
         "bridge",
         &[
@@ -43,64 +32,44 @@ async fn credentials_never_reach_the_logs() {
     )
     .await;
     let base = bridge.url();
-    let http = reqwest::Client::new();
-    let chat = format!("{base}/v1/agents/assistant/chat");
+    let caller = |headers: &[(&str, &str)]| Client::with_headers(&base, headers);
+    let service = caller(&[("x-api-key", KEY)]);
     let body = json!({ "message": "hello" });
 
     // Accepted: an API key.
-    let ok = http
-        .post(&chat)
-        .header("x-api-key", KEY)
-        .header("accept", "text/event-stream")
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let ok = service.chat_stream("assistant", "hello").await;
     assert_eq!(
         collect_events(ok).await.last().unwrap().event,
         "run_completed"
     );
     // Refused: a bearer token, a cookie, a long-lived key in the query string.
-    let refused = http
-        .post(&chat)
-        .bearer_auth(BEARER)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let bearer = format!("Bearer {BEARER}");
+    let refused = caller(&[("authorization", &bearer)])
+        .chat_json("assistant", body.clone())
+        .await;
     assert_eq!(refused.status(), 401);
-    let refused = http
-        .post(&chat)
-        .header("cookie", format!("bridge_token={COOKIE}"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let cookie = format!("bridge_token={COOKIE}");
+    let refused = caller(&[("cookie", &cookie)])
+        .chat_json("assistant", body.clone())
+        .await;
     assert_eq!(refused.status(), 401);
-    let refused = http
-        .post(format!("{chat}?api_key={KEY}"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let anonymous = caller(&[]);
+    let in_query = format!("/v1/agents/assistant/chat?api_key={KEY}");
+    let refused = send(anonymous.http.post(anonymous.url(&in_query)).json(&body)).await;
     assert_eq!(refused.status(), 401);
     // A stream ticket, used once and then replayed.
-    let issued: Value = http
-        .post(format!("{base}/v1/tickets"))
-        .header("x-api-key", KEY)
-        .json(&json!({ "agent": "assistant", "thread_id": "t1" }))
-        .send()
+    let issued: Value = service
+        .issue_ticket("assistant", "t1")
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
     let ticket = issued["ticket"].as_str().expect("a ticket").to_owned();
     let stream = format!(
-        "{base}{}?message=hi&ticket={ticket}",
+        "{}?message=hi&ticket={ticket}",
         issued["stream_path"].as_str().unwrap()
     );
-    let used = http.get(&stream).send().await.unwrap();
+    let used = anonymous.get(&stream).await;
     assert_eq!(used.status(), 200);
     collect_events(used).await;
 

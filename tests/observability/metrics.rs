@@ -5,12 +5,13 @@ use std::collections::BTreeMap;
 use serde_json::json;
 
 use crate::support::{
-    PATIENCE, collect_events, next, problem, spawn_agent, spawn_bridge, sse_events,
+    Client, collect_events, eventually_some, next, problem, spawn_agent, spawn_assistant,
+    spawn_bridge, sse_events,
 };
 
-/// The samples of a scrape, by `name{labels}` as written.
-async fn scrape(http: &reqwest::Client, url: &str) -> BTreeMap<String, f64> {
-    let response = http.get(url).send().await.unwrap();
+/// The samples of a scrape of `server`'s `/metrics`, by `name{labels}` as written.
+async fn scrape(server: &Client) -> BTreeMap<String, f64> {
+    let response = server.get("/metrics").await;
     assert_eq!(response.status(), 200);
     assert!(
         response.headers()["content-type"]
@@ -31,19 +32,13 @@ async fn scrape(http: &reqwest::Client, url: &str) -> BTreeMap<String, f64> {
 
 /// Scrapes until `done` holds: a stream's gauge drops just after its last byte is sent.
 async fn scrape_until(
-    http: &reqwest::Client,
-    url: &str,
+    server: &Client,
     done: impl Fn(&BTreeMap<String, f64>) -> bool,
 ) -> BTreeMap<String, f64> {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        let samples = scrape(http, url).await;
-        if done(&samples) {
-            return samples;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{samples:#?}");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    eventually_some("the scrape shows the expected samples", || async {
+        Some(scrape(server).await).filter(|samples| done(samples))
+    })
+    .await
 }
 
 fn get(samples: &BTreeMap<String, f64>, series: &str) -> f64 {
@@ -54,9 +49,7 @@ fn get(samples: &BTreeMap<String, f64>, series: &str) -> f64 {
 
 #[tokio::test]
 async fn metrics_count_a_known_workload() {
-    let agent = spawn_agent().await;
-    let bridge = spawn_bridge(&[("assistant", &agent.url)], &[]).await;
-    let metrics = bridge.url("/metrics");
+    let (_agent, bridge) = spawn_assistant(&[]).await;
 
     // Two completed runs, one per transport.
     let streamed = collect_events(bridge.chat_stream("assistant", "hello").await).await;
@@ -90,20 +83,21 @@ async fn metrics_count_a_known_workload() {
     let mut open = sse_events(bridge.chat_stream("assistant", "stub: hang").await);
     assert_eq!(next(&mut open).await.unwrap().event, "run_started");
 
-    let http = reqwest::Client::new();
     let open_sse = "bridge_open_streams{agent=\"assistant\",transport=\"sse\"}";
     let open_json = "bridge_open_streams{agent=\"assistant\",transport=\"json\"}";
-    let s = scrape_until(&http, &metrics, |s| {
+    let s = scrape_until(&bridge, |s| {
         s.get(open_sse) == Some(&1.0) && s.get(open_json) == Some(&0.0)
     })
     .await;
 
-    let forwarded = |kind: &str| {
+    // The assistant's sample of `series` whose other label is `label="value"`.
+    let of_assistant = |series: &str, label: &str, value: &str| {
         get(
             &s,
-            &format!("bridge_events_forwarded_total{{agent=\"assistant\",type=\"{kind}\"}}"),
+            &format!("{series}{{agent=\"assistant\",{label}=\"{value}\"}}"),
         )
     };
+    let forwarded = |kind: &str| of_assistant("bridge_events_forwarded_total", "type", kind);
     assert_eq!(forwarded("run_started"), 4.0);
     assert_eq!(forwarded("thought"), 5.0);
     assert_eq!(forwarded("tool_call"), 2.0);
@@ -118,12 +112,7 @@ async fn metrics_count_a_known_workload() {
         .count();
     assert_eq!(forwarded_series, 8, "{s:#?}");
 
-    let errors = |code: &str| {
-        get(
-            &s,
-            &format!("bridge_upstream_errors_total{{agent=\"assistant\",code=\"{code}\"}}"),
-        )
-    };
+    let errors = |code: &str| of_assistant("bridge_upstream_errors_total", "code", code);
     assert_eq!(errors("INTERNAL"), 1.0);
     assert_eq!(errors("UNAVAILABLE"), 1.0);
     assert_eq!(
@@ -153,7 +142,7 @@ async fn metrics_count_a_known_workload() {
 
     // The client leaves: the stream closes.
     drop(open);
-    let s = scrape_until(&http, &metrics, |s| s.get(open_sse) == Some(&0.0)).await;
+    let s = scrape_until(&bridge, |s| s.get(open_sse) == Some(&0.0)).await;
     assert_eq!(
         get(
             &s,
@@ -186,9 +175,8 @@ async fn the_agent_stub_exports_its_counters() {
     assert_eq!(next(&mut cancelled).await.unwrap().event, "run_started");
     drop(cancelled);
 
-    let http = reqwest::Client::new();
-    let url = format!("http://{}/metrics", agent.extra[0]);
-    let s = scrape_until(&http, &url, |s| {
+    let stub_metrics = Client::new(&format!("http://{}", agent.extra[0]));
+    let s = scrape_until(&stub_metrics, |s| {
         s.get("agent_stub_cancellations_total") == Some(&1.0)
     })
     .await;
@@ -211,41 +199,19 @@ async fn metrics_count_refusals_hub_operations_and_subscriptions() {
         &["--api-keys-file", keys.to_str().unwrap()],
     )
     .await;
-    let http = reqwest::Client::new();
-    let messages = bridge.url("/v1/agents/assistant/threads/t1/messages");
+    let service = Client::with_headers(&bridge.base, &[("x-api-key", KEY)]);
 
     // Refused twice: no credentials, then a wrong key.
-    let refused = http
-        .post(&messages)
-        .json(&json!({ "message": "hi" }))
-        .send()
-        .await
-        .unwrap();
+    let refused = bridge.post_message("assistant", "t1", "hi").await;
     assert_eq!(problem(refused).await.0, 401);
-    let refused = http
-        .post(&messages)
-        .header("x-api-key", "not-the-key-0123456789")
-        .json(&json!({ "message": "hi" }))
-        .send()
-        .await
-        .unwrap();
+    let impostor = Client::with_headers(&bridge.base, &[("x-api-key", "not-the-key-0123456789")]);
+    let refused = impostor.post_message("assistant", "t1", "hi").await;
     assert_eq!(problem(refused).await.0, 401);
 
-    let subscription = http
-        .get(bridge.url("/v1/agents/assistant/threads/t1/events"))
-        .header("x-api-key", KEY)
-        .send()
-        .await
-        .unwrap();
+    let subscription = service.events("assistant", "t1", None).await;
     assert_eq!(subscription.status(), 200);
     let mut events = sse_events(subscription);
-    let posted = http
-        .post(&messages)
-        .header("x-api-key", KEY)
-        .json(&json!({ "message": "hi" }))
-        .send()
-        .await
-        .unwrap();
+    let posted = service.post_message("assistant", "t1", "hi").await;
     assert_eq!(posted.status(), 202);
     let mut n = 0;
     loop {
@@ -256,7 +222,7 @@ async fn metrics_count_refusals_hub_operations_and_subscriptions() {
         }
     }
 
-    let s = scrape_until(&http, &bridge.url("/metrics"), |s| {
+    let s = scrape_until(&bridge, |s| {
         s.get("bridge_hub_operation_seconds_count{backend=\"memory\",op=\"end_run\"}") == Some(&1.0)
     })
     .await;
@@ -295,8 +261,90 @@ async fn metrics_count_refusals_hub_operations_and_subscriptions() {
         "the subscription is open"
     );
     drop(events);
-    scrape_until(&http, &bridge.url("/metrics"), |s| {
+    scrape_until(&bridge, |s| {
         s.get("bridge_open_streams{agent=\"assistant\",transport=\"sse\"}") == Some(&0.0)
     })
     .await;
+}
+
+#[tokio::test]
+async fn metrics_and_probes_live_on_the_admin_listener_and_start_at_zero() {
+    use crate::support::process;
+    let agent = spawn_agent().await;
+    let bridge = process::spawn(
+        "bridge",
+        &[
+            "--allow-anonymous".into(),
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+            "--admin-listen".into(),
+            "127.0.0.1:0".into(),
+            "--agent".into(),
+            format!("assistant={}", agent.url),
+            "--readiness-cache".into(),
+            "50ms".into(),
+        ],
+        &[],
+        &["admin listening on http://"],
+    )
+    .await;
+    let admin = Client::new(&format!("http://{}", bridge.extra[0]));
+    let public = Client::new(&bridge.url());
+
+    // Before any stream, the scaling gauge is there, at zero, for every transport: an
+    // autoscaler on it sees an idle pod as idle.
+    let s = scrape_until(&admin, |s| {
+        s.get("bridge_agent_serving{agent=\"assistant\"}") == Some(&1.0)
+    })
+    .await;
+    let open: BTreeMap<&str, f64> = s
+        .iter()
+        .filter(|(k, _)| k.starts_with("bridge_open_streams{"))
+        .map(|(k, v)| (k.as_str(), *v))
+        .collect();
+    assert_eq!(
+        open,
+        BTreeMap::from([
+            (
+                "bridge_open_streams{agent=\"assistant\",transport=\"json\"}",
+                0.0
+            ),
+            (
+                "bridge_open_streams{agent=\"assistant\",transport=\"sse\"}",
+                0.0
+            ),
+            (
+                "bridge_open_streams{agent=\"assistant\",transport=\"websocket\"}",
+                0.0
+            ),
+        ])
+    );
+
+    // Probes answer on both listeners; the scrape only on the admin one, and the API only
+    // on the main one.
+    for listener in [&admin, &public] {
+        for probe in ["/healthz", "/readyz"] {
+            let response = listener.get(probe).await;
+            assert_eq!(response.status(), 200, "{}{probe}", listener.base);
+        }
+    }
+    let (status, body) = problem(public.get("/metrics").await).await;
+    assert_eq!(status, 404);
+    assert_eq!(body["type"], "urn:agent-bridge:problem:not-found");
+    assert_eq!(problem(admin.agents().await).await.0, 404);
+
+    // A run through the main listener is counted on the admin one.
+    let streamed = collect_events(public.chat_stream("assistant", "hello").await).await;
+    assert_eq!(streamed.last().unwrap().event, "run_completed");
+    let s = scrape_until(&admin, |s| {
+        s.get("bridge_stream_duration_seconds_count{agent=\"assistant\"}") == Some(&1.0)
+    })
+    .await;
+    assert_eq!(
+        get(
+            &s,
+            "bridge_open_streams{agent=\"assistant\",transport=\"sse\"}"
+        ),
+        0.0
+    );
 }

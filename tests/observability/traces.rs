@@ -3,7 +3,7 @@
 
 use crate::{
     collector::{CLIENT, Collector, SERVER, Span},
-    support::{collect_events, process},
+    support::{Client, collect_events, process},
 };
 
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -17,18 +17,7 @@ pub async fn spawn_pair(
     collector: &Collector,
     bridge_flags: &[&str],
 ) -> (process::Process, process::Process) {
-    let agent = process::spawn(
-        "agent-stub",
-        &[
-            "--listen".into(),
-            "127.0.0.1:0".into(),
-            "--pace".into(),
-            "0s".into(),
-        ],
-        &collector.env(),
-        &[],
-    )
-    .await;
+    let agent = process::spawn_agent_stub(&collector.env()).await;
     let mut args: Vec<String> = vec![
         "--allow-anonymous".into(),
         "--listen".into(),
@@ -57,16 +46,17 @@ async fn one_trace_spans_bridge_and_agent() {
     let (mut agent, mut bridge) =
         spawn_pair(&collector, &["--api-keys-file", keys.to_str().unwrap()]).await;
 
-    let response = reqwest::Client::new()
-        .post(format!("{}/v1/agents/assistant/chat", bridge.url()))
-        .header("accept", "text/event-stream")
-        .header("traceparent", format!("00-{TRACE_ID}-{CALLER_SPAN}-01"))
-        .header("x-api-key", SECRETS[0])
-        .header("cookie", format!("session={}", SECRETS[1]))
-        .json(&serde_json::json!({ "message": "hello" }))
-        .send()
-        .await
-        .unwrap();
+    let traceparent = format!("00-{TRACE_ID}-{CALLER_SPAN}-01");
+    let cookie = format!("session={}", SECRETS[1]);
+    let caller = Client::with_headers(
+        &bridge.url(),
+        &[
+            ("traceparent", &traceparent),
+            ("x-api-key", SECRETS[0]),
+            ("cookie", &cookie),
+        ],
+    );
+    let response = caller.chat_stream("assistant", "hello").await;
     assert_eq!(response.status(), 200);
     let traceresponse = response
         .headers()
@@ -145,13 +135,9 @@ async fn one_trace_spans_bridge_and_agent() {
 async fn a_request_without_traceparent_starts_a_trace() {
     let collector = Collector::start().await;
     let (_agent, bridge) = spawn_pair(&collector, &[]).await;
-    let response = reqwest::Client::new()
-        .post(format!("{}/v1/agents/assistant/chat", bridge.url()))
-        .header("accept", "application/json")
-        .json(&serde_json::json!({ "message": "hello" }))
-        .send()
-        .await
-        .unwrap();
+    let response = Client::new(&bridge.url())
+        .chat_json("assistant", serde_json::json!({ "message": "hello" }))
+        .await;
     assert_eq!(response.status(), 200);
     let header = response.headers()["traceresponse"]
         .to_str()
@@ -188,32 +174,14 @@ async fn a_thread_subscriber_is_linked_to_the_run_it_receives() {
     const SUBSCRIBER_TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
     let collector = Collector::start().await;
     let (_agent, bridge) = spawn_pair(&collector, &[]).await;
-    let http = reqwest::Client::new();
-
-    let subscription = http
-        .get(format!(
-            "{}/v1/agents/assistant/threads/t1/events",
-            bridge.url()
-        ))
-        .header(
-            "traceparent",
-            format!("00-{SUBSCRIBER_TRACE}-b7ad6b7169203331-01"),
-        )
-        .send()
-        .await
-        .unwrap();
+    let subscriber_parent = format!("00-{SUBSCRIBER_TRACE}-b7ad6b7169203331-01");
+    let subscriber = Client::with_headers(&bridge.url(), &[("traceparent", &subscriber_parent)]);
+    let subscription = subscriber.events("assistant", "t1", None).await;
     assert_eq!(subscription.status(), 200);
     let mut events = Box::pin(crate::support::sse_events(subscription));
-    let posted = http
-        .post(format!(
-            "{}/v1/agents/assistant/threads/t1/messages",
-            bridge.url()
-        ))
-        .header("traceparent", format!("00-{TRACE_ID}-{CALLER_SPAN}-01"))
-        .json(&serde_json::json!({ "message": "hello" }))
-        .send()
-        .await
-        .unwrap();
+    let caller_parent = format!("00-{TRACE_ID}-{CALLER_SPAN}-01");
+    let poster = Client::with_headers(&bridge.url(), &[("traceparent", &caller_parent)]);
+    let posted = poster.post_message("assistant", "t1", "hello").await;
     assert_eq!(posted.status(), 202);
     let first = crate::support::next(&mut events).await.unwrap();
     assert_eq!(

@@ -82,6 +82,8 @@ pub struct Bridge {
     pub shutdown: CancellationToken,
     pub task: Option<JoinHandle<anyhow::Result<()>>>,
     pub http: reqwest::Client,
+    /// The test client for this bridge; its methods are reachable on the bridge itself.
+    pub client: Client,
 }
 
 /// A bridge in front of `agents` (route name, gRPC URL), with extra flags, open to
@@ -89,6 +91,14 @@ pub struct Bridge {
 /// policy; the edge suite is, with [`spawn_bridge_strict`]).
 pub async fn spawn_bridge(agents: &[(&str, &str)], flags: &[&str]) -> Bridge {
     spawn_bridge_strict(agents, &open_flags(flags)).await
+}
+
+/// A reference agent and an open bridge in front of it, routed as `assistant`: the setup
+/// most tests start from.
+pub async fn spawn_assistant(flags: &[&str]) -> (Agent, Bridge) {
+    let agent = spawn_agent().await;
+    let bridge = spawn_bridge(&[("assistant", &agent.url)], flags).await;
+    (agent, bridge)
 }
 
 /// `flags` after the flags that open a bridge to anonymous callers without budgets.
@@ -122,11 +132,13 @@ pub async fn spawn_bridge_strict(agents: &[(&str, &str)], flags: &[&str]) -> Bri
     let config = bridge_config(agents, flags);
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(bridge::serve(listener, config, shutdown.clone()));
+    let client = Client::new(&format!("http://{addr}"));
     Bridge {
-        base: format!("http://{addr}"),
+        base: client.base.clone(),
         shutdown,
         task: Some(task),
-        http: reqwest::Client::new(),
+        http: client.http.clone(),
+        client,
     }
 }
 
@@ -137,6 +149,47 @@ impl Drop for Bridge {
 }
 
 impl Bridge {
+    /// Stops accepting, drains, and returns how the server task ended.
+    pub async fn shut_down(&mut self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        self.task.take().expect("bridge task").await?
+    }
+}
+
+/// A caller of the bridge's HTTP API: one method per request, each sent once and returned
+/// as it came (a transport failure fails the test). Works for an in-process [`Bridge`] (it
+/// derefs to its client) and for a bridge process ([`Client::new`] with its URL).
+#[derive(Clone)]
+pub struct Client {
+    pub base: String,
+    pub http: reqwest::Client,
+}
+
+impl Client {
+    pub fn new(base: &str) -> Self {
+        Self::with_headers(base, &[])
+    }
+
+    /// A client that sends `headers` with every request (credentials, `traceparent`).
+    pub fn with_headers(base: &str, headers: &[(&str, &str)]) -> Self {
+        let headers = headers
+            .iter()
+            .map(|(name, value)| {
+                (
+                    reqwest::header::HeaderName::from_bytes(name.as_bytes()).expect("header name"),
+                    reqwest::header::HeaderValue::from_str(value).expect("header value"),
+                )
+            })
+            .collect();
+        Self {
+            base: base.to_owned(),
+            http: reqwest::Client::builder()
+                .default_headers(headers)
+                .build()
+                .expect("HTTP client"),
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
@@ -163,11 +216,88 @@ impl Bridge {
             .expect("chat request")
     }
 
-    /// Stops accepting, drains, and returns how the server task ended.
-    pub async fn shut_down(&mut self) -> anyhow::Result<()> {
-        self.shutdown.cancel();
-        self.task.take().expect("bridge task").await?
+    /// `GET {path}`: a probe, `/metrics`, `/openapi.json`, or any path a test names itself.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        send(self.http.get(self.url(path))).await
     }
+
+    /// `GET /v1/agents`.
+    pub async fn agents(&self) -> reqwest::Response {
+        self.get("/v1/agents").await
+    }
+
+    /// `POST /v1/tickets` for a stream of `thread` of `agent`.
+    pub async fn issue_ticket(&self, agent: &str, thread: &str) -> reqwest::Response {
+        let body = serde_json::json!({ "agent": agent, "thread_id": thread });
+        send(self.http.post(self.url("/v1/tickets")).json(&body)).await
+    }
+
+    /// `GET /v1/agents/{agent}/status`.
+    pub async fn agent_status(&self, agent: &str) -> reqwest::Response {
+        self.get(&format!("/v1/agents/{agent}/status")).await
+    }
+
+    /// `POST /v1/agents/{agent}/threads/{thread}/messages` with `{"message": message}`.
+    pub async fn post_message(
+        &self,
+        agent: &str,
+        thread: &str,
+        message: &str,
+    ) -> reqwest::Response {
+        let path = format!("/v1/agents/{agent}/threads/{thread}/messages");
+        send(
+            self.http
+                .post(self.url(&path))
+                .json(&serde_json::json!({ "message": message })),
+        )
+        .await
+    }
+
+    /// `GET /v1/agents/{agent}/threads/{thread}/events`, resuming after `last_event_id`.
+    pub async fn events(
+        &self,
+        agent: &str,
+        thread: &str,
+        last_event_id: Option<&str>,
+    ) -> reqwest::Response {
+        let path = format!("/v1/agents/{agent}/threads/{thread}/events");
+        let mut request = self.http.get(self.url(&path));
+        if let Some(id) = last_event_id {
+            request = request.header("last-event-id", id);
+        }
+        send(request).await
+    }
+
+    /// `GET /v1/agents/{agent}/threads`.
+    pub async fn list_threads(&self, agent: &str) -> reqwest::Response {
+        self.get(&format!("/v1/agents/{agent}/threads")).await
+    }
+
+    /// `GET /v1/agents/{agent}/threads/{thread}/messages`.
+    pub async fn list_messages(&self, agent: &str, thread: &str) -> reqwest::Response {
+        self.get(&format!("/v1/agents/{agent}/threads/{thread}/messages"))
+            .await
+    }
+
+    /// `DELETE /v1/agents/{agent}/threads/{thread}`.
+    pub async fn delete_thread(&self, agent: &str, thread: &str) -> reqwest::Response {
+        let path = format!("/v1/agents/{agent}/threads/{thread}");
+        send(self.http.delete(self.url(&path))).await
+    }
+}
+
+impl std::ops::Deref for Bridge {
+    type Target = Client;
+
+    fn deref(&self) -> &Client {
+        &self.client
+    }
+}
+
+/// Sends a request the test built; a transport failure fails the test (the bridge under test
+/// is on loopback, so there is no network to blame).
+pub async fn send(request: reqwest::RequestBuilder) -> reqwest::Response {
+    request.send().await.expect("request to a loopback server")
 }
 
 /// One parsed SSE event, with its `data:` decoded as JSON.
@@ -214,10 +344,24 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
+    eventually_some(what, || {
+        let holds = check();
+        async move { holds.await.then_some(()) }
+    })
+    .await
+}
+
+/// Like [`eventually`], for a check that yields what it found: polls `check` until it returns
+/// `Some`, and returns that value.
+pub async fn eventually_some<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
-        if check().await {
-            return;
+        if let Some(found) = check().await {
+            return found;
         }
         assert!(
             tokio::time::Instant::now() < deadline,

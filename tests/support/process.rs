@@ -57,6 +57,22 @@ fn keep(buffer: &Mutex<String>, line: &str) {
     }
 }
 
+/// Reads `lines` to their end into each of `into` (and to stderr with `TEST_LOG`).
+async fn capture<R: tokio::io::AsyncBufRead + Unpin>(
+    name: &str,
+    mut lines: Lines<R>,
+    into: Vec<Arc<Mutex<String>>>,
+) {
+    while let Ok(Some(line)) = lines.next_line().await {
+        if std::env::var_os("TEST_LOG").is_some() {
+            eprintln!("[{name}] {line}");
+        }
+        for buffer in &into {
+            keep(buffer, &line);
+        }
+    }
+}
+
 /// Starts `name` with `args` and `envs` (inherited `OTEL_*` variables are removed first, so
 /// only what the test sets applies), and waits until it printed `listening on http://ADDR`
 /// and then each prefix of `also` (e.g. `metrics listening on http://`).
@@ -91,20 +107,12 @@ pub async fn spawn(
     // Stderr is kept (and shown with TEST_LOG), so a failed start says why.
     let stderr = Arc::new(Mutex::new(String::new()));
     let output = Arc::new(Mutex::new(String::new()));
-    let mut errors = BufReader::new(child.stderr.take().expect("piped stderr")).lines();
-    tokio::spawn({
-        let stderr = Arc::clone(&stderr);
-        let output = Arc::clone(&output);
-        async move {
-            while let Ok(Some(line)) = errors.next_line().await {
-                if std::env::var_os("TEST_LOG").is_some() {
-                    eprintln!("[{name}] {line}");
-                }
-                keep(&stderr, &line);
-                keep(&output, &line);
-            }
-        }
-    });
+    let errors = BufReader::new(child.stderr.take().expect("piped stderr")).lines();
+    tokio::spawn(capture(
+        name,
+        errors,
+        vec![Arc::clone(&stderr), Arc::clone(&output)],
+    ));
     let stdout = child.stdout.take().expect("piped stdout");
     let mut lines = BufReader::new(stdout).lines();
     let mut extra = Vec::new();
@@ -125,17 +133,7 @@ pub async fn spawn(
     }
     let addr = addr.expect("the main address");
     // Keep reading, so a chatty process never blocks on a full pipe.
-    tokio::spawn({
-        let output = Arc::clone(&output);
-        async move {
-            while let Ok(Some(line)) = lines.next_line().await {
-                if std::env::var_os("TEST_LOG").is_some() {
-                    eprintln!("[{name}] {line}");
-                }
-                keep(&output, &line);
-            }
-        }
-    });
+    tokio::spawn(capture(name, lines, vec![Arc::clone(&output)]));
     Process {
         name,
         addr,
@@ -143,6 +141,12 @@ pub async fn spawn(
         output,
         child,
     }
+}
+
+/// The reference agent as a process on loopback, answering without pacing, with `envs`.
+pub async fn spawn_agent_stub(envs: &[(String, String)]) -> Process {
+    let args = ["--listen", "127.0.0.1:0", "--pace", "0s"].map(String::from);
+    spawn("agent-stub", &args, envs, &[]).await
 }
 
 /// The address on the next line starting with `prefix`; `None` if the process exits first.

@@ -1,18 +1,23 @@
 //! Bearer JWTs. The accepted algorithms are fixed by configuration: HS256 only with the
 //! shared secret, RS256/ES256 only with a JWKS key whose type fixes the algorithm. A token's
 //! `alg` only selects among those, so `alg: none` and algorithm confusion (an HS256 token
-//! "signed" with a public key) are refused.
+//! "signed" with a public key) are refused. With `--jwt-issuer`/`--jwt-audience` set, `iss`/`aud`
+//! are required and must match (a non-string `iss`, or an `aud` that is not a string or an
+//! array of strings, is refused); the issuer names the identity's [`Origin`].
 
-use std::{collections::HashSet, time::Duration};
+use std::time::Duration;
 
-use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header, errors::ErrorKind};
 use serde_json::{Map, Value};
 
 use super::{
-    Identity, Via,
+    Identity, Origin, Via,
     jwks::{Jwks, JwksError},
 };
-use crate::{error::ApiError, secret::Secret};
+use crate::{
+    error::{ApiError, AuthFailure},
+    secret::Secret,
+};
 
 pub struct JwtSettings {
     pub hs_secret: Option<Secret>,
@@ -38,67 +43,65 @@ impl JwtVerifier {
     }
 
     pub async fn verify(&self, token: &str) -> Result<Identity, ApiError> {
-        let refuse = |detail: &str| ApiError::Unauthenticated(detail.to_owned());
-        let header = decode_header(token).map_err(|_| {
-            refuse("the bearer token is not a well-formed JWT with a supported alg")
-        })?;
+        let refuse = |failure| ApiError::Unauthenticated(failure);
+        let header = decode_header(token).map_err(|_| refuse(AuthFailure::MalformedToken))?;
         let jwks_key;
         let key: &DecodingKey = match header.alg {
             Algorithm::HS256 => self
                 .hs_key
                 .as_ref()
-                .ok_or_else(|| refuse("HS256 tokens are not accepted here"))?,
+                .ok_or(refuse(AuthFailure::AlgorithmNotAccepted))?,
             Algorithm::RS256 | Algorithm::ES256 => {
                 let jwks = self
                     .settings
                     .jwks
                     .as_ref()
-                    .ok_or_else(|| refuse("RS256/ES256 tokens are not accepted here"))?;
-                let kid = header
-                    .kid
-                    .as_deref()
-                    .ok_or_else(|| refuse("the token has no `kid`"))?;
+                    .ok_or(refuse(AuthFailure::AlgorithmNotAccepted))?;
+                let kid = header.kid.as_deref().ok_or(refuse(AuthFailure::NoKid))?;
                 let (alg, key) = jwks.key(kid).await.map_err(|e| match e {
-                    JwksError::UnknownKid => refuse("the token's `kid` is not a known signing key"),
+                    JwksError::UnknownKid => refuse(AuthFailure::UnknownKid),
                     JwksError::Fetch(detail) => {
                         tracing::warn!(%detail, "JWKS unavailable");
                         ApiError::AuthUnavailable
                     }
                 })?;
                 if alg != header.alg {
-                    return Err(refuse("the token's alg does not match its key"));
+                    return Err(refuse(AuthFailure::AlgorithmMismatch));
                 }
                 jwks_key = key;
                 &jwks_key
             }
-            _ => return Err(refuse("this JWT algorithm is not accepted")),
+            _ => return Err(refuse(AuthFailure::AlgorithmNotAccepted)),
         };
 
         let mut validation = Validation::new(header.alg);
         validation.leeway = self.settings.leeway.as_secs();
         validation.validate_nbf = true;
-        validation.required_spec_claims = HashSet::from(["exp".to_owned(), "sub".to_owned()]);
+        // A configured check on a claim the token lacks (or holds as another type) must not
+        // be skipped: jsonwebtoken skips it unless the claim is required.
+        let mut required = vec!["exp", "sub"];
         if self.settings.audiences.is_empty() {
             validation.validate_aud = false;
         } else {
             validation.set_audience(&self.settings.audiences);
+            required.push("aud");
         }
         if !self.settings.issuers.is_empty() {
             validation.set_issuer(&self.settings.issuers);
+            required.push("iss");
         }
+        validation.set_required_spec_claims(&required);
         let claims = decode::<Map<String, Value>>(token, key, &validation)
             .map_err(|e| {
-                use jsonwebtoken::errors::ErrorKind;
-                let detail = match e.kind() {
-                    ErrorKind::ExpiredSignature => "the token has expired",
-                    ErrorKind::ImmatureSignature => "the token is not valid yet (nbf)",
-                    ErrorKind::InvalidAudience => "the token is for another audience",
-                    ErrorKind::InvalidIssuer => "the token is from an untrusted issuer",
-                    ErrorKind::InvalidSignature => "the token's signature is invalid",
-                    ErrorKind::MissingRequiredClaim(_) => "the token lacks `exp` or `sub`",
-                    _ => "the token could not be verified",
-                };
-                refuse(detail)
+                refuse(match e.kind() {
+                    ErrorKind::ExpiredSignature => AuthFailure::Expired,
+                    ErrorKind::ImmatureSignature => AuthFailure::NotYetValid,
+                    ErrorKind::InvalidAudience => AuthFailure::WrongAudience,
+                    ErrorKind::InvalidIssuer => AuthFailure::WrongIssuer,
+                    ErrorKind::InvalidSignature => AuthFailure::BadSignature,
+                    ErrorKind::MissingRequiredClaim(_) => AuthFailure::MissingClaim,
+                    _ => AuthFailure::Unverifiable,
+                })
             })?
             .claims;
         identity(&claims, &self.settings.tenant_claim)
@@ -110,7 +113,14 @@ fn identity(claims: &Map<String, Value>, tenant_claim: &str) -> Result<Identity,
         .get("sub")
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty() && s.len() <= 256)
-        .ok_or_else(|| ApiError::Unauthenticated("the token's `sub` must be a string".into()))?;
+        .ok_or(ApiError::Unauthenticated(AuthFailure::BadSubject))?;
+    // The issuer names the identity's namespace: it must be one string (jsonwebtoken also
+    // accepts an array, which RFC 7519 does not).
+    let issuer = match claims.get("iss") {
+        None => "",
+        Some(Value::String(iss)) => iss,
+        Some(_) => return Err(ApiError::Unauthenticated(AuthFailure::BadIssuer)),
+    };
     let tenant = claims
         .get(tenant_claim)
         .and_then(Value::as_str)
@@ -130,6 +140,9 @@ fn identity(claims: &Map<String, Value>, tenant_claim: &str) -> Result<Identity,
         subject: subject.to_owned(),
         tenant: tenant.to_owned(),
         scopes,
-        via: Via::Jwt,
+        origin: Origin::Jwt {
+            issuer: issuer.to_owned(),
+        },
+        via: Via::Credential,
     })
 }

@@ -3,28 +3,31 @@
 //! thread, which a `GET` stream endpoint accepts as `?ticket=`.
 //!
 //! A ticket is `v1.<payload>.<mac>`: the payload is URL-safe base64 JSON, the MAC is
-//! HMAC-SHA256 over it. It is single-use: its id is remembered until it expires, so a ticket
-//! seen in a log or a browser history cannot open a second stream.
+//! HMAC-SHA256 over it. It opens one stream: only a thread's stream endpoints, only for its
+//! agent and thread (checked before it is used up), and only once across every replica that
+//! shares the hub ([`super::ledger`]), so a ticket seen in a log or a browser history cannot
+//! open a second stream.
 
-use std::{
-    collections::HashMap,
-    sync::Mutex,
-    time::{Duration, SystemTime, UNIX_EPOCH},
-};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD as B64};
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-use super::{Identity, Via};
-use crate::{error::ApiError, secret::Secret};
+use super::{Identity, Origin, Via, ledger::Ledger};
+use crate::{
+    error::{ApiError, AuthFailure},
+    secret::Secret,
+};
 
 /// What a ticket says.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct TicketClaims {
     pub sub: String,
     pub tenant: String,
+    /// The issuing identity's origin: a ticket acts as the identity that asked for it.
+    pub origin: Origin,
     pub scopes: Vec<String>,
     pub agent: String,
     pub thread: String,
@@ -37,7 +40,7 @@ pub struct TicketClaims {
 pub struct Tickets {
     key: Secret,
     ttl: Duration,
-    redeemed: Mutex<HashMap<String, u64>>,
+    used: Ledger,
 }
 
 impl Tickets {
@@ -49,8 +52,14 @@ impl Tickets {
         Self {
             key,
             ttl,
-            redeemed: Mutex::default(),
+            used: Ledger::Memory(Default::default()),
         }
+    }
+
+    /// Remembers used tickets in `ledger` (shared by replicas when the hub is).
+    pub(super) fn with_ledger(mut self, ledger: Ledger) -> Self {
+        self.used = ledger;
+        self
     }
 
     /// A ticket for `identity` on `agent`/`thread`, and its expiry (Unix seconds).
@@ -59,6 +68,7 @@ impl Tickets {
         let claims = TicketClaims {
             sub: identity.subject.clone(),
             tenant: identity.tenant.clone(),
+            origin: identity.origin.clone(),
             scopes: identity.scopes.clone(),
             agent: agent.to_owned(),
             thread: thread.to_owned(),
@@ -75,42 +85,50 @@ impl Tickets {
         format!("v1.{payload}.{mac}")
     }
 
-    /// Verifies a ticket and marks it used.
-    pub fn redeem(&self, ticket: &str) -> Result<Identity, ApiError> {
-        let refuse = |detail: &str| ApiError::TicketRefused(detail.to_owned());
+    /// Verifies a ticket presented on the stream endpoint of `stream` (agent, thread; `None`
+    /// on any other route) and marks it used. A ticket refused for its route is not used up.
+    pub async fn redeem(
+        &self,
+        ticket: &str,
+        stream: Option<(&str, &str)>,
+    ) -> Result<Identity, ApiError> {
+        let refuse = |failure| ApiError::Unauthenticated(failure);
         let mut parts = ticket.split('.');
         let (Some("v1"), Some(payload), Some(mac), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
         else {
-            return Err(refuse("the ticket is malformed"));
+            return Err(refuse(AuthFailure::TicketMalformed));
         };
         let mac = B64
             .decode(mac)
-            .map_err(|_| refuse("the ticket is malformed"))?;
+            .map_err(|_| refuse(AuthFailure::TicketMalformed))?;
         // `verify_slice` compares in constant time.
         self.mac(payload.as_bytes())
             .verify_slice(&mac)
-            .map_err(|_| refuse("the ticket's signature is invalid"))?;
+            .map_err(|_| refuse(AuthFailure::TicketForged))?;
         let claims: TicketClaims = B64
             .decode(payload)
             .ok()
             .and_then(|p| serde_json::from_slice(&p).ok())
-            .ok_or_else(|| refuse("the ticket is malformed"))?;
-        let now = now();
-        if claims.exp <= now {
-            return Err(refuse("the ticket has expired; request a new one"));
+            .ok_or(refuse(AuthFailure::TicketMalformed))?;
+        if claims.exp <= now() {
+            return Err(refuse(AuthFailure::TicketExpired));
         }
-        {
-            let mut redeemed = self.redeemed.lock().unwrap_or_else(|e| e.into_inner());
-            redeemed.retain(|_, exp| *exp > now);
-            if redeemed.insert(claims.jti.clone(), claims.exp).is_some() {
-                return Err(refuse("the ticket was already used; request a new one"));
+        match stream {
+            None => return Err(refuse(AuthFailure::TicketNotForThisRoute)),
+            Some((agent, thread)) if agent != claims.agent || thread != claims.thread => {
+                return Err(refuse(AuthFailure::TicketWrongStream));
             }
+            Some(_) => {}
+        }
+        if !self.used.first_use(&claims.jti, claims.exp).await? {
+            return Err(refuse(AuthFailure::TicketReused));
         }
         Ok(Identity {
             subject: claims.sub,
             tenant: claims.tenant,
             scopes: claims.scopes,
+            origin: claims.origin,
             via: Via::Ticket {
                 agent: claims.agent,
                 thread: claims.thread,
@@ -141,15 +159,18 @@ mod tests {
             subject: "alice".into(),
             tenant: "acme".into(),
             scopes: vec!["agent:*".into()],
-            via: Via::Jwt,
+            origin: Origin::ApiKey,
+            via: Via::Credential,
         }
     }
 
-    #[test]
-    fn tickets_are_single_use_and_signed() {
+    #[tokio::test]
+    async fn tickets_are_single_use_and_signed() {
         let tickets = Tickets::new(None, Duration::from_secs(60));
         let (ticket, _) = tickets.issue(&identity(), "a", "t1");
-        let id = tickets.redeem(&ticket).unwrap();
+        let stream = Some(("a", "t1"));
+        assert!(tickets.redeem(&ticket, None).await.is_err(), "not a stream");
+        let id = tickets.redeem(&ticket, stream).await.unwrap();
         assert_eq!(
             id.via,
             Via::Ticket {
@@ -157,13 +178,14 @@ mod tests {
                 thread: "t1".into()
             }
         );
-        assert!(tickets.redeem(&ticket).is_err(), "reused");
+        assert_eq!(id.origin, Origin::ApiKey);
+        assert!(tickets.redeem(&ticket, stream).await.is_err(), "reused");
 
         let (ticket, _) = tickets.issue(&identity(), "a", "t1");
         let other = Tickets::new(None, Duration::from_secs(60));
-        assert!(other.redeem(&ticket).is_err(), "another key");
+        assert!(other.redeem(&ticket, stream).await.is_err(), "another key");
         for bad in ["", "v1", "v1.a.b", "v1.%%.b.c", "v2.a.b"] {
-            assert!(tickets.redeem(bad).is_err(), "{bad}");
+            assert!(tickets.redeem(bad, stream).await.is_err(), "{bad}");
         }
     }
 }

@@ -94,7 +94,8 @@ impl Log {
     }
 
     /// Retained events after `n`, or a truncation notice first when some were lost.
-    fn replay(&self, start: &Start) -> Vec<Delivery> {
+    /// Also returns the position the replay starts after (live events continue from there).
+    fn replay(&self, start: &Start) -> (Vec<Delivery>, u64) {
         let (after, mut out) = match replay_from(start, &self.epoch, self.oldest(), self.last_n) {
             ReplayFrom::After(n) => (n, Vec::new()),
             ReplayFrom::Truncated(requested) => (0, vec![Delivery::Truncated { requested }]),
@@ -105,7 +106,7 @@ impl Log {
                 .filter(|e| e.n > after)
                 .map(|e| Delivery::Event(e.clone())),
         );
-        out
+        (out, after)
     }
 }
 
@@ -189,6 +190,11 @@ impl MemoryHub {
                 }
             }
         })
+    }
+
+    /// The thread's active run, if any.
+    pub fn active_run(&self, key: &ThreadKey) -> Option<String> {
+        self.with(|state, _| state.logs.get(key).and_then(|log| log.active_run.clone()))
     }
 
     pub fn end_run(&self, key: &ThreadKey, run_id: &str) {
@@ -305,11 +311,7 @@ impl MemoryHub {
         let (first, live, last_n) = self.with(|state, now| {
             state.bytes += SUBSCRIBER_OVERHEAD;
             let log = state.log(key, now);
-            let first = log.replay(&start);
-            let last_n = match start {
-                Start::Live => log.last_n,
-                _ => 0,
-            };
+            let (first, last_n) = log.replay(&start);
             (first, log.live.subscribe(), last_n)
         });
         let hub = self.clone();
@@ -320,7 +322,7 @@ impl MemoryHub {
                 let key = key.clone();
                 move |after| {
                     let missed = hub.with(|state, _| match state.logs.get(&key) {
-                        Some(log) => log.replay(&Start::After(position(&log.epoch, after))),
+                        Some(log) => log.replay(&Start::After(position(&log.epoch, after))).0,
                         None => vec![Delivery::Failed],
                     });
                     async move { Ok(missed) }

@@ -282,6 +282,16 @@ impl RedisHub {
         Err(HubError::RunActive(active.unwrap_or_default()))
     }
 
+    /// The thread's active run (its lease is held), if any.
+    pub async fn active_run(&self, key: &ThreadKey) -> Result<Option<String>, HubError> {
+        let mut con = self.con().await?;
+        redis::cmd("GET")
+            .arg(keys(key).run)
+            .query_async(&mut con)
+            .await
+            .map_err(unavailable)
+    }
+
     pub async fn renew_run(&self, key: &ThreadKey, run_id: &str) -> Result<(), HubError> {
         let mut con = self.con().await?;
         self.renew
@@ -437,7 +447,8 @@ impl RedisHub {
             ReplayFrom::After(n) => (n, Vec::new()),
             ReplayFrom::Truncated(requested) => (0, vec![Delivery::Truncated { requested }]),
         };
-        let live_from = if *start == Start::Live { last } else { 0 };
+        // Live events continue after what was replayed (or skipped, for `Live`).
+        let live_from = after;
         out.extend(
             Self::range_all(con, k, &epoch, after)
                 .await?

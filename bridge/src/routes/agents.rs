@@ -1,9 +1,17 @@
-//! `GET /v1/agents`: which agents a caller may use, for pickers.
+//! `GET /v1/agents`: which agents a caller may use, and how they are, for pickers; and
+//! `GET /v1/agents/{agent}/status`: one agent's health.
 
 use axum::{Extension, Json, extract::State};
 use serde::Serialize;
 
-use crate::{auth::Identity, state::AppState};
+use super::extract::AgentPath;
+use super::openapi::Refusals;
+use crate::{
+    auth::Identity,
+    readiness::{AgentStatus, Health},
+    state::AppState,
+    upstream::a2a::Card,
+};
 
 /// The agents a caller may call.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -11,29 +19,75 @@ pub struct AgentList {
     agents: Vec<AgentEntry>,
 }
 
+/// An agent and its last gRPC health answer.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AgentEntry {
     name: String,
+    #[serde(flatten)]
+    health: AgentStatus,
+    /// An A2A agent's card (name, description, skills); absent for `agent.v1` agents and
+    /// while an A2A agent's card cannot be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    card: Option<Card>,
 }
 
-/// `GET /v1/agents`: the configured agents this caller may call, for pickers.
+impl AgentEntry {
+    fn of(state: &AppState, name: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            health: state.agent_health.status(name).unwrap_or(AgentStatus {
+                status: Health::Unknown,
+                reason: None,
+            }),
+            card: None,
+        }
+    }
+}
+
+/// `GET /v1/agents`: the configured agents this caller may call, with their health, for pickers.
 #[utoipa::path(
     get,
     path = "/v1/agents",
     tag = "agents",
-    responses((status = 200, description = "The agents this caller may call", body = AgentList))
+    responses((status = 200, description = "The agents this caller may call, with their health", body = AgentList))
 )]
 pub async fn list_agents(
     State(state): State<AppState>,
     Extension(identity): Extension<Identity>,
 ) -> Json<AgentList> {
-    let agents = state
+    let mut names: Vec<&str> = state
         .agents
         .names()
         .filter(|name| identity.may_call(name))
-        .map(|name| AgentEntry {
-            name: name.to_owned(),
-        })
         .collect();
+    // By name: the same list on every call and every replica.
+    names.sort_unstable();
+    let entries = names.into_iter().map(|name| async {
+        let mut entry = AgentEntry::of(&state, name);
+        if let Some(agent) = state.agents.get(name) {
+            entry.card = agent.card(&identity, state.limits.first_event).await;
+        }
+        entry
+    });
+    let agents = futures_util::future::join_all(entries).await;
     Json(AgentList { agents })
+}
+
+/// `GET /v1/agents/{agent}/status`: the agent's last gRPC health answer (`serving`,
+/// `not_serving`: runs are refused at once with a `503`, `unreachable`, or `unknown`).
+#[utoipa::path(
+    get,
+    path = "/v1/agents/{agent}/status",
+    tag = "agents",
+    params(("agent" = String, Path, description = "A configured agent's name")),
+    responses(
+        (status = 200, description = "The agent's health", body = AgentEntry),
+        Refusals,
+    )
+)]
+pub async fn agent_status(
+    State(state): State<AppState>,
+    AgentPath(agent): AgentPath,
+) -> Json<AgentEntry> {
+    Json(AgentEntry::of(&state, &agent.name))
 }

@@ -10,14 +10,15 @@ use axum::{
 use serde::Deserialize;
 
 use super::extract::{AgentPath, ThreadPath, ValidJson};
+use super::openapi::Refusals;
 use crate::{
     answer,
     answer::Answer,
-    auth::Identity,
+    auth::{Identity, Via},
     chat::{self, ChatInput},
+    cors,
     dialect::native::Native,
     error::ApiError,
-    error::Problem,
     event::WireEvent as Event,
     metrics::Transport,
     sse,
@@ -38,8 +39,7 @@ use crate::{
             (Event = "text/event-stream"),
             (Answer = "application/json"),
         )),
-        (status = "4XX", description = "Refused before the run started", content_type = "application/problem+json", body = Problem),
-        (status = "5XX", description = "The agent failed before its first event, or the bridge is overloaded or draining", content_type = "application/problem+json", body = Problem),
+        Refusals,
     )
 )]
 pub async fn chat(
@@ -86,16 +86,20 @@ pub struct StreamQuery {
     params(("agent" = String, Path, description = "A configured agent's name"), ("thread" = String, Path, description = "The thread id: 1-128 of A-Z a-z 0-9 . _ : -"), StreamQuery),
     responses(
         (status = 200, description = "The run's events", content_type = "text/event-stream", body = Event),
-        (status = "4XX", description = "Refused before the run started", content_type = "application/problem+json", body = Problem),
-        (status = "5XX", description = "The agent failed before its first event", content_type = "application/problem+json", body = Problem),
+        Refusals,
     )
 )]
 pub async fn stream(
     State(state): State<AppState>,
     Extension(identity): Extension<Identity>,
     path: ThreadPath,
+    headers: HeaderMap,
     query: Result<Query<StreamQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
+    // This GET starts a run: with the ambient cookie, only for pages that may.
+    if identity.via == Via::Cookie {
+        cors::check_cookie_get(&headers, state.cors.as_ref())?;
+    }
     let Query(query) = query.map_err(|_| {
         ApiError::InvalidRequest("the query must carry `message` (and may carry `ticket`)".into())
     })?;

@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 
 use crate::{
     auth::Identity,
-    error::ApiError,
+    error::{ApiError, AuthFailure},
     hub::ThreadKey,
     state::AppState,
     threads,
@@ -24,7 +24,7 @@ fn identity(parts: &Parts) -> Result<&Identity, ApiError> {
     parts
         .extensions
         .get::<Identity>()
-        .ok_or_else(|| ApiError::Unauthenticated("credentials required".into()))
+        .ok_or(ApiError::Unauthenticated(AuthFailure::Missing))
 }
 
 /// The path's parameters, percent-decoded: a path that does not decode to UTF-8 is refused

@@ -1,8 +1,9 @@
 //! Operations: probes and metrics. `/healthz` answers while the process runs (liveness:
-//! restarting would not help otherwise). `/readyz` answers 200 only while this instance
-//! should get new streams: not draining, the hub reachable, and every configured agent
-//! SERVING on `grpc.health.v1` (cached, see [`Readiness`](crate::readiness::Readiness)).
-//! `/metrics` is the Prometheus scrape.
+//! restarting would not help otherwise). `/readyz` answers 200 while this instance can serve
+//! new streams: not draining and its hub reachable (cached, see
+//! [`Readiness`](crate::readiness::Readiness)). Agents' health is not part of it: it is
+//! reported per agent (`/v1/agents/{agent}/status`). `/metrics` is the Prometheus scrape, on
+//! the admin listener when there is one.
 
 use axum::{
     Json,
@@ -30,7 +31,7 @@ pub async fn live() -> impl IntoResponse {
     tag = "operations",
     responses(
         (status = 200, description = "Ready", body = Object),
-        (status = 503, description = "Not ready (draining, hub down, or an agent not serving)", content_type = "application/problem+json", body = Problem),
+        (status = 503, description = "Not ready (draining, or the hub down); never because of an agent", content_type = "application/problem+json", body = Problem),
     )
 )]
 pub async fn ready(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {

@@ -8,7 +8,8 @@ use utoipa::{
     openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme},
 };
 
-use super::{agents, chat, health, socket, threads, tickets, unversioned};
+use super::{agents, chat, dialects, health, socket, threads, tickets, unversioned};
+use crate::error::Problem;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -31,9 +32,18 @@ use super::{agents, chat, health, socket, threads, tickets, unversioned};
         unversioned::sse,
         unversioned::messages,
         agents::list_agents,
+        agents::agent_status,
         health::live,
         health::ready,
         health::metrics,
+        dialects::ai_sdk_chat,
+        dialects::ai_sdk_resume,
+        dialects::ag_ui_run,
+        dialects::ag_ui_resume,
+        dialects::a2a_rpc,
+        dialects::a2a_card,
+        dialects::openai_completions,
+        dialects::interactions_chat,
     ),
     modifiers(&Credentials),
     security(("bearer" = []), ("api_key" = []), ("cookie" = []), ("ticket" = [])),
@@ -41,6 +51,7 @@ use super::{agents, chat, health, socket, threads, tickets, unversioned};
         (name = "runs", description = "One agent run, streamed"),
         (name = "threads", description = "Conversations many subscribers follow and resume"),
         (name = "agents", description = "The configured agents"),
+        (name = "dialects", description = "The same runs in other clients' wire formats (README: Use it from your front end)"),
         (name = "operations", description = "Probes and metrics (no credentials)"),
     )
 )]
@@ -82,4 +93,17 @@ impl Modify for Credentials {
 /// The document, built once per request (it is small and rarely fetched).
 pub async fn document() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
+}
+
+/// The refusals every `/v1` operation may answer, as problem documents (README: Errors).
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // Only the documentation reads it.
+pub(super) enum Refusals {
+    /// Refused before anything started: credentials, scopes, input, limits, conflicts.
+    #[response(status = "4XX", content_type = "application/problem+json")]
+    Client(Problem),
+    /// An agent or the hub failed before anything started, or the bridge is overloaded or
+    /// draining.
+    #[response(status = "5XX", content_type = "application/problem+json")]
+    Server(Problem),
 }

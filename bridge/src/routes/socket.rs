@@ -21,6 +21,7 @@ use axum::{
 use serde::Deserialize;
 use serde_json::json;
 
+use super::openapi::Refusals;
 use super::{
     extract::{ThreadPath, ValidQuery},
     threads::EventsQuery,
@@ -28,7 +29,7 @@ use super::{
 use crate::{
     auth::Identity,
     dialect::{Notice, native::notice_json},
-    error::{ApiError, Problem},
+    error::ApiError,
     hub::{Delivery, Subscription, ThreadKey},
     metrics::Transport,
     state::AppState,
@@ -55,8 +56,7 @@ enum ClientFrame {
     params(("agent" = String, Path, description = "A configured agent's name"), ("thread" = String, Path, description = "The thread id: 1-128 of A-Z a-z 0-9 . _ : -"), EventsQuery),
     responses(
         (status = 101, description = "Switching to the WebSocket protocol"),
-        (status = "4XX", description = "Refused before the upgrade", content_type = "application/problem+json", body = Problem),
-        (status = "5XX", description = "The hub is unavailable", content_type = "application/problem+json", body = Problem),
+        Refusals,
     )
 )]
 pub async fn thread_socket(
@@ -73,6 +73,7 @@ pub async fn thread_socket(
             rejection.body_text()
         ))
     })?;
+    crate::cors::check_socket_origin(&headers, state.cors.as_ref())?;
     // Subscribe before upgrading, so a hub failure is still an HTTP error. A socket is an
     // open stream: it counts against the caller's and the process's caps.
     let start = threads::start_position(&headers, q.last_event_id.as_deref());

@@ -12,6 +12,7 @@ use axum::{
 use serde::{Deserialize, Serialize};
 
 use super::extract::{AgentPath, ThreadPath, ValidJson, ValidQuery};
+use super::openapi::Refusals;
 use crate::{
     auth::Identity,
     dialect::native::Native,
@@ -115,8 +116,7 @@ impl PageQuery {
     responses(
         (status = 202, description = "The run started; it goes on without this request", body = MessageAccepted),
         (status = 409, description = "Another run is active on the thread", content_type = "application/problem+json", body = Problem),
-        (status = "4XX", description = "Refused", content_type = "application/problem+json", body = Problem),
-        (status = "5XX", description = "The agent or the hub failed", content_type = "application/problem+json", body = Problem),
+        Refusals,
     )
 )]
 pub async fn post_message(
@@ -158,8 +158,7 @@ pub async fn post_message(
         ("Last-Event-ID" = Option<String>, Header, description = "Resume after this position")),
     responses(
         (status = 200, description = "Replayed then live events (`id:` the log position), and notices `history_truncated` / `stream_error`", content_type = "text/event-stream", body = Event),
-        (status = "4XX", description = "Refused", content_type = "application/problem+json", body = Problem),
-        (status = "5XX", description = "The hub is unavailable, or the bridge is draining", content_type = "application/problem+json", body = Problem),
+        Refusals,
     )
 )]
 pub async fn events(
@@ -189,8 +188,7 @@ pub async fn events(
     params(("agent" = String, Path, description = "A configured agent's name"), PageQuery),
     responses(
         (status = 200, description = "A page of the caller's threads", body = ThreadPage),
-        (status = "4XX", description = "Refused", content_type = "application/problem+json", body = Problem),
-        (status = "5XX", description = "The agent failed", content_type = "application/problem+json", body = Problem),
+        Refusals,
     )
 )]
 pub async fn list_threads(
@@ -214,8 +212,7 @@ pub async fn list_threads(
     params(("agent" = String, Path, description = "A configured agent's name"), ("thread" = String, Path, description = "The thread id: 1-128 of A-Z a-z 0-9 . _ : -"), PageQuery),
     responses(
         (status = 200, description = "A page of the thread's history", body = MessagePage),
-        (status = "4XX", description = "Refused", content_type = "application/problem+json", body = Problem),
-        (status = "5XX", description = "The agent failed", content_type = "application/problem+json", body = Problem),
+        Refusals,
     )
 )]
 pub async fn list_messages(
@@ -245,8 +242,7 @@ pub async fn list_messages(
     params(("agent" = String, Path, description = "A configured agent's name"), ("thread" = String, Path, description = "The thread id: 1-128 of A-Z a-z 0-9 . _ : -")),
     responses(
         (status = 200, description = "Deleted", body = ThreadDeleted),
-        (status = "4XX", description = "Refused", content_type = "application/problem+json", body = Problem),
-        (status = "5XX", description = "The agent or the hub failed", content_type = "application/problem+json", body = Problem),
+        Refusals,
     )
 )]
 pub async fn delete_thread(

@@ -4,12 +4,8 @@ use axum::{Extension, Json, extract::State, http::StatusCode, response::IntoResp
 use serde::{Deserialize, Serialize};
 
 use super::extract::ValidJson;
-use crate::{
-    auth::Identity,
-    error::{ApiError, Problem},
-    state::AppState,
-    validate,
-};
+use super::openapi::Refusals;
+use crate::{auth::Identity, error::ApiError, state::AppState, validate};
 
 /// What a ticket is for: one agent and one thread.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -37,7 +33,7 @@ pub struct Ticket {
     request_body = TicketBody,
     responses(
         (status = 201, description = "Issued", body = Ticket),
-        (status = "4XX", description = "Refused", content_type = "application/problem+json", body = Problem),
+        Refusals,
     )
 )]
 pub async fn issue(

@@ -8,10 +8,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::extract::{AgentPath, ValidJson, ValidQuery};
+use super::openapi::Refusals;
 use crate::{
     auth::Identity,
-    dialect::native::Native,
-    error::{ApiError, Problem},
+    dialect::agent_messages::AgentMessages,
+    error::ApiError,
     event::WireEvent as Event,
     metrics::Transport,
     sse,
@@ -44,8 +45,7 @@ pub struct MessageBody {
     params(("agent" = String, Path, description = "A configured agent's name"), SseQuery),
     responses(
         (status = 200, description = "Replayed then live events, unnamed", content_type = "text/event-stream", body = Event),
-        (status = "4XX", description = "Refused", content_type = "application/problem+json", body = Problem),
-        (status = "5XX", description = "The hub is unavailable", content_type = "application/problem+json", body = Problem),
+        Refusals,
     )
 )]
 pub async fn sse(
@@ -63,7 +63,7 @@ pub async fn sse(
         threads::subscribe(&state, &identity, &key, start, Transport::sse).await?;
     Ok(sse::subscription(
         subscription,
-        Native { named: false },
+        AgentMessages::new(agent.name.to_string()),
         state.sse,
         guard,
         state.shutdown.clone(),
@@ -79,8 +79,7 @@ pub async fn sse(
     request_body = MessageBody,
     responses(
         (status = 200, description = "The run started", body = Object),
-        (status = "4XX", description = "Refused", content_type = "application/problem+json", body = Problem),
-        (status = "5XX", description = "The agent or the hub failed", content_type = "application/problem+json", body = Problem),
+        Refusals,
     )
 )]
 pub async fn messages(

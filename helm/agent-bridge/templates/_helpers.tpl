@@ -85,9 +85,16 @@ app.kubernetes.io/component: redis
 {{- end }}
 {{- end }}
 
-{{/* An image reference: repository:tag, the tag defaulting to the appVersion. */}}
+{{/*
+An image reference: repository:tag, the tag defaulting to the appVersion, and @digest when
+one is given (the runtime then pulls by digest; the tag stays for people).
+*/}}
 {{- define "agent-bridge.image" -}}
-{{- printf "%s:%s" .image.repository (default .root.Chart.AppVersion .image.tag) }}
+{{- $ref := printf "%s:%s" .image.repository (toString (default .root.Chart.AppVersion .image.tag)) }}
+{{- if .image.digest }}
+{{- $ref = printf "%s@%s" $ref .image.digest }}
+{{- end }}
+{{- $ref }}
 {{- end }}
 
 {{/*
@@ -230,10 +237,67 @@ the fix, as the bridge would at start-up (or, worse, as clients would find out l
 {{- if and $multi (not $a.ticketSecret.name) }}
 {{- fail "more than one bridge replica (replicaCount > 1 or autoscaling.enabled) needs a shared stream-ticket key, or a ticket issued by one pod is refused by another: set auth.ticketSecret.name (an existing Secret)" }}
 {{- end }}
+{{- if eq (int .Values.bridge.port) (int .Values.bridge.adminPort) }}
+{{- fail "bridge.adminPort must differ from bridge.port: metrics and probes are served apart from the API" }}
+{{- end }}
 {{- if and .Values.metrics.serviceMonitor.enabled (not .Values.metrics.enabled) }}
 {{- fail "metrics.serviceMonitor.enabled needs metrics.enabled=true" }}
 {{- end }}
 {{- if and .Values.autoscaling.openStreams.enabled (not .Values.metrics.enabled) }}
 {{- fail "autoscaling.openStreams.enabled needs metrics.enabled=true (the bridge_open_streams metric)" }}
+{{- end }}
+{{- end }}
+
+{{/* The `helm test` pod's labels (the NetworkPolicy lets it reach the API port). */}}
+{{- define "agent-bridge.test.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "agent-bridge.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: test
+{{- end }}
+
+{{/*
+Where a URL points, as a JSON object {host, port}: the scheme and any path are dropped; the
+port defaults from the scheme (443 for TLS schemes: https, grpcs; else 80).
+Use with `include ... (dict "url" URL) | fromJson`.
+*/}}
+{{- define "agent-bridge.urlTarget" -}}
+{{- $scheme := regexFind "^[a-z0-9+.-]+://" .url }}
+{{- $rest := trimPrefix $scheme .url }}
+{{- $authority := regexReplaceAll "[/?#].*$" $rest "" }}
+{{- $authority = regexReplaceAll "^.*@" $authority "" }}
+{{- $host := $authority }}
+{{- $port := ternary 443 80 (regexMatch "(https|grpcs)://$" $scheme) }}
+{{- if regexMatch ":[0-9]+$" $authority }}
+{{- $port = regexFind "[0-9]+$" $authority | atoi }}
+{{- $host = regexReplaceAll ":[0-9]+$" $authority "" }}
+{{- end }}
+{{- toJson (dict "host" $host "port" $port) }}
+{{- end }}
+
+{{/*
+NetworkPolicy peers (a YAML list) for traffic to a host: a Service name of this cluster
+(`NAME.NAMESPACE.svc...`, or a short name, in the release namespace) becomes its
+namespace; an IPv4 address, itself; anything else (outside the cluster) any address.
+Use with `include ... (dict "host" HOST "root" $)`.
+*/}}
+{{- define "agent-bridge.peersFor" -}}
+{{- $host := .host }}
+{{- $domain := printf ".svc.%s" .root.Values.clusterDomain }}
+{{- if regexMatch "^[0-9]+\\.[0-9]+\\.[0-9]+\\.[0-9]+$" $host }}
+- ipBlock:
+    cidr: {{ printf "%s/32" $host }}
+{{- else if or (regexMatch "^[^.]+\\.[^.]+\\.svc$" $host) (and (hasSuffix $domain $host) (eq (len (splitList "." (trimSuffix $domain $host))) 2)) }}
+- namespaceSelector:
+    matchLabels:
+      kubernetes.io/metadata.name: {{ index (splitList "." $host) 1 }}
+{{- else if not (contains "." $host) }}
+- namespaceSelector:
+    matchLabels:
+      kubernetes.io/metadata.name: {{ .root.Release.Namespace }}
+{{- else }}
+- ipBlock:
+    cidr: 0.0.0.0/0
+- ipBlock:
+    cidr: ::/0
 {{- end }}
 {{- end }}

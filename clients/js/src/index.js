@@ -1,7 +1,10 @@
-// agent-bridge.js: a small browser client for the agent bridge. An ES module without
-// dependencies, served by the bridge at /ui/agent-bridge.js.
+// agent-bridge.js: the JavaScript client of the agent bridge. An ES module without
+// dependencies, for browsers and Node (>= 18); types in index.d.ts beside it.
 //
-//   import { BridgeClient } from "https://bridge.example.com/ui/agent-bridge.js";
+// The bridge serves this very file at /client/agent-bridge.js (always) and at
+// /ui/agent-bridge.js (with --ui, for its chat page); it is also the npm package in clients/js.
+//
+//   import { BridgeClient } from "https://bridge.example.com/client/agent-bridge.js";
 //   const client = new BridgeClient({ baseUrl: "https://bridge.example.com", token });
 //
 // Two ways to follow a run:
@@ -9,7 +12,8 @@
 //   fresh stream ticket before every (re)connect when the client holds a credential, and
 //   resume after the last event id seen (`?last_event_id=`), so nothing is lost or repeated;
 // - client.streamChat(agent, body, handlers): POST .../chat with `fetch` streaming and the
-//   bearer token, parsed as SSE here (multi-line data, comments, `retry:`).
+//   bearer token, parsed as SSE here (multi-line data, comments, `retry:`). Aborting it (its
+//   `signal`) closes the stream, and the bridge cancels the agent's run.
 // Handlers are typed per event kind: onRunStarted, onThought, onToolCall, onToolResult,
 // onTextDelta, onMessage, onRunCompleted, onRunError, plus onEvent (every event), onNotice
 // (history_truncated, stream_error), onState (connecting, open, reconnecting, closed, failed).
@@ -123,12 +127,16 @@ export class BridgeClient {
    * @param {string|(() => string|Promise<string>)} [options.token] a bearer JWT, or a function returning a fresh one
    * @param {string} [options.apiKey] an API key (X-API-Key), for trusted internal pages
    * @param {number} [options.retry] first reconnection delay in ms until the server sends `retry:` (EventSource hides it)
+   * @param {typeof EventSource} [options.EventSource] the EventSource class subscribe() uses
+   *   (default: the global one; Node before 22 has none, so pass one there)
    */
-  constructor({ baseUrl = "", token = null, apiKey = null, retry = 2000 } = {}) {
+  constructor({ baseUrl = "", token = null, apiKey = null, retry = 2000, EventSource = null } = {}) {
     this.baseUrl = (baseUrl || globalThis.location?.origin || "").replace(/\/$/, "");
+    if (!this.baseUrl) throw new TypeError("BridgeClient: baseUrl is required outside a web page");
     this.token = token;
     this.apiKey = apiKey;
     this.retry = retry;
+    this.EventSource = EventSource;
   }
 
   /** True when requests carry a credential; EventSource then needs a ticket. */
@@ -171,6 +179,9 @@ export class BridgeClient {
   listAgents(options) {
     return this.request("GET", "/v1/agents", undefined, options);
   }
+  agentStatus(agent, options) {
+    return this.request("GET", `/v1/agents/${enc(agent)}/status`, undefined, options);
+  }
   listThreads(agent, options) {
     return this.request("GET", `/v1/agents/${enc(agent)}/threads`, undefined, options);
   }
@@ -195,6 +206,8 @@ export class BridgeClient {
    */
   subscribe(agent, thread, handlers = {}, { lastEventId = null, signal } = {}) {
     const client = this;
+    const Source = this.EventSource || globalThis.EventSource;
+    if (!Source) throw new TypeError("subscribe() needs EventSource: pass one as new BridgeClient({ EventSource })");
     const controller = new AbortController();
     signal?.addEventListener("abort", () => controller.abort(signal.reason), { once: true });
     const state = { lastEventId, source: null, attempt: 0 };
@@ -234,7 +247,7 @@ export class BridgeClient {
         }
         if (controller.signal.aborted) return;
         const ended = await new Promise((resolve) => {
-          const source = new EventSource(url);
+          const source = new Source(url);
           state.source = source;
           controller.signal.addEventListener("abort", () => { source.close(); resolve("closed"); }, { once: true });
           source.onopen = () => { setState("open"); markOpened(); };
@@ -316,6 +329,11 @@ export class BridgeClient {
       }
     } catch (e) {
       if (signal?.aborted) { setState("closed"); throw e; }
+    }
+    if (!terminal && signal?.aborted) {
+      // Aborted by the caller (the read ended quietly rather than throwing).
+      setState("closed");
+      throw signal.reason;
     }
     if (!terminal) {
       const error = new BridgeError("the stream was cut before the run ended");
