@@ -72,6 +72,7 @@ on_both_hubs!(
     a_streamed_chat_on_a_thread_is_recorded,
     a_burst_longer_than_retention_reaches_every_subscriber,
     a_subscriber_slower_than_the_run_is_told_what_it_lost,
+    resuming_at_the_last_event_continues_with_the_next_run,
 );
 
 async fn every_subscriber_gets_the_run_in_order(backend: Backend) {
@@ -481,4 +482,23 @@ async fn a_subscriber_slower_than_the_run_is_told_what_it_lost(backend: Backend)
     assert!(notices > 0, "the slow subscriber is told it lost events");
     let last: Vec<u64> = got[got.len() - 5..].iter().map(|e| n_of(&e.id)).collect();
     assert_eq!(last, (999..=1003).collect::<Vec<_>>(), "then the run's end");
+}
+
+/// Resuming at the log's last event replays nothing; the next run's events follow it, and
+/// nothing earlier comes again.
+async fn resuming_at_the_last_event_continues_with_the_next_run(backend: Backend) {
+    let s = setup(backend, &[]).await;
+    let base = &s.bridge.base;
+    let mut first = subscribe(base, "assistant", "t1", None).await;
+    start_run(base, "assistant", "t1", "hello").await;
+    let whole = until_run_ends(&mut first).await;
+    let last = whole.last().unwrap().id.clone();
+
+    let mut resumed = subscribe(base, "assistant", "t1", Some(&last)).await;
+    start_run(base, "assistant", "t1", "again").await;
+    let next = until_run_ends(&mut resumed).await;
+    let ns: Vec<u64> = next.iter().map(|e| n_of(&e.id)).collect();
+    let from = n_of(&last) + 1;
+    assert_eq!(ns, (from..from + ns.len() as u64).collect::<Vec<_>>());
+    assert_eq!(next[0].event, "run_started");
 }
