@@ -9,7 +9,7 @@ use crate::{error::ApiError, event::WireEvent, run::Run};
 
 /// The document returned to clients that do not ask for `text/event-stream`.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct Answer {
+pub(crate) struct Answer {
     pub run_id: String,
     pub thread_id: String,
     /// The final assistant message (`message_id`, `role`, `content`).
@@ -25,7 +25,7 @@ pub struct Answer {
 }
 
 /// Reads the run to its end. A run that ends with `run_error` becomes a problem document.
-pub async fn collect(mut run: Run) -> Result<Answer, ApiError> {
+pub(crate) async fn collect(mut run: Run) -> Result<Answer, ApiError> {
     let mut answer = Answer {
         run_id: run.run_id.clone(),
         thread_id: run.thread_id.clone(),

@@ -17,11 +17,11 @@
 //! Credentials never reach a log: they are held as [`crate::secret::Secret`] or not kept,
 //! and the trace layer records paths without query strings.
 
-pub mod apikey;
-pub mod jwks;
-pub mod jwt;
+pub(crate) mod apikey;
+pub(crate) mod jwks;
+pub(crate) mod jwt;
 mod ledger;
-pub mod ticket;
+pub(crate) mod ticket;
 
 use std::{
     net::{IpAddr, SocketAddr},
@@ -44,7 +44,7 @@ use crate::{
 };
 
 /// The scope that allows calling every agent; `agent:NAME` allows one.
-pub const ALL_AGENTS_SCOPE: &str = "agent:*";
+pub(crate) const ALL_AGENTS_SCOPE: &str = "agent:*";
 
 /// Query parameters that look like long-lived credentials; refused outright so they do not
 /// end up in proxy logs and browser history.
@@ -184,7 +184,7 @@ impl Identity {
 }
 
 /// Everything needed to authenticate a request.
-pub struct Auth {
+pub(crate) struct Auth {
     allow_anonymous: bool,
     jwt: Option<jwt::JwtVerifier>,
     api_keys: Option<apikey::ApiKeys>,
@@ -196,7 +196,7 @@ pub struct Auth {
 impl Auth {
     /// `hub` decides where used tickets are remembered: with a shared hub, every replica
     /// sees every redemption.
-    pub fn from_config(config: &AuthSettings, hub: &HubUrl) -> Result<Self, String> {
+    pub(crate) fn from_config(config: &AuthSettings, hub: &HubUrl) -> Result<Self, String> {
         let hs_secret = config
             .jwt_secret_file
             .as_deref()
@@ -240,7 +240,7 @@ impl Auth {
 
     /// Establishes the identity of one request; `stream` is the agent and thread of the
     /// route when it is one a ticket may open.
-    pub async fn authenticate(
+    pub(crate) async fn authenticate(
         &self,
         method: &Method,
         query: Option<&str>,
@@ -316,7 +316,7 @@ impl Auth {
 
     /// The client's address: the socket peer, or, when the peer is a trusted proxy, the
     /// right-most `X-Forwarded-For` entry that is not itself a trusted proxy.
-    pub fn client_ip(&self, peer: Option<IpAddr>, headers: &HeaderMap) -> IpAddr {
+    pub(crate) fn client_ip(&self, peer: Option<IpAddr>, headers: &HeaderMap) -> IpAddr {
         let peer = peer.unwrap_or(IpAddr::from([0, 0, 0, 0]));
         let trusted = |ip: IpAddr| self.trusted_proxies.iter().any(|n| n.contains(ip));
         if !trusted(peer) {
@@ -339,7 +339,7 @@ impl Auth {
 
 /// The auth middleware: puts the [`Identity`] into the request's extensions, or refuses.
 /// Refusals count against the client IP's failure budget.
-pub async fn middleware(
+pub(crate) async fn middleware(
     State((auth, limits)): State<(Arc<Auth>, Arc<RateLimits>)>,
     request: Request,
     next: Next,

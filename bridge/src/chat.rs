@@ -21,7 +21,7 @@ use crate::{
 
 /// What a client asks of an agent, whatever dialect it spoke.
 #[derive(Debug, Default)]
-pub struct ChatInput {
+pub(crate) struct ChatInput {
     /// The thread the run belongs to; `None` for a one-off run nobody else follows.
     pub thread: Option<ThreadId>,
     pub message: String,
@@ -30,7 +30,7 @@ pub struct ChatInput {
 
 /// Starts a run streamed to the caller through `transport`. The returned run holds its
 /// admission slot and open-stream count until its consumer drops it.
-pub async fn start(
+pub(crate) async fn start(
     state: &AppState,
     identity: &Identity,
     agent: &Agent,

@@ -15,14 +15,14 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use crate::error::{ApiError, truncate};
 
 #[derive(Debug, Clone)]
-pub struct CorsSettings {
+pub(crate) struct CorsSettings {
     pub origins: Vec<HeaderValue>,
     pub max_age: Duration,
 }
 
 impl CorsSettings {
     /// `None` when no origin is configured.
-    pub fn new(origins: &[String], max_age: Duration) -> Result<Option<Self>, String> {
+    pub(crate) fn new(origins: &[String], max_age: Duration) -> Result<Option<Self>, String> {
         if origins.is_empty() {
             return Ok(None);
         }
@@ -36,7 +36,7 @@ impl CorsSettings {
         Ok(Some(Self { origins, max_age }))
     }
 
-    pub fn layer(&self) -> CorsLayer {
+    pub(crate) fn layer(&self) -> CorsLayer {
         CorsLayer::new()
             .allow_origin(AllowOrigin::list(self.origins.clone()))
             .allow_credentials(true)
@@ -62,7 +62,10 @@ impl CorsSettings {
 /// cross-site request forgery). Browsers say who asked in `Sec-Fetch-Site`; such a request
 /// passes only from this bridge's own origin, a user's own navigation, or an allowed origin
 /// (an `EventSource` sends `Origin`). Clients that send no `Sec-Fetch-Site` are not browsers.
-pub fn check_cookie_get(headers: &HeaderMap, cors: Option<&CorsSettings>) -> Result<(), ApiError> {
+pub(crate) fn check_cookie_get(
+    headers: &HeaderMap,
+    cors: Option<&CorsSettings>,
+) -> Result<(), ApiError> {
     match headers
         .get("sec-fetch-site")
         .map(|v| v.to_str().unwrap_or(""))
@@ -79,7 +82,7 @@ pub fn check_cookie_get(headers: &HeaderMap, cors: Option<&CorsSettings>) -> Res
 
 /// Refuses (403) a WebSocket upgrade from a browser page on an origin that is neither the
 /// bridge's own (the request's `Host`) nor allowed by `--cors-origin`.
-pub fn check_socket_origin(
+pub(crate) fn check_socket_origin(
     headers: &HeaderMap,
     cors: Option<&CorsSettings>,
 ) -> Result<(), ApiError> {

@@ -8,13 +8,13 @@
 //! batching and shutdown, and defines what an [`Encoder`] is; an encoder only says what one
 //! event looks like on the wire.
 
-pub mod a2a;
-pub mod ag_ui;
-pub mod agent_messages;
-pub mod ai_sdk;
-pub mod interactions;
-pub mod native;
-pub mod openai;
-pub mod transcript;
+pub(crate) mod a2a;
+pub(crate) mod ag_ui;
+pub(crate) mod agent_messages;
+pub(crate) mod ai_sdk;
+pub(crate) mod interactions;
+pub(crate) mod native;
+pub(crate) mod openai;
+pub(crate) mod transcript;
 
-pub use crate::sse::{Encoder, Frame, Notice};
+pub(crate) use crate::sse::{Encoder, Frame, Notice};

@@ -17,7 +17,7 @@ use tonic::Code;
 
 mod auth_failure;
 
-pub use auth_failure::AuthFailure;
+pub(crate) use auth_failure::AuthFailure;
 
 /// A request that could not be served.
 #[derive(Debug, thiserror::Error)]
@@ -208,7 +208,7 @@ impl IntoResponse for Problem {
 
 /// The problem type of a refused request, carried on the response for metrics.
 #[derive(Debug, Clone)]
-pub struct Refusal {
+pub(crate) struct Refusal {
     pub kind: String,
     pub auth_reason: Option<&'static str>,
 }
@@ -414,7 +414,7 @@ impl IntoResponse for ApiError {
 }
 
 /// The one mapping from gRPC codes to HTTP statuses (STYLE: one table for both directions).
-pub fn http_status(code: Code) -> StatusCode {
+pub(crate) fn http_status(code: Code) -> StatusCode {
     match code {
         Code::Ok => StatusCode::OK,
         Code::InvalidArgument | Code::OutOfRange | Code::FailedPrecondition => {
@@ -433,12 +433,12 @@ pub fn http_status(code: Code) -> StatusCode {
     }
 }
 
-pub use agent_bridge_proto::{code_name, parse_code};
+pub(crate) use agent_bridge_proto::{code_name, parse_code};
 
 /// What a client may read about an agent failure. Codes that describe the caller's own
 /// request carry the agent's message (bounded); the others get a fixed text, because their
 /// messages tend to hold transport errors, addresses and stack traces.
-pub fn safe_message(agent: &str, code: Code, message: &str) -> String {
+pub(crate) fn safe_message(agent: &str, code: Code, message: &str) -> String {
     match code {
         Code::InvalidArgument
         | Code::NotFound
@@ -462,7 +462,7 @@ pub fn safe_message(agent: &str, code: Code, message: &str) -> String {
 }
 
 /// At most `max` characters of `s`, cut on a character boundary.
-pub fn truncate(s: &str, max: usize) -> &str {
+pub(crate) fn truncate(s: &str, max: usize) -> &str {
     match s.char_indices().nth(max) {
         Some((i, _)) => &s[..i],
         None => s,

@@ -13,11 +13,11 @@ use tonic::Code;
 use crate::error::code_name;
 
 /// The agent name on events the bridge writes itself.
-pub const BRIDGE_AGENT: &str = "bridge";
+pub(crate) const BRIDGE_AGENT: &str = "bridge";
 
 /// The terminal `run_error` the bridge writes for a run right after its event `after`: same
 /// run and thread, the next sequence number, `agent: "bridge"`.
-pub fn bridge_error(
+pub(crate) fn bridge_error(
     run_id: &str,
     thread_id: &str,
     after: u64,
@@ -38,7 +38,7 @@ pub fn bridge_error(
 }
 
 /// Whether an event ends its run.
-pub fn is_terminal(event: &ChatEvent) -> bool {
+pub(crate) fn is_terminal(event: &ChatEvent) -> bool {
     event.payload.as_ref().is_some_and(Payload::is_terminal)
 }
 
@@ -46,7 +46,7 @@ pub fn is_terminal(event: &ChatEvent) -> bool {
 /// `data:` line, one WebSocket message, one entry of a thread's log.
 #[derive(Serialize, utoipa::ToSchema)]
 #[schema(as = Event)]
-pub struct WireEvent<'a> {
+pub(crate) struct WireEvent<'a> {
     #[serde(flatten)]
     payload: WirePayload<'a>,
     run_id: &'a str,
@@ -110,7 +110,7 @@ enum Arguments<'a> {
 
 #[derive(Serialize, utoipa::ToSchema)]
 #[schema(as = EventMessage)]
-pub struct WireMessage<'a> {
+pub(crate) struct WireMessage<'a> {
     message_id: &'a str,
     role: &'a str,
     content: &'a str,
@@ -118,7 +118,7 @@ pub struct WireMessage<'a> {
 
 #[derive(Serialize, utoipa::ToSchema)]
 #[schema(as = Usage)]
-pub struct WireUsage {
+pub(crate) struct WireUsage {
     input_tokens: u32,
     output_tokens: u32,
     tool_calls: u32,
@@ -196,18 +196,18 @@ impl<'a> From<&'a ChatEvent> for WireEvent<'a> {
 }
 
 /// The SSE `event:` name of an event.
-pub fn kind(event: &ChatEvent) -> &'static str {
+pub(crate) fn kind(event: &ChatEvent) -> &'static str {
     event.payload.as_ref().map_or("unknown", Payload::kind)
 }
 
 /// Encodes an event as one line of JSON (serde escapes newlines, so it never breaks SSE
 /// framing).
-pub fn to_json(event: &ChatEvent) -> String {
+pub(crate) fn to_json(event: &ChatEvent) -> String {
     to_json_traced(event, None)
 }
 
 /// [`to_json`], with `"trace_id"` added to `run_started` so a client can find the run's trace.
-pub fn to_json_traced(event: &ChatEvent, trace_id: Option<&str>) -> String {
+pub(crate) fn to_json_traced(event: &ChatEvent, trace_id: Option<&str>) -> String {
     let mut wire = WireEvent::from(event);
     if matches!(event.payload, Some(Payload::RunStarted(_))) {
         wire.trace_id = trace_id;
@@ -216,7 +216,11 @@ pub fn to_json_traced(event: &ChatEvent, trace_id: Option<&str>) -> String {
 }
 
 /// Writes the same JSON as [`to_json_traced`] into `out`, without an intermediate string.
-pub fn write_json<W: std::io::Write>(out: &mut W, event: &ChatEvent, trace_id: Option<&str>) {
+pub(crate) fn write_json<W: std::io::Write>(
+    out: &mut W,
+    event: &ChatEvent,
+    trace_id: Option<&str>,
+) {
     let mut wire = WireEvent::from(event);
     if matches!(event.payload, Some(Payload::RunStarted(_))) {
         wire.trace_id = trace_id;
@@ -227,7 +231,7 @@ pub fn write_json<W: std::io::Write>(out: &mut W, event: &ChatEvent, trace_id: O
 
 /// Reads an event back from its JSON (as stored in a thread's log), with the trace id
 /// `run_started` carries; `None` for JSON this bridge did not write.
-pub fn from_json(json: &[u8]) -> Option<(ChatEvent, Option<String>)> {
+pub(crate) fn from_json(json: &[u8]) -> Option<(ChatEvent, Option<String>)> {
     use agent_bridge_proto::v1::{
         RunCompleted, RunStarted, TextDelta, Thought, ToolCall, ToolResult,
     };

@@ -14,18 +14,18 @@ use serde_json::Value;
 use crate::config::HideRule;
 
 /// The text that replaces a redacted value.
-pub const REDACTED: &str = "[redacted]";
+pub(crate) const REDACTED: &str = "[redacted]";
 
 /// The filter for one agent's events.
 #[derive(Debug, Default, Clone)]
-pub struct EventFilter {
+pub(crate) struct EventFilter {
     hidden: HashSet<String>,
     redact: HashSet<String>,
 }
 
 impl EventFilter {
     /// The filter of `agent` from the configured rules (`*` rules apply to every agent).
-    pub fn for_agent(agent: &str, rules: &[HideRule], redact_fields: &[String]) -> Self {
+    pub(crate) fn for_agent(agent: &str, rules: &[HideRule], redact_fields: &[String]) -> Self {
         let hidden = rules
             .iter()
             .filter(|r| r.agent == agent || r.agent == "*")
@@ -39,7 +39,7 @@ impl EventFilter {
 
     /// Applies the filter: `false` when the event must not reach clients, else the event
     /// with its configured fields redacted.
-    pub fn apply(&self, event: &mut ChatEvent) -> bool {
+    pub(crate) fn apply(&self, event: &mut ChatEvent) -> bool {
         if self.hidden.contains(crate::event::kind(event)) {
             return false;
         }
@@ -89,7 +89,7 @@ impl EventFilter {
 }
 
 /// Every configured agent's policy.
-pub fn filters(
+pub(crate) fn filters(
     agents: impl Iterator<Item = String>,
     rules: &[HideRule],
     redact_fields: &[String],

@@ -15,8 +15,8 @@
 //! subscriber can replay, never what a subscriber keeping up receives.
 
 pub(crate) mod fanout;
-pub mod memory;
-pub mod redis;
+pub(crate) mod memory;
+pub(crate) mod redis;
 
 use std::{sync::Arc, time::Duration};
 
@@ -28,7 +28,7 @@ use crate::{error::ApiError, metrics::Metrics};
 /// Identifies one thread's log: threads are namespaced by agent, tenant and owner, so
 /// knowing another user's thread id is not enough to read it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct ThreadKey {
+pub(crate) struct ThreadKey {
     pub agent: String,
     pub tenant: String,
     pub subject: String,
@@ -38,7 +38,7 @@ pub struct ThreadKey {
 impl ThreadKey {
     /// A stable string form, safe as (part of) a Redis key: components are percent-escaped
     /// so that no choice of ids can make two keys collide.
-    pub fn encoded(&self) -> String {
+    pub(crate) fn encoded(&self) -> String {
         let mut out = String::new();
         for (i, part) in [&self.agent, &self.tenant, &self.subject, &self.thread]
             .into_iter()
@@ -61,7 +61,7 @@ impl ThreadKey {
 
 /// An event as stored in a log and delivered to subscribers.
 #[derive(Debug)]
-pub struct Entry {
+pub(crate) struct Entry {
     /// Its position in the thread's log (`EPOCH-N`), the SSE `id`.
     pub id: String,
     pub n: u64,
@@ -79,7 +79,7 @@ pub struct Entry {
 impl Entry {
     /// What the entry costs in memory, roughly: its JSON and strings, plus
     /// [`ENTRY_OVERHEAD`] for the struct, its `Arc` and the slots that point at it.
-    pub fn cost(&self) -> usize {
+    pub(crate) fn cost(&self) -> usize {
         self.json.len()
             + self.id.len()
             + self.kind.len()
@@ -91,11 +91,11 @@ impl Entry {
 
 /// See [`Entry::cost`]: `size_of::<Entry>()` is 152 bytes, plus the `Arc` counts, a queue
 /// slot and the allocator's rounding of four small allocations.
-pub const ENTRY_OVERHEAD: usize = 256;
+pub(crate) const ENTRY_OVERHEAD: usize = 256;
 
 /// What a run appends.
 #[derive(Debug, Clone)]
-pub struct NewEntry {
+pub(crate) struct NewEntry {
     pub kind: &'static str,
     pub run_id: String,
     pub sequence: u64,
@@ -106,7 +106,7 @@ pub struct NewEntry {
 
 /// Where a subscription starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Start {
+pub(crate) enum Start {
     /// Only events appended from now on.
     Live,
     /// Everything retained.
@@ -117,7 +117,7 @@ pub enum Start {
 
 impl Start {
     /// From `Last-Event-ID` / `?last_event_id=`: `0` means the beginning.
-    pub fn from_last_event_id(id: Option<&str>) -> Self {
+    pub(crate) fn from_last_event_id(id: Option<&str>) -> Self {
         match id.map(str::trim) {
             None | Some("") => Start::Live,
             Some("0") => Start::Beginning,
@@ -128,7 +128,7 @@ impl Start {
 
 /// What a subscriber receives.
 #[derive(Debug, Clone)]
-pub enum Delivery {
+pub(crate) enum Delivery {
     Event(Arc<Entry>),
     /// The requested position is no longer in the log: the subscriber resumes at the oldest
     /// retained event instead (events between were lost to retention or a lost log).
@@ -140,7 +140,7 @@ pub enum Delivery {
 }
 
 /// A subscriber's feed: replayed events, then live ones.
-pub type Subscription = mpsc::Receiver<Delivery>;
+pub(crate) type Subscription = mpsc::Receiver<Delivery>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HubError {
@@ -161,7 +161,7 @@ impl From<HubError> for ApiError {
 
 /// Retention and timing of a hub.
 #[derive(Debug, Clone, Copy)]
-pub struct Retention {
+pub(crate) struct Retention {
     /// Events kept per thread.
     pub max_events: usize,
     /// A thread's log is dropped this long after its last event.
@@ -175,19 +175,19 @@ pub struct Retention {
 
 /// The configured hub, timing every operation for the metrics.
 #[derive(Clone)]
-pub struct Hub {
+pub(crate) struct Hub {
     backend: Backend,
     metrics: Metrics,
 }
 
 #[derive(Clone)]
-pub enum Backend {
+pub(crate) enum Backend {
     Memory(Arc<memory::MemoryHub>),
     Redis(Arc<redis::RedisHub>),
 }
 
 impl Hub {
-    pub fn new(backend: Backend, metrics: Metrics) -> Self {
+    pub(crate) fn new(backend: Backend, metrics: Metrics) -> Self {
         if let Backend::Memory(h) = &backend {
             h.report_to(metrics.hub_memory.clone(), metrics.hub_threads.clone());
         }
@@ -210,7 +210,7 @@ impl Hub {
     }
 
     /// Marks a run active on a thread; refused while another run is active.
-    pub async fn begin_run(&self, key: &ThreadKey, run_id: &str) -> Result<(), HubError> {
+    pub(crate) async fn begin_run(&self, key: &ThreadKey, run_id: &str) -> Result<(), HubError> {
         self.timed("begin_run", async {
             match &self.backend {
                 Backend::Memory(h) => h.begin_run(key, run_id),
@@ -221,7 +221,7 @@ impl Hub {
     }
 
     /// The run active on a thread, if any (for clients that resume "the current run").
-    pub async fn active_run(&self, key: &ThreadKey) -> Result<Option<String>, HubError> {
+    pub(crate) async fn active_run(&self, key: &ThreadKey) -> Result<Option<String>, HubError> {
         self.timed("active_run", async {
             match &self.backend {
                 Backend::Memory(h) => Ok(h.active_run(key)),
@@ -232,7 +232,7 @@ impl Hub {
     }
 
     /// Renews a run's lease (the run's bridge is alive).
-    pub async fn renew_run(&self, key: &ThreadKey, run_id: &str) -> Result<(), HubError> {
+    pub(crate) async fn renew_run(&self, key: &ThreadKey, run_id: &str) -> Result<(), HubError> {
         self.timed("renew_run", async {
             match &self.backend {
                 Backend::Memory(_) => Ok(()),
@@ -243,7 +243,7 @@ impl Hub {
     }
 
     /// Ends a run (after its terminal event was appended, or when it could not start).
-    pub async fn end_run(&self, key: &ThreadKey, run_id: &str) -> Result<(), HubError> {
+    pub(crate) async fn end_run(&self, key: &ThreadKey, run_id: &str) -> Result<(), HubError> {
         self.timed("end_run", async {
             match &self.backend {
                 Backend::Memory(h) => {
@@ -257,7 +257,11 @@ impl Hub {
     }
 
     /// Appends an event; returns its position.
-    pub async fn append(&self, key: &ThreadKey, entry: NewEntry) -> Result<String, HubError> {
+    pub(crate) async fn append(
+        &self,
+        key: &ThreadKey,
+        entry: NewEntry,
+    ) -> Result<String, HubError> {
         self.timed("append", async {
             match &self.backend {
                 Backend::Memory(h) => Ok(h.append(key, entry)),
@@ -267,7 +271,11 @@ impl Hub {
         .await
     }
 
-    pub async fn subscribe(&self, key: &ThreadKey, start: Start) -> Result<Subscription, HubError> {
+    pub(crate) async fn subscribe(
+        &self,
+        key: &ThreadKey,
+        start: Start,
+    ) -> Result<Subscription, HubError> {
         self.timed("subscribe", async {
             match &self.backend {
                 Backend::Memory(h) => Ok(h.subscribe(key, start)),
@@ -278,7 +286,7 @@ impl Hub {
     }
 
     /// Drops a thread's log. Refused while a run is active.
-    pub async fn delete(&self, key: &ThreadKey) -> Result<(), HubError> {
+    pub(crate) async fn delete(&self, key: &ThreadKey) -> Result<(), HubError> {
         self.timed("delete", async {
             match &self.backend {
                 Backend::Memory(h) => h.delete(key),
@@ -289,7 +297,7 @@ impl Hub {
     }
 
     /// Whether the hub can serve (for `/readyz`).
-    pub async fn check(&self) -> Result<(), HubError> {
+    pub(crate) async fn check(&self) -> Result<(), HubError> {
         self.timed("check", async {
             match &self.backend {
                 Backend::Memory(_) => Ok(()),
@@ -299,7 +307,7 @@ impl Hub {
         .await
     }
 
-    pub fn backend(&self) -> &'static str {
+    pub(crate) fn backend(&self) -> &'static str {
         match &self.backend {
             Backend::Memory(_) => "memory",
             Backend::Redis(_) => "redis",

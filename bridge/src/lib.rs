@@ -19,33 +19,48 @@
 //! - [`demo`]: the embedded agent stub; [`token`]: development JWTs (`bridge token`); [`telemetry`] (logs, traces), [`shutdown`]: process
 //!   plumbing.
 #![forbid(unsafe_code)]
+// Everything below the few public modules is crate-private; `pub` inside them would claim
+// an API nobody outside uses.
+#![warn(unreachable_pub)]
 
-pub mod answer;
-pub mod auth;
-pub mod chat;
+mod answer;
+mod auth;
+mod chat;
 pub mod config;
-pub mod cors;
+mod cors;
 pub mod demo;
-pub mod dialect;
-pub mod error;
-pub mod event;
-pub mod filter;
-pub mod hub;
-pub mod metrics;
-pub mod ratelimit;
-pub mod readiness;
-pub mod routes;
-pub mod run;
-pub mod secret;
-pub mod server;
+mod dialect;
+mod error;
+mod event;
+mod filter;
+mod hub;
+mod metrics;
+mod ratelimit;
+mod readiness;
+mod routes;
+mod run;
+mod secret;
+mod server;
 pub mod shutdown;
-pub mod sse;
-pub mod state;
+mod sse;
+mod state;
 pub mod telemetry;
-pub mod threads;
+mod threads;
 pub mod token;
-pub mod upstream;
-pub mod validate;
+mod upstream;
+mod validate;
 
 pub use config::Config;
 pub use server::{Server, serve};
+
+/// For the system tests only: forging and reading stream tickets as another replica would.
+#[doc(hidden)]
+pub mod testing {
+    pub use crate::{
+        auth::{
+            Origin,
+            ticket::{TicketClaims, Tickets},
+        },
+        secret::Secret,
+    };
+}

@@ -22,7 +22,7 @@ use crate::error::{Refusal, code_name};
 /// How a client receives a run.
 #[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
 #[allow(non_camel_case_types)] // Label values are lowercase on the wire.
-pub enum Transport {
+pub(crate) enum Transport {
     sse,
     json,
     /// A thread subscription over WebSocket.
@@ -39,45 +39,45 @@ pub enum Transport {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct AgentLabels {
+pub(crate) struct AgentLabels {
     pub agent: String,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct StreamLabels {
+pub(crate) struct StreamLabels {
     pub agent: String,
     pub transport: Transport,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct EventLabels {
+pub(crate) struct EventLabels {
     pub agent: String,
     /// The event kind, as in SSE `event:` (`run_started`, `text_delta`, …).
     pub r#type: &'static str,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ErrorLabels {
+pub(crate) struct ErrorLabels {
     pub agent: String,
     /// The gRPC code name (`UNAVAILABLE`, `INTERNAL`, …).
     pub code: &'static str,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RefusalLabels {
+pub(crate) struct RefusalLabels {
     /// The problem type (`unauthenticated`, `forbidden`, `rate-limited`, `overloaded`, ...).
     pub r#type: String,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct AuthLabels {
+pub(crate) struct AuthLabels {
     /// [`crate::error::AuthFailure::label`] (`missing`, `expired`, `wrong_issuer`,
     /// `ticket_reused`, `ticket_wrong_route`, ...: a fixed set), or `forbidden`.
     pub reason: &'static str,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct HubLabels {
+pub(crate) struct HubLabels {
     /// `memory` or `redis`.
     pub backend: &'static str,
     /// `append`, `subscribe`, `begin_run`, `renew_run`, `end_run`, `delete`, `check`.
@@ -88,7 +88,7 @@ type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 /// The bridge's metrics. Clones share the same series.
 #[derive(Clone)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     registry: Arc<Registry>,
     /// Streams (SSE) and answers (JSON) in progress: the load signal to autoscale on.
     pub open_streams: Family<StreamLabels, Gauge>,
@@ -121,7 +121,7 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let mut registry = Registry::default();
         let open_streams = Family::<StreamLabels, Gauge>::default();
         registry.register(
@@ -226,7 +226,7 @@ impl Metrics {
     }
 
     /// The OpenMetrics text exposition of every series.
-    pub fn encode(&self) -> String {
+    pub(crate) fn encode(&self) -> String {
         let mut text = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
@@ -234,7 +234,13 @@ impl Metrics {
     }
 
     /// Records one hub operation's duration, or its failure.
-    pub fn hub_operation(&self, backend: &'static str, op: &'static str, took: Duration, ok: bool) {
+    pub(crate) fn hub_operation(
+        &self,
+        backend: &'static str,
+        op: &'static str,
+        took: Duration,
+        ok: bool,
+    ) {
         let labels = HubLabels { backend, op };
         if ok {
             self.hub_latency
@@ -245,7 +251,7 @@ impl Metrics {
         }
     }
 
-    pub fn event_forwarded(&self, agent: &str, kind: &'static str) {
+    pub(crate) fn event_forwarded(&self, agent: &str, kind: &'static str) {
         self.events_forwarded
             .get_or_create(&EventLabels {
                 agent: agent.to_owned(),
@@ -254,7 +260,7 @@ impl Metrics {
             .inc();
     }
 
-    pub fn upstream_error(&self, agent: &str, code: Code) {
+    pub(crate) fn upstream_error(&self, agent: &str, code: Code) {
         self.upstream_errors
             .get_or_create(&ErrorLabels {
                 agent: agent.to_owned(),
@@ -263,7 +269,7 @@ impl Metrics {
             .inc();
     }
 
-    pub fn first_event(&self, agent: &str, waited: Duration) {
+    pub(crate) fn first_event(&self, agent: &str, waited: Duration) {
         self.time_to_first_event
             .get_or_create(&AgentLabels {
                 agent: agent.to_owned(),
@@ -272,7 +278,7 @@ impl Metrics {
     }
 
     /// Counts a refused request by problem type (and authentication failures by reason).
-    pub fn refused(&self, refusal: &Refusal) {
+    pub(crate) fn refused(&self, refusal: &Refusal) {
         self.refusals
             .get_or_create(&RefusalLabels {
                 r#type: refusal.kind.clone(),
@@ -289,7 +295,7 @@ impl Metrics {
     /// (open streams 0, not serving until checked), so a fresh instance is not missing them
     /// until its first stream: an autoscaler on `bridge_open_streams` can then scale idle
     /// pods down.
-    pub fn agents_configured<'a>(&self, agents: impl IntoIterator<Item = &'a str>) {
+    pub(crate) fn agents_configured<'a>(&self, agents: impl IntoIterator<Item = &'a str>) {
         for agent in agents {
             for transport in [Transport::sse, Transport::json, Transport::websocket] {
                 let _ = self.open_streams.get_or_create(&StreamLabels {
@@ -302,7 +308,7 @@ impl Metrics {
     }
 
     /// The agent's `bridge_agent_serving` gauge.
-    pub fn agent_serving(&self, agent: &str) -> Gauge {
+    pub(crate) fn agent_serving(&self, agent: &str) -> Gauge {
         self.agent_serving
             .get_or_create(&AgentLabels {
                 agent: agent.to_owned(),
@@ -311,7 +317,7 @@ impl Metrics {
     }
 
     /// Counts a stream as open until the returned guard drops, then records its duration.
-    pub fn stream_opened(&self, agent: &str, transport: Transport) -> OpenStream {
+    pub(crate) fn stream_opened(&self, agent: &str, transport: Transport) -> OpenStream {
         let gauge = self
             .open_streams
             .get_or_create(&StreamLabels {
@@ -335,7 +341,7 @@ impl Metrics {
 }
 
 /// An open client stream; dropping it (the stream ended, or the client left) closes it.
-pub struct OpenStream {
+pub(crate) struct OpenStream {
     gauge: Gauge,
     duration: Histogram,
     opened: Instant,

@@ -39,7 +39,7 @@ struct Class {
 }
 
 /// The per-identity request budgets.
-pub struct RateLimits {
+pub(crate) struct RateLimits {
     chat: Option<Class>,
     read: Option<Class>,
     /// Failed authentications, keyed by client IP.
@@ -47,7 +47,7 @@ pub struct RateLimits {
 }
 
 impl RateLimits {
-    pub fn new(chat: RateSpec, read: RateSpec, auth_failures: RateSpec) -> Self {
+    pub(crate) fn new(chat: RateSpec, read: RateSpec, auth_failures: RateSpec) -> Self {
         Self {
             chat: class("chat", chat),
             read: class("read", read),
@@ -57,7 +57,7 @@ impl RateLimits {
 
     /// Counts one failed authentication from `ip`: the refusal to send, which becomes a
     /// 429 once the IP has failed too often.
-    pub fn auth_failed(&self, ip: std::net::IpAddr, refusal: ApiError) -> ApiError {
+    pub(crate) fn auth_failed(&self, ip: std::net::IpAddr, refusal: ApiError) -> ApiError {
         match &self.auth_failures {
             Some(class) => match take(class, &format!("ip:{ip}")) {
                 Ok(_) => refusal,
@@ -69,7 +69,7 @@ impl RateLimits {
 
     /// Takes one token for the caller `key` (an identity's rate key) on the class of `path`;
     /// the headers to send either way.
-    pub fn check(
+    pub(crate) fn check(
         &self,
         method: &Method,
         path: &str,
@@ -146,7 +146,7 @@ fn is_chat_route(method: &Method, path: &str) -> bool {
 }
 
 /// Caps on open runs.
-pub struct Admission {
+pub(crate) struct Admission {
     per_identity: usize,
     total: usize,
     open: Mutex<Open>,
@@ -159,7 +159,7 @@ struct Open {
 }
 
 impl Admission {
-    pub fn new(per_identity: usize, total: usize) -> Arc<Self> {
+    pub(crate) fn new(per_identity: usize, total: usize) -> Arc<Self> {
         Arc::new(Self {
             per_identity,
             total,
@@ -168,7 +168,7 @@ impl Admission {
     }
 
     /// A slot for one stream of the caller `key` (an identity's rate key), or the refusal.
-    pub fn admit(self: &Arc<Self>, key: String) -> Result<Permit, ApiError> {
+    pub(crate) fn admit(self: &Arc<Self>, key: String) -> Result<Permit, ApiError> {
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         if open.total >= self.total {
             return Err(ApiError::Overloaded { limit: self.total });
@@ -188,13 +188,14 @@ impl Admission {
     }
 
     /// Runs open right now (all identities).
-    pub fn open(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn open(&self) -> usize {
         self.open.lock().unwrap_or_else(|e| e.into_inner()).total
     }
 }
 
 /// One admitted run; dropping it frees the slot.
-pub struct Permit {
+pub(crate) struct Permit {
     admission: Arc<Admission>,
     key: String,
 }
@@ -202,14 +203,14 @@ pub struct Permit {
 /// What an open stream holds until it ends: its admission slot and its place in the
 /// open-stream gauge. The response body (or the socket task) owns it, so both are released
 /// exactly when the client's stream ends, however it ends.
-pub struct StreamGuard {
+pub(crate) struct StreamGuard {
     _permit: Permit,
     _open: OpenStream,
 }
 
 impl Permit {
     /// This slot, counted as an open stream until the guard drops.
-    pub fn counted(self, open: OpenStream) -> StreamGuard {
+    pub(crate) fn counted(self, open: OpenStream) -> StreamGuard {
         StreamGuard {
             _permit: self,
             _open: open,

@@ -31,7 +31,7 @@ use crate::{error::ApiError, hub::Hub, metrics::Metrics, upstream::Agents};
 
 /// `/readyz`: the hub answers (the answer is cached for `ttl`, and concurrent probes share
 /// one check, so a probe storm reaches the hub at most once per period).
-pub struct Readiness {
+pub(crate) struct Readiness {
     hub: Hub,
     ttl: Duration,
     /// Bounds one check, so a black-holed hub cannot hold the probe.
@@ -41,7 +41,7 @@ pub struct Readiness {
 }
 
 impl Readiness {
-    pub fn new(hub: Hub, ttl: Duration, timeout: Duration) -> Self {
+    pub(crate) fn new(hub: Hub, ttl: Duration, timeout: Duration) -> Self {
         Self {
             hub,
             ttl,
@@ -51,7 +51,7 @@ impl Readiness {
     }
 
     /// Ready, or why not (the hub).
-    pub async fn check(&self) -> Result<(), ApiError> {
+    pub(crate) async fn check(&self) -> Result<(), ApiError> {
         // Held across the check: probes arriving meanwhile wait for it and reuse its answer.
         let mut last = self.last.lock().await;
         let fresh = last
@@ -78,7 +78,7 @@ impl Readiness {
 /// What an agent's last health check said.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum Health {
+pub(crate) enum Health {
     /// Not checked yet, or the agent serves no `grpc.health.v1` (runs are not refused).
     Unknown,
     /// SERVING.
@@ -92,7 +92,7 @@ pub enum Health {
 
 /// One agent's health, as `/v1/agents` and `/v1/agents/{agent}/status` show it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-pub struct AgentStatus {
+pub(crate) struct AgentStatus {
     pub status: Health,
     /// Why it is not serving, when it is not.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -108,13 +108,13 @@ impl AgentStatus {
 
 /// Every configured agent's last health answer. Clones share the table.
 #[derive(Clone)]
-pub struct AgentHealth {
+pub(crate) struct AgentHealth {
     table: Arc<BTreeMap<Arc<str>, RwLock<AgentStatus>>>,
 }
 
 impl AgentHealth {
     /// Starts one checker per agent (when a Tokio runtime runs), each until `shutdown`.
-    pub fn start(
+    pub(crate) fn start(
         agents: &Agents,
         metrics: &Metrics,
         period: Duration,
@@ -144,14 +144,14 @@ impl AgentHealth {
     }
 
     /// The agent's last health answer; `None` for an agent that is not configured.
-    pub fn status(&self, agent: &str) -> Option<AgentStatus> {
+    pub(crate) fn status(&self, agent: &str) -> Option<AgentStatus> {
         let cell = self.table.get(agent)?;
         Some(cell.read().map_or(AgentStatus::UNKNOWN, |s| s.clone()))
     }
 
     /// Refuses a run to an agent whose last answer was not SERVING: a fast `503` for that
     /// agent only.
-    pub fn admit(&self, agent: &str) -> Result<(), ApiError> {
+    pub(crate) fn admit(&self, agent: &str) -> Result<(), ApiError> {
         match self.status(agent) {
             Some(AgentStatus {
                 status: Health::NotServing,

@@ -26,7 +26,7 @@ use tower::util::option_layer;
 use crate::{auth, error::ApiError, state::AppState, telemetry};
 
 /// Every route of the bridge.
-pub fn router(state: AppState) -> Router {
+pub(crate) fn router(state: AppState) -> Router {
     let max_body = state.max_body_bytes;
     let cors = state.cors.as_ref().map(crate::cors::CorsSettings::layer);
     let api = Router::new()
@@ -112,7 +112,7 @@ pub fn router(state: AppState) -> Router {
 
 /// The admin listener's routes (`--admin-listen`): probes and the scrape, no credentials,
 /// nothing of the API.
-pub fn admin_router(state: AppState) -> Router {
+pub(crate) fn admin_router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))

@@ -30,7 +30,7 @@ use crate::{
 
 /// Time limits and buffering of one run.
 #[derive(Debug, Clone, Copy)]
-pub struct Limits {
+pub(crate) struct Limits {
     pub first_event: Duration,
     pub idle: Duration,
     pub max_duration: Duration,
@@ -41,13 +41,13 @@ pub struct Limits {
 /// What the pump hands to the transport: an event, and whether the client should be told to
 /// reconnect (the bridge is going away, not the run).
 #[derive(Debug)]
-pub struct Emitted {
+pub(crate) struct Emitted {
     pub event: ChatEvent,
     pub reconnect: bool,
 }
 
 /// A started run: its first event has arrived.
-pub struct Run {
+pub(crate) struct Run {
     pub run_id: String,
     pub thread_id: String,
     pub events: mpsc::Receiver<Emitted>,
@@ -61,7 +61,7 @@ pub struct Run {
 }
 
 /// Calls the agent and waits for its first event.
-pub async fn start(
+pub(crate) async fn start(
     agent: &Agent,
     mut request: ChatRequest,
     identity: &Identity,

@@ -41,7 +41,7 @@ use crate::{
 
 /// One event, as an encoder receives it.
 #[derive(Debug, Clone, Copy)]
-pub struct Frame<'a> {
+pub(crate) struct Frame<'a> {
     /// Where a client resumes after this event: the run's sequence for a run streamed
     /// directly, the thread log's position (`EPOCH-N`) for a thread subscription. Dialects
     /// on SSE write it as the `id:` line.
@@ -56,7 +56,7 @@ pub struct Frame<'a> {
 
 /// Something a subscriber is told that is not an agent event.
 #[derive(Debug, Clone, Copy)]
-pub enum Notice<'a> {
+pub(crate) enum Notice<'a> {
     /// The requested position is no longer retained; replay resumes at the oldest event.
     Truncated { requested: &'a str },
     /// The thread's event log failed; reconnecting resumes once it is back.
@@ -67,7 +67,7 @@ pub enum Notice<'a> {
 
 /// How a run's events become bytes for one kind of client. One encoder serves one response,
 /// so it may keep state (an open text message, tool calls in flight).
-pub trait Encoder: Send + 'static {
+pub(crate) trait Encoder: Send + 'static {
     /// Response headers beyond `content-type: text/event-stream` and `cache-control`.
     fn headers(&self, headers: &mut HeaderMap) {
         let _ = headers;
@@ -110,7 +110,7 @@ const BATCH: usize = 32;
 
 /// How SSE responses are framed.
 #[derive(Debug, Clone, Copy)]
-pub struct SseSettings {
+pub(crate) struct SseSettings {
     /// A comment is sent after this much silence, so proxies and clients keep the stream.
     pub heartbeat: Duration,
     /// The reconnection delay suggested to clients.
@@ -118,12 +118,12 @@ pub struct SseSettings {
 }
 
 /// What a stream carries: the events of one run, or a thread subscription's deliveries.
-pub trait Item: Send + 'static {
+pub(crate) trait Item: Send + 'static {
     fn write<E: Encoder>(&self, encoder: &mut E, out: &mut BytesMut, origin: &Origin);
 }
 
 /// Where a stream's items come from, for what the frames say about it.
-pub struct Origin {
+pub(crate) struct Origin {
     /// A run's stream: the trace of the request that started the run, shown on
     /// `run_started`.
     trace_id: Option<String>,
@@ -169,7 +169,7 @@ impl Item for Delivery {
 }
 
 /// The SSE response for a started run, in `encoder`'s dialect.
-pub fn run<E: Encoder + Unpin>(mut run: Run, encoder: E, settings: SseSettings) -> Response {
+pub(crate) fn run<E: Encoder + Unpin>(mut run: Run, encoder: E, settings: SseSettings) -> Response {
     let origin = Origin {
         trace_id: run.trace_id.take(),
         span: None,
@@ -190,7 +190,7 @@ pub fn run<E: Encoder + Unpin>(mut run: Run, encoder: E, settings: SseSettings) 
 /// The SSE response for a thread subscription, in `encoder`'s dialect. When `draining` is
 /// cancelled (the bridge shuts down), the stream ends with a [`Notice::Draining`]: nothing
 /// else ends a subscription, while a run's stream gets its final event from the run itself.
-pub fn subscription<E: Encoder + Unpin>(
+pub(crate) fn subscription<E: Encoder + Unpin>(
     subscription: Subscription,
     encoder: E,
     settings: SseSettings,
@@ -240,7 +240,7 @@ impl EventStreamHeaders for Response {
 /// `retry:` (when given), the blank line. `data` must hold no raw newline (JSON from serde
 /// never does) and `id`/`event` are digits, positions and fixed names, so client input
 /// cannot break a frame.
-pub fn put_frame(
+pub(crate) fn put_frame(
     out: &mut BytesMut,
     id: Option<&str>,
     event: Option<&str>,

@@ -20,7 +20,7 @@ use crate::{
 };
 
 #[derive(Clone)]
-pub struct AppState {
+pub(crate) struct AppState {
     pub agents: Agents,
     pub limits: Limits,
     pub sse: SseSettings,
@@ -50,7 +50,7 @@ pub struct AppState {
 impl AppState {
     /// Builds every service from `config` (already validated). `shutdown` is the bridge's
     /// drain signal.
-    pub fn build(config: &Config, shutdown: CancellationToken) -> anyhow::Result<Self> {
+    pub(crate) fn build(config: &Config, shutdown: CancellationToken) -> anyhow::Result<Self> {
         let retention = Retention {
             max_events: config.threads.hub_max_events,
             ttl: config.threads.hub_ttl,

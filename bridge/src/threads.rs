@@ -5,7 +5,7 @@
 //! Threads are namespaced by agent, tenant and owner ([`key`]): knowing another user's
 //! thread id is not enough to read it.
 
-pub mod recorder;
+pub(crate) mod recorder;
 
 use std::collections::HashMap;
 
@@ -25,7 +25,7 @@ use crate::{
 };
 
 /// The log of `thread` of `agent` for this caller.
-pub fn key(identity: &Identity, agent: &Agent, thread: &ThreadId) -> ThreadKey {
+pub(crate) fn key(identity: &Identity, agent: &Agent, thread: &ThreadId) -> ThreadKey {
     ThreadKey {
         agent: agent.name.to_string(),
         tenant: identity.qualified_tenant(),
@@ -36,7 +36,7 @@ pub fn key(identity: &Identity, agent: &Agent, thread: &ThreadId) -> ThreadKey {
 
 /// Posts a message to a thread: a run that goes on without the request, recorded for the
 /// thread's subscribers. Returns the run id.
-pub async fn post(
+pub(crate) async fn post(
     state: &AppState,
     identity: &Identity,
     agent: &Agent,
@@ -62,7 +62,7 @@ pub async fn post(
 
 /// Starts a run on a thread that its caller streams, while it is recorded for the thread's
 /// other subscribers; if the caller leaves, the run is cancelled and the log says so.
-pub async fn stream(
+pub(crate) async fn stream(
     state: &AppState,
     identity: &Identity,
     agent: &Agent,
@@ -109,7 +109,7 @@ async fn start_recorded(
 /// Subscribes to a thread's log from `start`: replay, then live events. A subscription is
 /// an open stream: it counts against the caller's and the process's caps until the guard
 /// drops.
-pub async fn subscribe(
+pub(crate) async fn subscribe(
     state: &AppState,
     identity: &Identity,
     key: &ThreadKey,
@@ -127,7 +127,7 @@ pub async fn subscribe(
 
 /// Deletes a thread: its log here and its history at the agent. Returns how many messages
 /// the agent deleted.
-pub async fn delete(
+pub(crate) async fn delete(
     state: &AppState,
     identity: &Identity,
     agent: &Agent,
@@ -141,7 +141,7 @@ pub async fn delete(
 
 /// The position a subscriber resumes after: `Last-Event-ID` first, then the query's
 /// `last_event_id` (for a first connect).
-pub fn start_position(headers: &HeaderMap, query: Option<&str>) -> Start {
+pub(crate) fn start_position(headers: &HeaderMap, query: Option<&str>) -> Start {
     let header = headers.get("last-event-id").and_then(|v| v.to_str().ok());
     Start::from_last_event_id(header.or(query).map(|id| truncate(id, 128)))
 }

@@ -32,14 +32,14 @@ use crate::{
     auth::Identity, config::AgentTarget, error::ApiError, filter::EventFilter, secret::Secret,
 };
 
-pub mod a2a;
+pub(crate) mod a2a;
 
 /// An agent's events for one run, as the bridge pumps them. Dropping it cancels the call.
-pub type EventStream = Pin<Box<dyn Stream<Item = Result<ChatEvent, Status>> + Send>>;
+pub(crate) type EventStream = Pin<Box<dyn Stream<Item = Result<ChatEvent, Status>> + Send>>;
 
 /// One configured agent.
 #[derive(Clone)]
-pub struct Agent {
+pub(crate) struct Agent {
     pub name: Arc<str>,
     client: AgentClient<Channel>,
     /// What of this agent's events reaches clients.
@@ -54,13 +54,13 @@ pub struct Agent {
 
 impl Agent {
     /// A client for one call. Cloning a tonic client is cheap (it shares the channel).
-    pub fn client(&self) -> AgentClient<Channel> {
+    pub(crate) fn client(&self) -> AgentClient<Channel> {
         self.client.clone()
     }
 
     /// A call carrying the caller's identity (`x-subject`, `x-tenant`, `x-identity-kind`,
     /// `x-issuer`: the agent scopes threads by them) and the bridge's credential (`authorization: Bearer`).
-    pub fn request<T>(&self, message: T, identity: &Identity) -> tonic::Request<T> {
+    pub(crate) fn request<T>(&self, message: T, identity: &Identity) -> tonic::Request<T> {
         let mut request = tonic::Request::new(message);
         let metadata = request.metadata_mut();
         // A subject may hold bytes metadata cannot carry: they are percent-escaped, so every
@@ -79,19 +79,22 @@ impl Agent {
     }
 
     /// The agent's channel, shared with its client.
-    pub fn channel(&self) -> Channel {
+    pub(crate) fn channel(&self) -> Channel {
         self.channel.clone()
     }
 
     /// What an A2A agent says about itself (its card), for agent pickers; `None` for
     /// `agent.v1` agents and while the card cannot be read.
-    pub async fn card(&self, identity: &Identity, timeout: Duration) -> Option<a2a::Card> {
+    pub(crate) async fn card(&self, identity: &Identity, timeout: Duration) -> Option<a2a::Card> {
         let a2a = self.a2a.as_ref()?;
         a2a.card(self.unary((), identity, timeout)).await
     }
 
     /// Opens the streaming `Chat` call.
-    pub async fn chat(&self, call: tonic::Request<ChatRequest>) -> Result<EventStream, Status> {
+    pub(crate) async fn chat(
+        &self,
+        call: tonic::Request<ChatRequest>,
+    ) -> Result<EventStream, Status> {
         if let Some(a2a) = &self.a2a {
             return a2a.chat(&self.name, call).await;
         }
@@ -100,7 +103,7 @@ impl Agent {
     }
 
     /// `ListThreads`: the caller's threads at the agent, a page at a time.
-    pub async fn list_threads(
+    pub(crate) async fn list_threads(
         &self,
         identity: &Identity,
         page: Page,
@@ -140,7 +143,7 @@ impl Agent {
     }
 
     /// `ListMessages`: a thread's history, a page at a time.
-    pub async fn list_messages(
+    pub(crate) async fn list_messages(
         &self,
         identity: &Identity,
         thread: &str,
@@ -183,7 +186,7 @@ impl Agent {
     }
 
     /// `DeleteThread`: the thread's history at the agent; how many messages went.
-    pub async fn delete_thread(
+    pub(crate) async fn delete_thread(
         &self,
         identity: &Identity,
         thread: &str,
@@ -222,20 +225,20 @@ impl Agent {
 
 /// Which page of a list to read.
 #[derive(Debug, Default, Clone)]
-pub struct Page {
+pub(crate) struct Page {
     pub page_size: u32,
     pub page_token: String,
 }
 
 /// A page of the caller's threads, as clients see it.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ThreadPage {
+pub(crate) struct ThreadPage {
     pub threads: Vec<ThreadSummary>,
     pub next_page_token: String,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ThreadSummary {
+pub(crate) struct ThreadSummary {
     pub thread_id: String,
     pub title: String,
     pub created_at: Option<String>,
@@ -245,13 +248,13 @@ pub struct ThreadSummary {
 
 /// A page of a thread's history, as clients see it.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct MessagePage {
+pub(crate) struct MessagePage {
     pub messages: Vec<HistoryMessage>,
     pub next_page_token: String,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct HistoryMessage {
+pub(crate) struct HistoryMessage {
     pub message_id: String,
     pub role: String,
     pub content: String,
@@ -275,12 +278,12 @@ fn metadata_safe(value: &str) -> String {
 
 /// The agents this bridge may call, by route name.
 #[derive(Clone, Default)]
-pub struct Agents {
+pub(crate) struct Agents {
     by_name: Arc<HashMap<String, Agent>>,
 }
 
 /// How the bridge reaches its agents.
-pub struct Settings<'a> {
+pub(crate) struct Settings<'a> {
     pub connect_timeout: Duration,
     /// The bridge's own credential, sent on every call.
     pub token: Option<Secret>,
@@ -296,7 +299,7 @@ impl Agents {
     /// the certificate checked against HOST) resolve HOST to all its addresses, spread calls
     /// across them, and follow changes every `dns_refresh`: a headless Service's pods, each
     /// its own connection, so one busy agent pod does not take every call.
-    pub fn new(
+    pub(crate) fn new(
         targets: &[AgentTarget],
         settings: Settings<'_>,
         mut filters: HashMap<String, EventFilter>,
@@ -401,15 +404,15 @@ impl Agents {
         })
     }
 
-    pub fn get(&self, name: &str) -> Option<&Agent> {
+    pub(crate) fn get(&self, name: &str) -> Option<&Agent> {
         self.by_name.get(name)
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = &Agent> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Agent> {
         self.by_name.values()
     }
 
-    pub fn names(&self) -> impl Iterator<Item = &str> {
+    pub(crate) fn names(&self) -> impl Iterator<Item = &str> {
         self.by_name.keys().map(String::as_str)
     }
 }

@@ -9,17 +9,17 @@ use serde::Deserialize;
 use crate::error::ApiError;
 
 /// Longest user message, in characters.
-pub const MAX_MESSAGE_CHARS: usize = 32 * 1024;
+pub(crate) const MAX_MESSAGE_CHARS: usize = 32 * 1024;
 /// Longest thread (and other) id.
-pub const MAX_ID_LEN: usize = 128;
+pub(crate) const MAX_ID_LEN: usize = 128;
 /// Most metadata entries, and the longest key and value.
-pub const MAX_METADATA_ENTRIES: usize = 32;
-pub const MAX_METADATA_KEY: usize = 64;
-pub const MAX_METADATA_VALUE: usize = 1024;
+pub(crate) const MAX_METADATA_ENTRIES: usize = 32;
+pub(crate) const MAX_METADATA_KEY: usize = 64;
+pub(crate) const MAX_METADATA_VALUE: usize = 1024;
 
 /// True when `s` is 1..=`max` characters of `[A-Za-z0-9._:-]`: safe in URLs, logs, Redis
 /// keys and SSE `id:` lines (no whitespace, no newline).
-pub fn is_safe_id(s: &str, max: usize) -> bool {
+pub(crate) fn is_safe_id(s: &str, max: usize) -> bool {
     !s.is_empty()
         && s.len() <= max
         && s.bytes()
@@ -28,16 +28,16 @@ pub fn is_safe_id(s: &str, max: usize) -> bool {
 
 /// A thread id a client sent, checked once: 1-128 characters of `[A-Za-z0-9._:-]`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct ThreadId(String);
+pub(crate) struct ThreadId(String);
 
 impl ThreadId {
     /// Checks `value`, naming `field` in the refusal.
-    pub fn parse(field: &str, value: String) -> Result<Self, ApiError> {
+    pub(crate) fn parse(field: &str, value: String) -> Result<Self, ApiError> {
         check_id(field, &value)?;
         Ok(Self(value))
     }
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }
@@ -51,7 +51,7 @@ impl std::fmt::Display for ThreadId {
 /// The body of `POST /v1/agents/{agent}/chat`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ChatBody {
+pub(crate) struct ChatBody {
     /// The user's message (1 to 32768 characters, not only whitespace).
     pub message: String,
     /// Runs the message in this thread: recorded for the thread's subscribers, one run at a
@@ -65,7 +65,7 @@ pub struct ChatBody {
 
 impl ChatBody {
     /// Checks every field; the thread id comes back typed.
-    pub fn check(&mut self) -> Result<Option<ThreadId>, ApiError> {
+    pub(crate) fn check(&mut self) -> Result<Option<ThreadId>, ApiError> {
         check_message(&self.message)?;
         let thread = self
             .thread_id
@@ -86,7 +86,7 @@ fn chat_body(headers: &HeaderMap, body: &[u8]) -> Result<Option<ThreadId>, ApiEr
 
 /// `Content-Type` must be `application/json` (parameters such as charset allowed) or a
 /// `+json` type.
-pub fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
+pub(crate) fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
     let is_json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -109,7 +109,7 @@ pub fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
 }
 
 /// Parses JSON, telling syntax errors (400) from shape errors (422).
-pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     if std::str::from_utf8(body).is_err() {
         return Err(ApiError::MalformedBody(
             "the body is not valid UTF-8".into(),
@@ -126,7 +126,7 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiE
     })
 }
 
-pub fn check_message(message: &str) -> Result<(), ApiError> {
+pub(crate) fn check_message(message: &str) -> Result<(), ApiError> {
     if message.trim().is_empty() {
         return Err(ApiError::InvalidRequest(
             "`message` must not be empty".into(),
@@ -141,7 +141,7 @@ pub fn check_message(message: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-pub fn check_id(field: &str, value: &str) -> Result<(), ApiError> {
+pub(crate) fn check_id(field: &str, value: &str) -> Result<(), ApiError> {
     if is_safe_id(value, MAX_ID_LEN) {
         Ok(())
     } else {
@@ -151,7 +151,7 @@ pub fn check_id(field: &str, value: &str) -> Result<(), ApiError> {
     }
 }
 
-pub fn check_metadata(metadata: &HashMap<String, String>) -> Result<(), ApiError> {
+pub(crate) fn check_metadata(metadata: &HashMap<String, String>) -> Result<(), ApiError> {
     if metadata.len() > MAX_METADATA_ENTRIES {
         return Err(ApiError::InvalidRequest(format!(
             "`metadata` has {} entries; at most {MAX_METADATA_ENTRIES} are allowed",

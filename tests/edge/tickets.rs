@@ -3,13 +3,7 @@
 
 use std::time::Duration;
 
-use bridge::{
-    auth::{
-        Origin,
-        ticket::{TicketClaims, Tickets},
-    },
-    secret::Secret,
-};
+use bridge::testing::{Origin, Secret, TicketClaims, Tickets};
 use serde_json::{Value, json};
 
 use crate::{

@@ -7,14 +7,14 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 /// The configured keys: `(name, SHA-256 of the key)`.
-pub struct ApiKeys {
+pub(crate) struct ApiKeys {
     entries: Vec<(String, [u8; 32])>,
 }
 
 impl ApiKeys {
     /// Reads `NAME:KEY` lines (blank lines and `#` comments skipped). The key is everything
     /// after the first colon.
-    pub fn from_file(path: &Path) -> Result<Self, String> {
+    pub(crate) fn from_file(path: &Path) -> Result<Self, String> {
         let text = std::fs::read_to_string(path).map_err(|e| {
             format!(
                 "--api-keys-file/BRIDGE_API_KEYS_FILE: cannot read {}: {e}",
@@ -24,7 +24,7 @@ impl ApiKeys {
         Self::parse(&text).map_err(|e| format!("--api-keys-file {}: {e}", path.display()))
     }
 
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub(crate) fn parse(text: &str) -> Result<Self, String> {
         let mut entries = Vec::new();
         for (n, line) in text.lines().enumerate() {
             let line = line.trim();
@@ -56,7 +56,7 @@ impl ApiKeys {
     }
 
     /// The name of the key `presented`, if it is one of ours.
-    pub fn verify(&self, presented: &[u8]) -> Option<&str> {
+    pub(crate) fn verify(&self, presented: &[u8]) -> Option<&str> {
         let presented = digest(presented);
         let mut found = None;
         for (name, stored) in &self.entries {

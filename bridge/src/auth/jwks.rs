@@ -11,7 +11,7 @@ use jsonwebtoken::{
 use tokio::{sync::Mutex, time::Instant};
 
 /// A cached key set.
-pub struct Jwks {
+pub(crate) struct Jwks {
     url: String,
     http: reqwest::Client,
     min_refresh: Duration,
@@ -26,7 +26,7 @@ struct Cache {
 
 /// Why no key could be found.
 #[derive(Debug, thiserror::Error)]
-pub enum JwksError {
+pub(crate) enum JwksError {
     #[error("no key with this kid")]
     UnknownKid,
     #[error("fetching the JWKS failed: {0}")]
@@ -34,7 +34,7 @@ pub enum JwksError {
 }
 
 impl Jwks {
-    pub fn new(url: String, min_refresh: Duration) -> Result<Self, String> {
+    pub(crate) fn new(url: String, min_refresh: Duration) -> Result<Self, String> {
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             return Err(format!(
                 "--jwks-url/BRIDGE_JWKS_URL `{url}` must be an http(s) URL"
@@ -53,7 +53,7 @@ impl Jwks {
     }
 
     /// The key `kid` and the one algorithm it may verify.
-    pub async fn key(&self, kid: &str) -> Result<(Algorithm, Arc<DecodingKey>), JwksError> {
+    pub(crate) async fn key(&self, kid: &str) -> Result<(Algorithm, Arc<DecodingKey>), JwksError> {
         // One lock for lookup and refetch: concurrent requests with a new kid wait for one
         // fetch instead of each starting their own.
         let mut cache = self.cache.lock().await;

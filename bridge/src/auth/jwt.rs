@@ -19,7 +19,7 @@ use crate::{
     secret::Secret,
 };
 
-pub struct JwtSettings {
+pub(crate) struct JwtSettings {
     pub hs_secret: Option<Secret>,
     pub jwks: Option<Jwks>,
     pub issuers: Vec<String>,
@@ -28,13 +28,13 @@ pub struct JwtSettings {
     pub tenant_claim: String,
 }
 
-pub struct JwtVerifier {
+pub(crate) struct JwtVerifier {
     hs_key: Option<DecodingKey>,
     settings: JwtSettings,
 }
 
 impl JwtVerifier {
-    pub fn new(settings: JwtSettings) -> Self {
+    pub(crate) fn new(settings: JwtSettings) -> Self {
         let hs_key = settings
             .hs_secret
             .as_ref()
@@ -42,7 +42,7 @@ impl JwtVerifier {
         Self { hs_key, settings }
     }
 
-    pub async fn verify(&self, token: &str) -> Result<Identity, ApiError> {
+    pub(crate) async fn verify(&self, token: &str) -> Result<Identity, ApiError> {
         let refuse = |failure| ApiError::Unauthenticated(failure);
         let header = decode_header(token).map_err(|_| refuse(AuthFailure::MalformedToken))?;
         let jwks_key;

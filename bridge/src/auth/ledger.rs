@@ -18,14 +18,14 @@ use tokio::sync::OnceCell;
 use crate::{config::HubUrl, error::ApiError};
 
 /// Where used tickets are remembered until they expire.
-pub enum Ledger {
+pub(super) enum Ledger {
     /// In this process (the memory hub: one process is the whole system).
     Memory(Mutex<HashMap<String, u64>>),
     /// In the hub's Redis, shared by every replica.
     Redis(RedisLedger),
 }
 
-pub struct RedisLedger {
+pub(super) struct RedisLedger {
     target: Target,
     /// Connected on first use (so the bridge starts while Redis is down).
     con: OnceCell<Conn>,
@@ -44,7 +44,7 @@ enum Conn {
 
 impl Ledger {
     /// The ledger that matches the hub: shared exactly when the hub is.
-    pub fn for_hub(hub: &HubUrl) -> Result<Self, String> {
+    pub(super) fn for_hub(hub: &HubUrl) -> Result<Self, String> {
         let url = match hub {
             HubUrl::Memory => return Ok(Self::Memory(Mutex::default())),
             HubUrl::Redis(url) => url,
@@ -70,7 +70,7 @@ impl Ledger {
 
     /// Records the use of ticket `jti`, valid until `exp` (Unix seconds). True the first
     /// time, false ever after (until it expires, when it is refused as expired anyway).
-    pub async fn first_use(&self, jti: &str, exp: u64) -> Result<bool, ApiError> {
+    pub(super) async fn first_use(&self, jti: &str, exp: u64) -> Result<bool, ApiError> {
         let now_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis());

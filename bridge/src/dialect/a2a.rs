@@ -25,18 +25,17 @@ use super::{
 use crate::sse::put_frame;
 
 /// JSON-RPC error codes (the JSON-RPC 2.0 ones and A2A's own).
-pub mod codes {
-    pub const PARSE_ERROR: i64 = -32700;
-    pub const INVALID_REQUEST: i64 = -32600;
-    pub const METHOD_NOT_FOUND: i64 = -32601;
-    pub const INVALID_PARAMS: i64 = -32602;
-    pub const INTERNAL: i64 = -32603;
-    pub const TASK_NOT_FOUND: i64 = -32001;
+pub(crate) mod codes {
+    pub(crate) const INVALID_REQUEST: i64 = -32600;
+    pub(crate) const METHOD_NOT_FOUND: i64 = -32601;
+    pub(crate) const INVALID_PARAMS: i64 = -32602;
+    pub(crate) const INTERNAL: i64 = -32603;
+    pub(crate) const TASK_NOT_FOUND: i64 = -32001;
 }
 
 /// One streamed JSON-RPC answer.
 #[derive(Debug)]
-pub struct A2a {
+pub(crate) struct A2a {
     /// The request's JSON-RPC `id`, repeated on every response.
     rpc_id: Value,
     transcript: Transcript,
@@ -45,7 +44,7 @@ pub struct A2a {
 }
 
 impl A2a {
-    pub fn new(rpc_id: Value) -> Self {
+    pub(crate) fn new(rpc_id: Value) -> Self {
         Self {
             rpc_id,
             transcript: Transcript::default(),
@@ -60,12 +59,12 @@ impl A2a {
 }
 
 /// The task id of a run: `{thread}:{run}`. Run ids never contain `:`.
-pub fn task_id(thread_id: &str, run_id: &str) -> String {
+pub(crate) fn task_id(thread_id: &str, run_id: &str) -> String {
     format!("{thread_id}:{run_id}")
 }
 
 /// The thread and run of a task id.
-pub fn parse_task_id(task_id: &str) -> Option<(&str, &str)> {
+pub(crate) fn parse_task_id(task_id: &str) -> Option<(&str, &str)> {
     let (thread, run) = task_id.rsplit_once(':')?;
     (!thread.is_empty() && !run.is_empty()).then_some((thread, run))
 }
@@ -245,7 +244,7 @@ fn artifact_update(event: &ChatEvent, text: Text<'_>) -> Option<Value> {
 
 /// A JSON-RPC request.
 #[derive(Debug, Deserialize)]
-pub struct RpcRequest {
+pub(crate) struct RpcRequest {
     pub jsonrpc: String,
     #[serde(default)]
     pub id: Value,
@@ -256,7 +255,7 @@ pub struct RpcRequest {
 
 /// What a request asks of the bridge.
 #[derive(Debug)]
-pub enum Call {
+pub(crate) enum Call {
     /// A message to stream a run for: its text and (optional) context, the bridge thread.
     Stream {
         text: String,
@@ -267,11 +266,11 @@ pub enum Call {
 }
 
 /// A JSON-RPC error answer (code, message).
-pub type RpcError = (i64, String);
+pub(crate) type RpcError = (i64, String);
 
 impl RpcRequest {
     /// Decodes the method and its params.
-    pub fn call(&self) -> Result<Call, RpcError> {
+    pub(crate) fn call(&self) -> Result<Call, RpcError> {
         if self.jsonrpc != "2.0" {
             return Err((codes::INVALID_REQUEST, "`jsonrpc` must be \"2.0\"".into()));
         }
@@ -312,12 +311,12 @@ impl RpcRequest {
 }
 
 /// A JSON-RPC error response.
-pub fn error_response(id: &Value, (code, message): RpcError) -> Value {
+pub(crate) fn error_response(id: &Value, (code, message): RpcError) -> Value {
     json!({ "jsonrpc": "2.0", "id": id, "error": { "code": code, "message": message } })
 }
 
 /// The agent card of one agent route, whose JSON-RPC endpoint is `endpoint`.
-pub fn agent_card(agent: &str, endpoint: &str) -> Value {
+pub(crate) fn agent_card(agent: &str, endpoint: &str) -> Value {
     json!({
         "name": agent,
         "description": format!("The {agent} agent, through agent-bridge: it answers a text message, reporting its thoughts and tool calls as it works."),

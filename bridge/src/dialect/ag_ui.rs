@@ -27,7 +27,7 @@ use crate::sse::put_frame;
 
 /// One AG-UI response.
 #[derive(Debug, Default)]
-pub struct AgUi {
+pub(crate) struct AgUi {
     /// The ids the client chose (echoed on `RUN_STARTED` / `RUN_FINISHED`); when absent (a
     /// resumed stream) the run's own.
     thread_id: Option<String>,
@@ -39,7 +39,7 @@ pub struct AgUi {
 
 impl AgUi {
     /// An encoder echoing the client's `threadId` and `runId`.
-    pub fn new(thread_id: Option<String>, run_id: Option<String>) -> Self {
+    pub(crate) fn new(thread_id: Option<String>, run_id: Option<String>) -> Self {
         Self {
             thread_id,
             run_id,
@@ -214,7 +214,7 @@ impl Encoder for AgUi {
 /// state, context, forwarded props) is the client's and is not passed to agents.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct RunAgentInput {
+pub(crate) struct RunAgentInput {
     pub thread_id: String,
     pub run_id: String,
     #[serde(default)]
@@ -223,7 +223,7 @@ pub struct RunAgentInput {
 
 impl RunAgentInput {
     /// The text of the last user message.
-    pub fn user_text(&self) -> Option<String> {
+    pub(crate) fn user_text(&self) -> Option<String> {
         last_user_text(&self.messages)
     }
 }

@@ -20,13 +20,13 @@ use crate::{event, sse::put_frame};
 
 /// Seed 004's `{"agent_id", "thread_id", "message", …}` events.
 #[derive(Debug)]
-pub struct AgentMessages {
+pub(crate) struct AgentMessages {
     /// The agent's route name (the seed's `agent_id`).
     agent_id: String,
 }
 
 impl AgentMessages {
-    pub fn new(agent_id: impl Into<String>) -> Self {
+    pub(crate) fn new(agent_id: impl Into<String>) -> Self {
         Self {
             agent_id: agent_id.into(),
         }

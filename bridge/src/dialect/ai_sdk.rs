@@ -27,13 +27,13 @@ use crate::sse::put_frame;
 
 /// One response in the UI message stream protocol.
 #[derive(Debug, Default)]
-pub struct AiSdk {
+pub(crate) struct AiSdk {
     transcript: Transcript,
     started: bool,
 }
 
 impl AiSdk {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
@@ -203,19 +203,16 @@ fn put_retry(out: &mut BytesMut, retry: Duration) {
 
 /// The body `DefaultChatTransport` posts.
 #[derive(Debug, Deserialize)]
-pub struct ChatRequest {
+pub(crate) struct ChatRequest {
     /// The chat's id: the bridge thread.
     pub id: String,
     pub messages: Vec<UiMessage>,
-    /// `submit-message` or `regenerate-message`.
-    #[serde(default)]
-    pub trigger: Option<String>,
-    #[serde(default, rename = "messageId")]
-    pub message_id: Option<String>,
+    // `trigger` (`submit-message`, `regenerate-message`) and `messageId` are sent too; the
+    // bridge runs the last user message either way, so they are not read.
 }
 
 #[derive(Debug, Deserialize)]
-pub struct UiMessage {
+pub(crate) struct UiMessage {
     pub role: String,
     #[serde(default)]
     pub parts: Vec<Value>,
@@ -223,7 +220,7 @@ pub struct UiMessage {
 
 impl ChatRequest {
     /// The text of the last user message (its `text` parts, joined), if there is one.
-    pub fn user_text(&self) -> Option<String> {
+    pub(crate) fn user_text(&self) -> Option<String> {
         let last = self.messages.iter().rev().find(|m| m.role == "user")?;
         let text: String = last
             .parts

@@ -23,7 +23,7 @@ use crate::sse::put_frame;
 
 /// Seed 001's `start / agent_interaction / complete / error` events.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct Interactions;
+pub(crate) struct Interactions;
 
 fn timestamp(event: &ChatEvent) -> Value {
     event
@@ -60,7 +60,7 @@ fn interaction(event: &ChatEvent) -> Option<Value> {
 }
 
 /// The `{"type", "data"}` value of an event, if the vocabulary has a word for it.
-pub fn to_value(event: &ChatEvent) -> Option<Value> {
+pub(crate) fn to_value(event: &ChatEvent) -> Option<Value> {
     let (kind, data) = match &event.payload {
         Some(Payload::RunStarted(started)) => (
             "start",

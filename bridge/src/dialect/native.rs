@@ -12,13 +12,13 @@ use crate::{event, sse::put_frame};
 
 /// Our own SSE events.
 #[derive(Debug, Clone, Copy)]
-pub struct Native {
+pub(crate) struct Native {
     /// Whether frames carry an `event:` line (the kind is in the JSON `type` either way).
     pub named: bool,
 }
 
 impl Native {
-    pub const NAMED: Self = Self { named: true };
+    pub(crate) const NAMED: Self = Self { named: true };
 
     fn name<'a>(&self, kind: &'a str) -> Option<&'a str> {
         self.named.then_some(kind)
@@ -59,7 +59,7 @@ impl Encoder for Native {
 }
 
 /// The JSON of a notice, shared with the WebSocket transport.
-pub fn notice_json(notice: Notice<'_>) -> Value {
+pub(crate) fn notice_json(notice: Notice<'_>) -> Value {
     match notice {
         Notice::Truncated { requested } => json!({
             "type": "history_truncated",

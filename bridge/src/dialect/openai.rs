@@ -29,7 +29,7 @@ use crate::sse::put_frame;
 
 /// One streamed completion.
 #[derive(Debug)]
-pub struct OpenAi {
+pub(crate) struct OpenAi {
     model: String,
     created: u64,
     include_usage: bool,
@@ -38,7 +38,7 @@ pub struct OpenAi {
 }
 
 impl OpenAi {
-    pub fn new(model: String, include_usage: bool) -> Self {
+    pub(crate) fn new(model: String, include_usage: bool) -> Self {
         Self {
             model,
             created: now(),
@@ -188,7 +188,7 @@ fn now() -> u64 {
 /// The request body. Sampling parameters and the like are accepted and ignored: the agent
 /// decides how it answers.
 #[derive(Debug, Deserialize)]
-pub struct CompletionRequest {
+pub(crate) struct CompletionRequest {
     /// The agent's route name.
     pub model: String,
     pub messages: Vec<Value>,
@@ -203,21 +203,21 @@ pub struct CompletionRequest {
 }
 
 #[derive(Debug, Deserialize)]
-pub struct StreamOptions {
+pub(crate) struct StreamOptions {
     #[serde(default)]
     pub include_usage: bool,
 }
 
 impl CompletionRequest {
     /// The text of the last user message.
-    pub fn user_text(&self) -> Option<String> {
+    pub(crate) fn user_text(&self) -> Option<String> {
         last_user_text(&self.messages)
     }
 }
 
 /// The non-streaming answer: a `chat.completion`.
 #[derive(Debug, Serialize)]
-pub struct Completion {
+pub(crate) struct Completion {
     id: String,
     object: &'static str,
     created: u64,
@@ -228,14 +228,14 @@ pub struct Completion {
 
 /// Builds the non-streaming answer as the run's events arrive.
 #[derive(Debug, Default)]
-pub struct Collector {
+pub(crate) struct Collector {
     reasoning: Vec<String>,
     activity: Vec<Value>,
 }
 
 /// How a collected run ended.
 #[derive(Debug)]
-pub enum Collected {
+pub(crate) enum Collected {
     Completed(Completion),
     /// `run_error`: code and message.
     Failed {
@@ -246,7 +246,7 @@ pub enum Collected {
 
 impl Collector {
     /// Takes one event; returns the answer at the run's last event.
-    pub fn push(&mut self, model: &str, event: &ChatEvent) -> Option<Collected> {
+    pub(crate) fn push(&mut self, model: &str, event: &ChatEvent) -> Option<Collected> {
         match &event.payload {
             Some(Payload::Thought(t)) => self.reasoning.push(t.content.clone()),
             Some(Payload::ToolCall(_) | Payload::ToolResult(_)) => {

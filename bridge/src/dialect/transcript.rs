@@ -11,7 +11,7 @@ use serde_json::Value;
 
 /// One step of a text message, in a dialect-neutral form.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Text<'a> {
+pub(crate) enum Text<'a> {
     Start { id: &'a str },
     Delta { id: &'a str, delta: &'a str },
     End { id: &'a str },
@@ -19,7 +19,7 @@ pub enum Text<'a> {
 
 /// The per-response state; see the module docs.
 #[derive(Debug, Default)]
-pub struct Transcript {
+pub(crate) struct Transcript {
     open: Option<String>,
     started: HashSet<String>,
     tool_calls: HashSet<String>,
@@ -27,7 +27,7 @@ pub struct Transcript {
 
 impl Transcript {
     /// A `text_delta`: ends another open message, opens this one the first time.
-    pub fn delta(&mut self, id: &str, delta: &str, emit: &mut impl FnMut(Text<'_>)) {
+    pub(crate) fn delta(&mut self, id: &str, delta: &str, emit: &mut impl FnMut(Text<'_>)) {
         if self.open.as_deref() != Some(id) {
             self.close(emit);
             if self.started.insert(id.to_owned()) {
@@ -43,7 +43,7 @@ impl Transcript {
     /// A complete assistant message (`message`, or `run_completed`'s final message): ends
     /// it if it is the open one, writes it whole if it was never streamed, else nothing.
     /// User messages are the client's own and are not repeated.
-    pub fn message(&mut self, message: &Message, emit: &mut impl FnMut(Text<'_>)) {
+    pub(crate) fn message(&mut self, message: &Message, emit: &mut impl FnMut(Text<'_>)) {
         if message.role == "user" {
             return;
         }
@@ -65,36 +65,36 @@ impl Transcript {
     }
 
     /// Ends the open message, if any (before the run's last event).
-    pub fn close(&mut self, emit: &mut impl FnMut(Text<'_>)) {
+    pub(crate) fn close(&mut self, emit: &mut impl FnMut(Text<'_>)) {
         if let Some(id) = self.open.take() {
             emit(Text::End { id: &id });
         }
     }
 
     /// Remembers a tool call.
-    pub fn tool_called(&mut self, call_id: &str) {
+    pub(crate) fn tool_called(&mut self, call_id: &str) {
         self.tool_calls.insert(call_id.to_owned());
     }
 
     /// Whether a tool call was announced (a result for an unknown call needs one first).
-    pub fn knows_tool_call(&self, call_id: &str) -> bool {
+    pub(crate) fn knows_tool_call(&self, call_id: &str) -> bool {
         self.tool_calls.contains(call_id)
     }
 }
 
 /// Tool arguments as JSON: valid JSON passes through, anything else as a string.
-pub fn arguments(json: &str) -> Value {
+pub(crate) fn arguments(json: &str) -> Value {
     serde_json::from_str(json).unwrap_or_else(|_| Value::String(json.to_owned()))
 }
 
 /// An event's time in Unix milliseconds, when the agent gave one.
-pub fn millis(timestamp: Option<&prost_types::Timestamp>) -> Option<i64> {
+pub(crate) fn millis(timestamp: Option<&prost_types::Timestamp>) -> Option<i64> {
     timestamp.map(|t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000)
 }
 
 /// The text of the last `user` message of an OpenAI-style message list (AG-UI uses the same
 /// shape): string content, or its `text` parts joined.
-pub fn last_user_text(messages: &[Value]) -> Option<String> {
+pub(crate) fn last_user_text(messages: &[Value]) -> Option<String> {
     let last = messages.iter().rev().find(|m| m["role"] == "user")?;
     let text = match &last["content"] {
         Value::String(s) => s.clone(),
@@ -137,7 +137,7 @@ pub(crate) mod sample {
     }
 
     /// run_started, thought, tool_call, tool_result, two deltas, message, run_completed.
-    pub fn run() -> Vec<ChatEvent> {
+    pub(crate) fn run() -> Vec<ChatEvent> {
         let answer = Message {
             message_id: "m2".into(),
             role: "assistant".into(),
@@ -203,7 +203,7 @@ pub(crate) mod sample {
     }
 
     /// The same run failing after its tool call.
-    pub fn failed_run() -> Vec<ChatEvent> {
+    pub(crate) fn failed_run() -> Vec<ChatEvent> {
         let mut events: Vec<_> = run().into_iter().take(3).collect();
         events.push(event(
             4,
@@ -216,7 +216,7 @@ pub(crate) mod sample {
     }
 
     /// Encodes `events` (then the stream's end) and returns the raw text.
-    pub fn encode<E: Encoder>(mut encoder: E, events: &[ChatEvent]) -> String {
+    pub(crate) fn encode<E: Encoder>(mut encoder: E, events: &[ChatEvent]) -> String {
         let mut out = BytesMut::new();
         encoder.open(&mut out);
         for event in events {
@@ -236,7 +236,7 @@ pub(crate) mod sample {
     }
 
     /// The `data:` payloads of a stream, as JSON (`[DONE]` as the string "[DONE]").
-    pub fn data(text: &str) -> Vec<Value> {
+    pub(crate) fn data(text: &str) -> Vec<Value> {
         text.lines()
             .filter_map(|l| l.strip_prefix("data: "))
             .map(|d| serde_json::from_str(d).unwrap_or_else(|_| Value::String(d.to_owned())))
@@ -244,7 +244,7 @@ pub(crate) mod sample {
     }
 
     /// The `type` of each `data:` payload.
-    pub fn types(text: &str) -> Vec<String> {
+    pub(crate) fn types(text: &str) -> Vec<String> {
         data(text)
             .iter()
             .map(|v| v["type"].as_str().unwrap_or("-").to_owned())

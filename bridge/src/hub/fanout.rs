@@ -23,7 +23,7 @@ use super::FeedItem;
 
 /// How far (in bytes of events, as [`Entry::cost`] counts them) a subscriber may be behind its thread's live feed before it is cut and must catch up from the log.
 /// A 2,000-event burst of 256-byte events is about 1.1 MiB.
-pub const SUBSCRIBER_MAX_BYTES: usize = 4 << 20;
+pub(crate) const SUBSCRIBER_MAX_BYTES: usize = 4 << 20;
 
 /// One subscriber's side of the feed, held by the fan-out.
 struct Tap {
@@ -41,16 +41,16 @@ struct Budget {
 
 /// The subscribers of one thread within one bridge.
 #[derive(Default)]
-pub struct Fanout {
+pub(crate) struct Fanout {
     taps: Vec<Tap>,
 }
 
 /// What one subscriber costs its hub besides its queued events: the tap, its budget, the
 /// queue's first block, the subscriber's task and its delivery channel.
-pub const SUBSCRIBER_OVERHEAD: usize = 2048;
+pub(crate) const SUBSCRIBER_OVERHEAD: usize = 2048;
 
 impl Fanout {
-    pub fn subscribe(&mut self) -> Tail {
+    pub(crate) fn subscribe(&mut self) -> Tail {
         let (tx, rx) = mpsc::unbounded_channel();
         let budget = Arc::new(Budget::default());
         self.taps.push(Tap {
@@ -62,20 +62,20 @@ impl Fanout {
 
     /// Hands an item to every subscriber; returns how many subscribers had left (and are
     /// forgotten now).
-    pub fn send(&mut self, item: &FeedItem) -> usize {
+    pub(crate) fn send(&mut self, item: &FeedItem) -> usize {
         let before = self.taps.len();
         self.taps.retain(|tap| tap.offer(item));
         before - self.taps.len()
     }
 
     /// Forgets subscribers that left; returns how many.
-    pub fn prune(&mut self) -> usize {
+    pub(crate) fn prune(&mut self) -> usize {
         let before = self.taps.len();
         self.taps.retain(|tap| !tap.tx.is_closed());
         before - self.taps.len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.taps.is_empty()
     }
 }
@@ -103,14 +103,14 @@ impl Tap {
 }
 
 /// A subscriber's end of the feed.
-pub struct Tail {
+pub(crate) struct Tail {
     rx: mpsc::UnboundedReceiver<FeedItem>,
     budget: Arc<Budget>,
 }
 
 impl Tail {
     /// The next item; None once the fan-out is gone.
-    pub async fn recv(&mut self) -> Option<FeedItem> {
+    pub(crate) async fn recv(&mut self) -> Option<FeedItem> {
         let item = self.rx.recv().await?;
         match &item {
             FeedItem::Entry(entry) => {

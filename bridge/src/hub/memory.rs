@@ -31,12 +31,12 @@ use super::{
 
 /// What a log costs besides its events and key strings: the map slot, the `Log` itself,
 /// its epoch and the allocator's rounding.
-pub const LOG_OVERHEAD: usize = 384;
+pub(crate) const LOG_OVERHEAD: usize = 384;
 
 /// How often expired logs are looked for (on the next operation after this long).
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
-pub struct MemoryHub {
+pub(crate) struct MemoryHub {
     retention: Retention,
     state: Mutex<State>,
     /// `State::bytes` and the number of logs, readable without the lock.
@@ -135,7 +135,7 @@ impl State {
 }
 
 impl MemoryHub {
-    pub fn new(retention: Retention) -> Self {
+    pub(crate) fn new(retention: Retention) -> Self {
         Self {
             retention,
             state: Mutex::new(State::default()),
@@ -146,12 +146,13 @@ impl MemoryHub {
     }
 
     /// Keeps `bytes` (everything accounted) and `logs` (thread logs held) up to date.
-    pub fn report_to(&self, bytes: Gauge, logs: Gauge) {
+    pub(crate) fn report_to(&self, bytes: Gauge, logs: Gauge) {
         let _ = self.gauges.set((bytes, logs));
     }
 
     /// Bytes the hub accounts for (logs, events, subscribers) and thread logs it holds.
-    pub fn size(&self) -> (usize, usize) {
+    #[cfg(test)]
+    pub(crate) fn size(&self) -> (usize, usize) {
         (
             self.bytes.load(Ordering::Relaxed),
             self.logs.load(Ordering::Relaxed),
@@ -179,7 +180,7 @@ impl MemoryHub {
         out
     }
 
-    pub fn begin_run(&self, key: &ThreadKey, run_id: &str) -> Result<(), HubError> {
+    pub(crate) fn begin_run(&self, key: &ThreadKey, run_id: &str) -> Result<(), HubError> {
         self.with(|state, now| {
             let log = state.log(key, now);
             match &log.active_run {
@@ -193,11 +194,11 @@ impl MemoryHub {
     }
 
     /// The thread's active run, if any.
-    pub fn active_run(&self, key: &ThreadKey) -> Option<String> {
+    pub(crate) fn active_run(&self, key: &ThreadKey) -> Option<String> {
         self.with(|state, _| state.logs.get(key).and_then(|log| log.active_run.clone()))
     }
 
-    pub fn end_run(&self, key: &ThreadKey, run_id: &str) {
+    pub(crate) fn end_run(&self, key: &ThreadKey, run_id: &str) {
         self.with(|state, _| {
             if let Some(log) = state.logs.get_mut(key)
                 && log.active_run.as_deref() == Some(run_id)
@@ -208,7 +209,7 @@ impl MemoryHub {
         })
     }
 
-    pub fn append(&self, key: &ThreadKey, new: NewEntry) -> String {
+    pub(crate) fn append(&self, key: &ThreadKey, new: NewEntry) -> String {
         self.with(|state, now| {
             let log = state.log(key, now);
             log.last_n += 1;
@@ -306,7 +307,7 @@ impl MemoryHub {
         }
     }
 
-    pub fn subscribe(self: &Arc<Self>, key: &ThreadKey, start: Start) -> Subscription {
+    pub(crate) fn subscribe(self: &Arc<Self>, key: &ThreadKey, start: Start) -> Subscription {
         let (tx, rx) = mpsc::channel(SUBSCRIBER_BUFFER);
         let (first, live, last_n) = self.with(|state, now| {
             state.bytes += SUBSCRIBER_OVERHEAD;
@@ -335,7 +336,7 @@ impl MemoryHub {
         rx
     }
 
-    pub fn delete(&self, key: &ThreadKey) -> Result<(), HubError> {
+    pub(crate) fn delete(&self, key: &ThreadKey) -> Result<(), HubError> {
         self.with(|state, _| {
             let Some(log) = state.logs.get_mut(key) else {
                 return Ok(());

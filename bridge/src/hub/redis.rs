@@ -134,7 +134,7 @@ impl ConnectionLike for Conn {
     }
 }
 
-pub struct RedisHub {
+pub(crate) struct RedisHub {
     target: Target,
     retention: Retention,
     /// Connected on first use (so the bridge starts while Redis is down); reconnects by
@@ -171,7 +171,7 @@ fn keys(key: &ThreadKey) -> Keys {
 impl RedisHub {
     /// `redis://host:port[/db]` for one Redis, `redis+cluster://host:port,host:port` for a
     /// cluster (any reachable nodes; the rest are discovered).
-    pub fn new(url: &str, retention: Retention) -> Result<Self, String> {
+    pub(crate) fn new(url: &str, retention: Retention) -> Result<Self, String> {
         let reader_timeout = BLOCK + Duration::from_secs(3);
         let target = if let Some(nodes) = url.strip_prefix("redis+cluster://") {
             let nodes: Vec<String> = nodes
@@ -250,7 +250,7 @@ impl RedisHub {
         .map_err(unavailable)
     }
 
-    pub async fn check(&self) -> Result<(), HubError> {
+    pub(crate) async fn check(&self) -> Result<(), HubError> {
         let mut con = self.con().await?;
         redis::cmd("PING")
             .query_async::<String>(&mut con)
@@ -259,7 +259,7 @@ impl RedisHub {
             .map_err(unavailable)
     }
 
-    pub async fn begin_run(&self, key: &ThreadKey, run_id: &str) -> Result<(), HubError> {
+    pub(crate) async fn begin_run(&self, key: &ThreadKey, run_id: &str) -> Result<(), HubError> {
         let mut con = self.con().await?;
         let k = keys(key);
         let set: Option<String> = redis::cmd("SET")
@@ -283,7 +283,7 @@ impl RedisHub {
     }
 
     /// The thread's active run (its lease is held), if any.
-    pub async fn active_run(&self, key: &ThreadKey) -> Result<Option<String>, HubError> {
+    pub(crate) async fn active_run(&self, key: &ThreadKey) -> Result<Option<String>, HubError> {
         let mut con = self.con().await?;
         redis::cmd("GET")
             .arg(keys(key).run)
@@ -292,7 +292,7 @@ impl RedisHub {
             .map_err(unavailable)
     }
 
-    pub async fn renew_run(&self, key: &ThreadKey, run_id: &str) -> Result<(), HubError> {
+    pub(crate) async fn renew_run(&self, key: &ThreadKey, run_id: &str) -> Result<(), HubError> {
         let mut con = self.con().await?;
         self.renew
             .key(keys(key).run)
@@ -304,7 +304,7 @@ impl RedisHub {
             .map_err(unavailable)
     }
 
-    pub async fn end_run(&self, key: &ThreadKey, run_id: &str) -> Result<(), HubError> {
+    pub(crate) async fn end_run(&self, key: &ThreadKey, run_id: &str) -> Result<(), HubError> {
         let mut con = self.con().await?;
         self.release
             .key(keys(key).run)
@@ -315,7 +315,7 @@ impl RedisHub {
             .map_err(unavailable)
     }
 
-    pub async fn append(&self, key: &ThreadKey, new: NewEntry) -> Result<String, HubError> {
+    pub(crate) async fn append(&self, key: &ThreadKey, new: NewEntry) -> Result<String, HubError> {
         let mut con = self.con().await?;
         let k = keys(key);
         let (epoch, n): (String, u64) = self
@@ -337,7 +337,7 @@ impl RedisHub {
         Ok(position(&epoch, n))
     }
 
-    pub async fn delete(&self, key: &ThreadKey) -> Result<(), HubError> {
+    pub(crate) async fn delete(&self, key: &ThreadKey) -> Result<(), HubError> {
         let mut con = self.con().await?;
         let k = keys(key);
         let active: Option<String> = redis::cmd("GET")
@@ -458,7 +458,7 @@ impl RedisHub {
         Ok((out, live_from))
     }
 
-    pub async fn subscribe(
+    pub(crate) async fn subscribe(
         self: &Arc<Self>,
         key: &ThreadKey,
         start: Start,

@@ -15,13 +15,13 @@ use crate::{
 
 /// The agents a caller may call.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct AgentList {
+pub(super) struct AgentList {
     agents: Vec<AgentEntry>,
 }
 
 /// An agent and its last gRPC health answer.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct AgentEntry {
+pub(super) struct AgentEntry {
     name: String,
     #[serde(flatten)]
     health: AgentStatus,
@@ -51,7 +51,7 @@ impl AgentEntry {
     tag = "agents",
     responses((status = 200, description = "The agents this caller may call, with their health", body = AgentList))
 )]
-pub async fn list_agents(
+pub(super) async fn list_agents(
     State(state): State<AppState>,
     Extension(identity): Extension<Identity>,
 ) -> Json<AgentList> {
@@ -85,7 +85,7 @@ pub async fn list_agents(
         Refusals,
     )
 )]
-pub async fn agent_status(
+pub(super) async fn agent_status(
     State(state): State<AppState>,
     AgentPath(agent): AgentPath,
 ) -> Json<AgentEntry> {

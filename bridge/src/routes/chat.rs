@@ -42,7 +42,7 @@ use crate::{
         Refusals,
     )
 )]
-pub async fn chat(
+pub(super) async fn chat(
     State(state): State<AppState>,
     Extension(identity): Extension<Identity>,
     AgentPath(agent): AgentPath,
@@ -67,7 +67,7 @@ pub async fn chat(
 /// The query of the EventSource endpoint.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct StreamQuery {
+pub(super) struct StreamQuery {
     /// The user's message.
     message: String,
     /// Read by the auth layer; named here so it is not mistaken for an unknown parameter.
@@ -89,7 +89,7 @@ pub struct StreamQuery {
         Refusals,
     )
 )]
-pub async fn stream(
+pub(super) async fn stream(
     State(state): State<AppState>,
     Extension(identity): Extension<Identity>,
     path: ThreadPath,

@@ -47,7 +47,7 @@ use crate::{
 
 /// The dialects' routes; they need an identity like every `/v1` route (merge them before the
 /// auth layer).
-pub fn router() -> Router<AppState> {
+pub(super) fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/agents/{agent}/ai-sdk/chat", post(ai_sdk_chat))
         .route(
@@ -105,7 +105,7 @@ fn thread(identity: &Identity, agent: &str, field: &str, id: String) -> Result<T
         Refusals,
     )
 )]
-pub async fn ai_sdk_chat(
+pub(super) async fn ai_sdk_chat(
     State(state): State<AppState>,
     Extension(identity): Extension<Identity>,
     AgentPath(agent): AgentPath,
@@ -134,7 +134,7 @@ pub async fn ai_sdk_chat(
         Refusals,
     )
 )]
-pub async fn ai_sdk_resume(
+pub(super) async fn ai_sdk_resume(
     State(state): State<AppState>,
     Extension(identity): Extension<Identity>,
     path: ThreadPath,
@@ -168,7 +168,7 @@ pub async fn ai_sdk_resume(
         Refusals,
     )
 )]
-pub async fn ag_ui_run(
+pub(super) async fn ag_ui_run(
     State(state): State<AppState>,
     Extension(identity): Extension<Identity>,
     AgentPath(agent): AgentPath,
@@ -198,7 +198,7 @@ pub async fn ag_ui_run(
         Refusals,
     )
 )]
-pub async fn ag_ui_resume(
+pub(super) async fn ag_ui_resume(
     State(state): State<AppState>,
     Extension(identity): Extension<Identity>,
     path: ThreadPath,
@@ -240,7 +240,7 @@ pub async fn ag_ui_resume(
         Refusals,
     )
 )]
-pub async fn a2a_rpc(
+pub(super) async fn a2a_rpc(
     State(state): State<AppState>,
     Extension(identity): Extension<Identity>,
     AgentPath(agent): AgentPath,
@@ -322,7 +322,7 @@ pub async fn a2a_rpc(
         Refusals,
     )
 )]
-pub async fn a2a_card(AgentPath(agent): AgentPath, headers: HeaderMap) -> Response {
+pub(super) async fn a2a_card(AgentPath(agent): AgentPath, headers: HeaderMap) -> Response {
     let host = headers
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
@@ -359,7 +359,7 @@ pub async fn a2a_card(AgentPath(agent): AgentPath, headers: HeaderMap) -> Respon
         Refusals,
     )
 )]
-pub async fn openai_completions(
+pub(super) async fn openai_completions(
     State(state): State<AppState>,
     Extension(identity): Extension<Identity>,
     ValidJson(mut body): ValidJson<CompletionRequest>,
@@ -419,7 +419,7 @@ pub async fn openai_completions(
         Refusals,
     )
 )]
-pub async fn interactions_chat(
+pub(super) async fn interactions_chat(
     State(state): State<AppState>,
     Extension(identity): Extension<Identity>,
     AgentPath(agent): AgentPath,

@@ -58,7 +58,7 @@ fn agent(state: &AppState, name: &str) -> Result<Agent, ApiError> {
 }
 
 /// `{agent}` in the path: a configured agent this caller may call.
-pub struct AgentPath(pub Agent);
+pub(super) struct AgentPath(pub Agent);
 
 impl FromRequestParts<AppState> for AgentPath {
     type Rejection = ApiError;
@@ -73,7 +73,7 @@ impl FromRequestParts<AppState> for AgentPath {
 
 /// `{agent}` and `{thread}` in the path: a configured agent, a well-formed thread id, the
 /// caller allowed on both, and the caller's log of that thread.
-pub struct ThreadPath {
+pub(super) struct ThreadPath {
     pub agent: Agent,
     pub thread: ThreadId,
     pub key: ThreadKey,
@@ -99,7 +99,7 @@ impl FromRequestParts<AppState> for ThreadPath {
 
 /// A JSON body: read within the body limit, `Content-Type: application/json` (or `+json`),
 /// parsed with syntax errors (400) told from shape errors (422).
-pub struct ValidJson<T>(pub T);
+pub(super) struct ValidJson<T>(pub T);
 
 impl<T: DeserializeOwned> FromRequest<AppState> for ValidJson<T> {
     type Rejection = ApiError;
@@ -123,7 +123,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ValidJson<T> {
 }
 
 /// A query string of known parameters.
-pub struct ValidQuery<T>(pub T);
+pub(super) struct ValidQuery<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ValidQuery<T> {
     type Rejection = ApiError;

@@ -20,7 +20,7 @@ use crate::{
 
 /// Liveness: 200 while the process runs.
 #[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "Alive", body = Object)))]
-pub async fn live() -> impl IntoResponse {
+pub(super) async fn live() -> impl IntoResponse {
     Json(json!({ "status": "ok" }))
 }
 
@@ -34,7 +34,7 @@ pub async fn live() -> impl IntoResponse {
         (status = 503, description = "Not ready (draining, or the hub down); never because of an agent", content_type = "application/problem+json", body = Problem),
     )
 )]
-pub async fn ready(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+pub(super) async fn ready(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     if state.shutdown.is_cancelled() {
         return Err(ApiError::ShuttingDown);
     }
@@ -44,7 +44,7 @@ pub async fn ready(State(state): State<AppState>) -> Result<impl IntoResponse, A
 
 /// `GET /metrics`.
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus metrics (OpenMetrics text)", content_type = "application/openmetrics-text", body = String)))]
-pub async fn metrics(State(state): State<AppState>) -> Response {
+pub(super) async fn metrics(State(state): State<AppState>) -> Response {
     let mut response = state.metrics.encode().into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -12,7 +12,7 @@ use crate::{auth::Identity, error::ApiError, metrics::Metrics, ratelimit::RateLi
 
 /// Rate limiting; runs after authentication (the bucket is the identity's). Every answer on
 /// a limited route carries the `RateLimit` headers.
-pub async fn rate_limit(
+pub(super) async fn rate_limit(
     State(limits): State<Arc<RateLimits>>,
     request: Request,
     next: Next,
@@ -32,7 +32,7 @@ pub async fn rate_limit(
 
 /// Counts refused requests by problem type (the response carries it, see
 /// [`crate::error::Refusal`]).
-pub async fn count_refusals(State(metrics): State<Metrics>, response: Response) -> Response {
+pub(super) async fn count_refusals(State(metrics): State<Metrics>, response: Response) -> Response {
     if let Some(refusal) = response.extensions().get::<crate::error::Refusal>() {
         metrics.refused(refusal);
     }

@@ -91,7 +91,7 @@ impl Modify for Credentials {
 }
 
 /// The document, built once per request (it is small and rarely fetched).
-pub async fn document() -> Json<utoipa::openapi::OpenApi> {
+pub(super) async fn document() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
 }
 

@@ -59,7 +59,7 @@ enum ClientFrame {
         Refusals,
     )
 )]
-pub async fn thread_socket(
+pub(super) async fn thread_socket(
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     State(state): State<AppState>,
     Extension(identity): Extension<Identity>,

@@ -29,7 +29,7 @@ use crate::{
 /// The body of `POST .../threads/{thread}/messages`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct MessageBody {
+pub(super) struct MessageBody {
     pub message: String,
     #[serde(default)]
     pub metadata: HashMap<String, String>,
@@ -40,7 +40,7 @@ pub struct MessageBody {
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
-pub struct EventsQuery {
+pub(super) struct EventsQuery {
     /// Resume after this position on a first connect (`Last-Event-ID` wins); `0`: from the
     /// oldest retained event.
     pub last_event_id: Option<String>,
@@ -61,7 +61,7 @@ fn yes() -> bool {
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
-pub struct PageQuery {
+pub(super) struct PageQuery {
     /// At most 200; 0 lets the agent choose.
     #[serde(default)]
     pub page_size: u32,
@@ -72,7 +72,7 @@ pub struct PageQuery {
 
 /// The answer to a posted message.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct MessageAccepted {
+pub(super) struct MessageAccepted {
     pub run_id: String,
     pub thread_id: String,
     /// Where to follow the run (`GET`, SSE).
@@ -81,7 +81,7 @@ pub struct MessageAccepted {
 
 /// The answer to a deleted thread.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ThreadDeleted {
+pub(super) struct ThreadDeleted {
     pub thread_id: String,
     /// Messages the agent deleted.
     pub deleted_messages: u32,
@@ -119,7 +119,7 @@ impl PageQuery {
         Refusals,
     )
 )]
-pub async fn post_message(
+pub(super) async fn post_message(
     State(state): State<AppState>,
     Extension(identity): Extension<Identity>,
     path: ThreadPath,
@@ -161,7 +161,7 @@ pub async fn post_message(
         Refusals,
     )
 )]
-pub async fn events(
+pub(super) async fn events(
     State(state): State<AppState>,
     Extension(identity): Extension<Identity>,
     path: ThreadPath,
@@ -191,7 +191,7 @@ pub async fn events(
         Refusals,
     )
 )]
-pub async fn list_threads(
+pub(super) async fn list_threads(
     State(state): State<AppState>,
     Extension(identity): Extension<Identity>,
     AgentPath(agent): AgentPath,
@@ -215,7 +215,7 @@ pub async fn list_threads(
         Refusals,
     )
 )]
-pub async fn list_messages(
+pub(super) async fn list_messages(
     State(state): State<AppState>,
     Extension(identity): Extension<Identity>,
     path: ThreadPath,
@@ -245,7 +245,7 @@ pub async fn list_messages(
         Refusals,
     )
 )]
-pub async fn delete_thread(
+pub(super) async fn delete_thread(
     State(state): State<AppState>,
     Extension(identity): Extension<Identity>,
     path: ThreadPath,

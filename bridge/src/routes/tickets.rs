@@ -10,14 +10,14 @@ use crate::{auth::Identity, error::ApiError, state::AppState, validate};
 /// What a ticket is for: one agent and one thread.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct TicketBody {
+pub(super) struct TicketBody {
     agent: String,
     thread_id: String,
 }
 
 /// A ticket: append `?ticket=` to `stream_path` (or the thread's `events` path) once.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct Ticket {
+pub(super) struct Ticket {
     ticket: String,
     /// Seconds since the Unix epoch.
     expires_at: u64,
@@ -36,7 +36,7 @@ pub struct Ticket {
         Refusals,
     )
 )]
-pub async fn issue(
+pub(super) async fn issue(
     State(state): State<AppState>,
     Extension(identity): Extension<Identity>,
     ValidJson(body): ValidJson<TicketBody>,

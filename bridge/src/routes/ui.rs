@@ -71,7 +71,7 @@ const SVG: &str = "image/svg+xml";
 const TEXT: &str = "text/plain; charset=utf-8";
 
 /// The routes of this module: the client always, the page only when `page` (`--ui`).
-pub fn router(page: bool) -> Router<AppState> {
+pub(super) fn router(page: bool) -> Router<AppState> {
     let client = Router::new()
         .route("/client/agent-bridge.js", get(client_js))
         .route("/client/agent-bridge.d.ts", get(client_types));

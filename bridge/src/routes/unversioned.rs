@@ -24,7 +24,7 @@ use crate::{
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
-pub struct SseQuery {
+pub(super) struct SseQuery {
     pub thread_id: String,
     pub last_event_id: Option<String>,
 }
@@ -32,7 +32,7 @@ pub struct SseQuery {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[schema(as = ThreadMessageBody)]
 #[serde(deny_unknown_fields)]
-pub struct MessageBody {
+pub(super) struct MessageBody {
     pub thread_id: String,
     pub message: String,
 }
@@ -48,7 +48,7 @@ pub struct MessageBody {
         Refusals,
     )
 )]
-pub async fn sse(
+pub(super) async fn sse(
     State(state): State<AppState>,
     Extension(identity): Extension<Identity>,
     AgentPath(agent): AgentPath,
@@ -82,7 +82,7 @@ pub async fn sse(
         Refusals,
     )
 )]
-pub async fn messages(
+pub(super) async fn messages(
     State(state): State<AppState>,
     Extension(identity): Extension<Identity>,
     AgentPath(agent): AgentPath,

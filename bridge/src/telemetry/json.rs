@@ -10,7 +10,7 @@ use tracing_subscriber::{
 };
 
 /// Wraps the standard JSON format and appends `"trace_id"` and `"span_id"` to each object.
-pub struct WithTraceIds<F>(pub F);
+pub(super) struct WithTraceIds<F>(pub F);
 
 impl<S, N, F> FormatEvent<S, N> for WithTraceIds<F>
 where

@@ -16,14 +16,14 @@ use crate::{
 };
 
 /// Records a run nobody streams (`POST .../messages`): it goes on without the request.
-pub fn detach(hub: Hub, key: ThreadKey, run: Run, lease: Duration) {
+pub(crate) fn detach(hub: Hub, key: ThreadKey, run: Run, lease: Duration) {
     tokio::spawn(record(hub, key, run, None, lease));
 }
 
 /// Records a run a client is streaming (`POST .../chat` with a `thread_id`) and hands each
 /// event on to the client. If the client leaves, the run is cancelled and the thread's log
 /// says so.
-pub fn tee(hub: Hub, key: ThreadKey, run: Run, lease: Duration, buffer: usize) -> Run {
+pub(crate) fn tee(hub: Hub, key: ThreadKey, run: Run, lease: Duration, buffer: usize) -> Run {
     let (tx, rx) = mpsc::channel(buffer.max(1));
     let teed = Run {
         run_id: run.run_id.clone(),
@@ -135,7 +135,7 @@ async fn client_left(forward: Option<&mpsc::Sender<Emitted>>) {
 }
 
 /// The log entry of an event: its JSON, encoded once.
-pub fn entry(event: &ChatEvent, trace_id: Option<&str>, link: Option<&str>) -> NewEntry {
+pub(crate) fn entry(event: &ChatEvent, trace_id: Option<&str>, link: Option<&str>) -> NewEntry {
     let started = matches!(event.payload, Some(Payload::RunStarted(_)));
     NewEntry {
         link: link.filter(|_| started).map(str::to_owned),

@@ -17,7 +17,7 @@ use tonic::{Request, Status, Streaming, metadata::MetadataMap, transport::Channe
 
 use super::{EventStream, HistoryMessage, MessagePage, Page, ThreadPage, ThreadSummary};
 
-pub mod translator;
+pub(crate) mod translator;
 
 use translator::{Translator, send_request, text_of};
 
@@ -30,7 +30,7 @@ const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
 /// The transport URL of an A2A agent URL: `a2a+grpc://` → `http://`, `a2a+grpcs://` →
 /// `https://`, `dns+a2a+grpc://` → `dns://`, `dns+a2a+grpcs://` → `dns+https://`. `None`: not
 /// an A2A URL.
-pub fn transport_url(url: &str) -> Option<String> {
+pub(crate) fn transport_url(url: &str) -> Option<String> {
     [
         ("a2a+grpc://", "http://"),
         ("a2a+grpcs://", "https://"),
@@ -46,7 +46,7 @@ pub fn transport_url(url: &str) -> Option<String> {
 
 /// What an A2A agent's card says, as `GET /v1/agents` shows it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct Card {
+pub(crate) struct Card {
     pub name: String,
     pub description: String,
     pub version: String,
@@ -54,7 +54,7 @@ pub struct Card {
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct Skill {
+pub(crate) struct Skill {
     pub id: String,
     pub name: String,
     pub description: String,
@@ -83,14 +83,14 @@ impl From<a2a::AgentCard> for Card {
 
 /// An A2A agent: its `A2AService` client and, once read, its card.
 #[derive(Clone)]
-pub struct A2aAgent {
+pub(crate) struct A2aAgent {
     client: A2aServiceClient<Channel>,
     /// Read on first use and kept: a card changes with a deployment, not per call.
     card: Arc<tokio::sync::OnceCell<Card>>,
 }
 
 impl A2aAgent {
-    pub fn new(channel: Channel) -> Self {
+    pub(crate) fn new(channel: Channel) -> Self {
         Self {
             client: A2aServiceClient::new(channel),
             card: Arc::default(),
@@ -100,7 +100,7 @@ impl A2aAgent {
     /// `SendStreamingMessage` for one chat message, read as a run. The call keeps the
     /// metadata the bridge set (identity, credential, trace context, deadline). Dropping the
     /// stream before the task finished cancels the call and sends `CancelTask`.
-    pub async fn chat(
+    pub(crate) async fn chat(
         &self,
         route: &str,
         call: Request<ChatRequest>,
@@ -161,7 +161,7 @@ impl A2aAgent {
     }
 
     /// The card, from `GetExtendedAgentCard`; `None` while the agent cannot give it.
-    pub async fn card(&self, call: Request<()>) -> Option<Card> {
+    pub(crate) async fn card(&self, call: Request<()>) -> Option<Card> {
         let (metadata, extensions, ()) = call.into_parts();
         let request = Request::from_parts(
             metadata,
@@ -184,7 +184,11 @@ impl A2aAgent {
     /// The caller's threads: the contexts of the agent's tasks (`ListTasks`), in the order
     /// the agent lists them. A page of tasks is a page of threads, so a thread whose tasks
     /// span two pages appears on both.
-    pub async fn list_threads(&self, call: Request<()>, page: Page) -> Result<ThreadPage, Status> {
+    pub(crate) async fn list_threads(
+        &self,
+        call: Request<()>,
+        page: Page,
+    ) -> Result<ThreadPage, Status> {
         let answer = self.list_tasks(call, String::new(), page).await?;
         let mut threads: Vec<ThreadSummary> = Vec::new();
         for task in answer.tasks {
@@ -223,7 +227,7 @@ impl A2aAgent {
 
     /// One thread's history: per task of the context (`ListTasks`), the user's messages, then
     /// the agent's answer (its artifacts, else its final status message).
-    pub async fn list_messages(
+    pub(crate) async fn list_messages(
         &self,
         route: &str,
         call: Request<()>,

@@ -36,10 +36,10 @@ use crate::{
 };
 
 /// Threads one multiplexed reader follows; its `XREAD` names each thread's stream.
-pub const THREADS_PER_READER: usize = 4096;
+pub(super) const THREADS_PER_READER: usize = 4096;
 
 /// What this bridge knows of one thread it follows.
-pub struct Watch {
+pub(super) struct Watch {
     key: ThreadKey,
     keys: Keys,
     epoch: String,
@@ -51,7 +51,7 @@ pub struct Watch {
 
 impl Watch {
     /// Following `key` from its position `last_n` in `epoch` (empty: no log yet).
-    pub fn new(key: &ThreadKey, epoch: String, last_n: u64) -> Self {
+    pub(super) fn new(key: &ThreadKey, epoch: String, last_n: u64) -> Self {
         Self {
             key: key.clone(),
             keys: keys(key),
@@ -169,7 +169,7 @@ async fn xread<'a>(
 }
 
 /// Cluster: one thread, one reader, one connection.
-pub async fn follow_one(hub: Arc<RedisHub>, mut watch: Watch, mut con: Conn) {
+pub(super) async fn follow_one(hub: Arc<RedisHub>, mut watch: Watch, mut con: Conn) {
     loop {
         if !hub.still_followed(&watch.key) {
             return;
@@ -190,14 +190,14 @@ pub async fn follow_one(hub: Arc<RedisHub>, mut watch: Watch, mut con: Conn) {
 }
 
 /// This bridge's way to hand a thread to a multiplexed reader.
-pub struct ReaderHandle {
+pub(super) struct ReaderHandle {
     tx: mpsc::UnboundedSender<Watch>,
     /// Threads it follows (or was handed).
     load: Arc<AtomicUsize>,
 }
 
 /// One Redis: hands the thread to a reader with room, starting one if none has.
-pub async fn join(hub: &Arc<RedisHub>, watch: Watch) -> Result<(), HubError> {
+pub(super) async fn join(hub: &Arc<RedisHub>, watch: Watch) -> Result<(), HubError> {
     // Held while a reader starts, so that concurrent first subscriptions share it.
     let mut readers = hub.readers.lock().await;
     readers.retain(|r| !r.tx.is_closed());

@@ -45,7 +45,7 @@ const MAX_ERROR_TEXT: usize = 500;
 ///
 /// `message_id` is the id the bridge gives the user's message (it is `RunStarted`'s
 /// `user_message_id`); `task_id` continues an interrupted (`input-required`) task.
-pub fn send_request(
+pub(crate) fn send_request(
     chat: &ChatRequest,
     message_id: &str,
     task_id: Option<String>,
@@ -90,7 +90,7 @@ fn text_part(text: &str) -> a2a::Part {
 }
 
 /// The text of some parts: text parts in order; files and data carry no chat text.
-pub fn text_of(parts: &[a2a::Part]) -> String {
+pub(crate) fn text_of(parts: &[a2a::Part]) -> String {
     parts
         .iter()
         .filter_map(|part| match &part.content {
@@ -118,7 +118,7 @@ struct Draft {
 /// returns the events to forward, numbered 1, 2, 3... with no gaps. After a terminal event
 /// it returns nothing more.
 #[derive(Debug)]
-pub struct Translator {
+pub(crate) struct Translator {
     run_id: String,
     thread_id: String,
     /// The `agent` of every event: the A2A agent's name (from its card) or the route name.
@@ -136,7 +136,7 @@ pub struct Translator {
 }
 
 impl Translator {
-    pub fn new(run_id: &str, thread_id: &str, member: &str, user_message_id: &str) -> Self {
+    pub(crate) fn new(run_id: &str, thread_id: &str, member: &str, user_message_id: &str) -> Self {
         Self {
             run_id: run_id.to_owned(),
             thread_id: thread_id.to_owned(),
@@ -152,22 +152,17 @@ impl Translator {
     }
 
     /// The A2A task the stream is about, once it is known (for `CancelTask`).
-    pub fn task_id(&self) -> Option<&str> {
+    pub(crate) fn task_id(&self) -> Option<&str> {
         self.task_id.as_deref()
     }
 
-    /// The thread: the request's, or the context the agent opened.
-    pub fn thread_id(&self) -> &str {
-        &self.thread_id
-    }
-
     /// True once a terminal event was produced.
-    pub fn is_finished(&self) -> bool {
+    pub(crate) fn is_finished(&self) -> bool {
         self.finished
     }
 
     /// The events one stream item stands for.
-    pub fn on_response(&mut self, response: a2a::StreamResponse) -> Vec<ChatEvent> {
+    pub(crate) fn on_response(&mut self, response: a2a::StreamResponse) -> Vec<ChatEvent> {
         let mut out = Vec::new();
         if self.finished {
             return out;
@@ -236,7 +231,7 @@ impl Translator {
 
     /// The stream ended (without an error status). Before a final state this is a failure:
     /// the agent went away mid-task.
-    pub fn on_end(&mut self) -> Vec<ChatEvent> {
+    pub(crate) fn on_end(&mut self) -> Vec<ChatEvent> {
         let mut out = Vec::new();
         if !self.finished {
             if self.sequence == 0 {
