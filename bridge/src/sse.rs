@@ -136,9 +136,10 @@ pub(crate) struct Origin {
 
 impl Item for Emitted {
     fn write<E: Encoder>(&self, encoder: &mut E, out: &mut BytesMut, origin: &Origin) {
-        let id = self.event.sequence.to_string();
+        // Formatted on the stack: this runs once per event.
+        let mut id = itoa::Buffer::new();
         let frame = Frame {
-            id: &id,
+            id: id.format(self.event.sequence),
             event: &self.event,
             trace_id: origin.trace_id.as_deref(),
             retry: self.reconnect.then_some(origin.retry),
@@ -247,6 +248,18 @@ pub(crate) fn put_frame(
     data: &[u8],
     retry: Option<Duration>,
 ) {
+    put_frame_with(out, id, event, retry, |out| out.put_slice(data));
+}
+
+/// [`put_frame`], with the `data:` value written by `data` straight into the buffer (no
+/// intermediate copy: the per-event path of a run).
+pub(crate) fn put_frame_with(
+    out: &mut BytesMut,
+    id: Option<&str>,
+    event: Option<&str>,
+    retry: Option<Duration>,
+    data: impl FnOnce(&mut BytesMut),
+) {
     if let Some(id) = id {
         out.put_slice(b"id: ");
         out.put_slice(id.as_bytes());
@@ -258,7 +271,7 @@ pub(crate) fn put_frame(
         out.put_u8(b'\n');
     }
     out.put_slice(b"data: ");
-    out.put_slice(data);
+    data(out);
     out.put_u8(b'\n');
     if let Some(retry) = retry {
         put_retry_field(out, retry);

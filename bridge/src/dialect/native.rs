@@ -4,11 +4,14 @@
 
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{BufMut as _, BytesMut};
 use serde_json::{Value, json};
 
 use super::{Encoder, Frame, Notice};
-use crate::{event, sse::put_frame};
+use crate::{
+    event,
+    sse::{put_frame, put_frame_with},
+};
 
 /// Our own SSE events.
 #[derive(Debug, Clone, Copy)]
@@ -27,15 +30,10 @@ impl Native {
 
 impl Encoder for Native {
     fn event(&mut self, out: &mut BytesMut, frame: &Frame<'_>) {
-        let mut json = Vec::with_capacity(256);
-        event::write_json(&mut json, frame.event, frame.trace_id);
-        put_frame(
-            out,
-            Some(frame.id),
-            self.name(event::kind(frame.event)),
-            &json,
-            frame.retry,
-        );
+        let kind = self.name(event::kind(frame.event));
+        put_frame_with(out, Some(frame.id), kind, frame.retry, |out| {
+            event::write_json(&mut out.writer(), frame.event, frame.trace_id);
+        });
     }
 
     fn logged(&mut self, out: &mut BytesMut, id: &str, kind: &str, json: &[u8]) {
