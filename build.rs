@@ -2,7 +2,7 @@
 //! fresh machine needs no `protoc`. The encoded descriptor set is kept beside the generated
 //! code: agents serve it through gRPC server reflection.
 //!
-//! The A2A protocol's gRPC binding (`proto/a2a/`, vendored verbatim) is compiled too, client
+//! The A2A protocol's gRPC binding (`proto/vendor/a2a/`, vendored verbatim) is compiled too, client
 //! side only: the bridge calls A2A agents, it never serves A2A.
 
 use std::{env, fs, path::PathBuf};
@@ -23,7 +23,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .compile_fds(fds)?;
 
     // The `google.api` imports only carry options: their own messages are not generated.
-    let mut a2a = protox::compile(["a2a.proto"], ["proto/a2a"])?;
+    let mut a2a = protox::compile(["a2a.proto"], ["proto/vendor/a2a"])?;
     a2a.file.retain(|file| file.package() != "google.api");
     tonic_prost_build::configure()
         .build_client(true)

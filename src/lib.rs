@@ -6,7 +6,7 @@
 //! # Layout
 //! - [`v1`]: messages, the `Agent` client and server for package `agent.v1`.
 //! - [`a2a::v1`]: the A2A protocol's messages and `A2AService` client (package `lf.a2a.v1`,
-//!   vendored in `proto/a2a/`), for agents that speak A2A rather than `agent.v1`.
+//!   vendored in `proto/vendor/a2a/`), for agents that speak A2A rather than `agent.v1`.
 //! - [`FILE_DESCRIPTOR_SET`]: the encoded descriptors, for gRPC server reflection.
 //! - [`code_name`] / [`parse_code`]: the gRPC code names `RunError.code` carries.
 #![forbid(unsafe_code)]
