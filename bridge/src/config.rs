@@ -175,6 +175,14 @@ pub struct ThreadSettings {
     #[arg(long, env = "BRIDGE_HUB_MAX_BYTES", default_value_t = 64 * 1024 * 1024)]
     pub hub_max_bytes: usize,
 
+    /// Redis Cluster only: buckets the threads are spread over; all keys of a bucket share a
+    /// slot, so one blocking read per bucket follows all of a replica's threads in it (at most
+    /// this many reader connections per replica). A few times the number of shards; the same
+    /// on every replica (changing it drops threads' history in flight).
+    #[arg(long, env = "BRIDGE_HUB_CLUSTER_BUCKETS", default_value_t = 16,
+        value_parser = clap::value_parser!(u16).range(1..=crate::hub::redis::MAX_BUCKETS as i64))]
+    pub hub_cluster_buckets: u16,
+
     /// A thread run's lease, renewed by its bridge: if that bridge dies, subscribers get a
     /// `run_error` within about this long.
     #[arg(long, env = "BRIDGE_RUN_LEASE", default_value = "10s", value_parser = humantime::parse_duration)]

@@ -61,7 +61,8 @@ impl AppState {
         let backend = match &config.threads.hub {
             HubUrl::Memory => Backend::Memory(Arc::new(MemoryHub::new(retention))),
             HubUrl::Redis(url) => Backend::Redis(Arc::new(
-                RedisHub::new(url, retention).map_err(anyhow::Error::msg)?,
+                RedisHub::new(url, retention, config.threads.hub_cluster_buckets.into())
+                    .map_err(anyhow::Error::msg)?,
             )),
         };
         let hub = Hub::new(backend, metrics.clone());

@@ -2,12 +2,14 @@
 //! `Last-Event-ID`, history, WebSocket, seed 004's API. One behavioural suite runs against
 //! both hubs (`memory` and a real `redis-server`); scale-out tests use two bridges on one
 //! Redis, a killed bridge, a restarted Redis and a three-node Redis Cluster; the rolling-update
-//! simulation runs the real binaries as processes and SIGTERMs one replica mid-run.
+//! simulation runs the real binaries as processes and SIGTERMs one replica mid-run; on a
+//! Redis Cluster, hundreds of threads share one reader connection per bucket.
 
 #[path = "../support/mod.rs"]
 mod support;
 
 mod behaviour;
+mod cluster;
 mod memory;
 mod rolling;
 mod scale_out;

@@ -5,67 +5,27 @@
 use std::{
     collections::HashMap,
     sync::Mutex,
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::{SystemTime, UNIX_EPOCH},
 };
 
-use redis::{
-    aio::{ConnectionManager, ConnectionManagerConfig},
-    cluster::ClusterClient,
-    cluster_async::ClusterConnection,
-};
-use tokio::sync::OnceCell;
-
-use crate::{config::HubUrl, error::ApiError};
+use crate::{config::HubUrl, error::ApiError, hub::redis::Commands};
 
 /// Where used tickets are remembered until they expire.
 pub(super) enum Ledger {
     /// In this process (the memory hub: one process is the whole system).
     Memory(Mutex<HashMap<String, u64>>),
-    /// In the hub's Redis, shared by every replica.
-    Redis(RedisLedger),
-}
-
-pub(super) struct RedisLedger {
-    target: Target,
-    /// Connected on first use (so the bridge starts while Redis is down).
-    con: OnceCell<Conn>,
-}
-
-enum Target {
-    Single(redis::Client),
-    Cluster(Box<ClusterClient>),
-}
-
-#[derive(Clone)]
-enum Conn {
-    Single(ConnectionManager),
-    Cluster(ClusterConnection),
+    /// In the hub's Redis, shared by every replica. A ticket's key is its own (a single-key
+    /// `SET`), so it works on a Redis Cluster too.
+    Redis(Box<Commands>),
 }
 
 impl Ledger {
     /// The ledger that matches the hub: shared exactly when the hub is.
     pub(super) fn for_hub(hub: &HubUrl) -> Result<Self, String> {
-        let url = match hub {
-            HubUrl::Memory => return Ok(Self::Memory(Mutex::default())),
-            HubUrl::Redis(url) => url,
-        };
-        let target = match url.strip_prefix("redis+cluster://") {
-            Some(nodes) => Target::Cluster(Box::new(
-                ClusterClient::builder(nodes.split(',').map(|n| format!("redis://{}", n.trim())))
-                    .connection_timeout(Duration::from_secs(2))
-                    .response_timeout(Duration::from_secs(2))
-                    .build()
-                    .map_err(|e| format!("--hub: invalid Redis Cluster URL: {e}"))?,
-            )),
-            None => Target::Single(
-                redis::Client::open(url.as_str())
-                    .map_err(|e| format!("--hub: invalid Redis URL: {e}"))?,
-            ),
-        };
-        Ok(Self::Redis(RedisLedger {
-            target,
-            con: OnceCell::new(),
-        }))
+        match hub {
+            HubUrl::Memory => Ok(Self::Memory(Mutex::default())),
+            HubUrl::Redis(url) => Commands::new(url).map(|c| Self::Redis(Box::new(c))),
+        }
     }
 
     /// Records the use of ticket `jti`, valid until `exp` (Unix seconds). True the first
@@ -90,40 +50,11 @@ impl Ledger {
                     .arg("NX")
                     .arg("PX")
                     .arg(ttl_ms);
-                let set: Option<String> = match ledger.con().await? {
-                    Conn::Single(mut con) => cmd.query_async(&mut con).await,
-                    Conn::Cluster(mut con) => cmd.query_async(&mut con).await,
-                }
-                .map_err(unavailable)?;
+                let mut con = ledger.con().await.map_err(unavailable)?;
+                let set: Option<String> = cmd.query_async(&mut con).await.map_err(unavailable)?;
                 Ok(set.is_some())
             }
         }
-    }
-}
-
-impl RedisLedger {
-    async fn con(&self) -> Result<Conn, ApiError> {
-        self.con
-            .get_or_try_init(|| async {
-                match &self.target {
-                    Target::Single(client) => {
-                        let config = ConnectionManagerConfig::new()
-                            .set_connection_timeout(Some(Duration::from_secs(2)))
-                            .set_response_timeout(Some(Duration::from_secs(2)))
-                            .set_number_of_retries(2);
-                        client
-                            .get_connection_manager_with_config(config)
-                            .await
-                            .map(Conn::Single)
-                    }
-                    Target::Cluster(client) => {
-                        client.get_async_connection().await.map(Conn::Cluster)
-                    }
-                }
-            })
-            .await
-            .cloned()
-            .map_err(unavailable)
     }
 }
 

@@ -1,16 +1,19 @@
 //! The Redis Streams hub: any replica serves any subscriber.
 //!
-//! Per thread, three keys share one hash tag (so a thread lives on one Redis Cluster shard):
-//! `ab:{K}:log` (a stream; entry ids are `N-0`, `N` the thread's event number), `ab:{K}:meta`
-//! (a hash: `epoch`, `seq`) and `ab:{K}:run` (the active run's lease). Appends run as one Lua
-//! script, so numbering, capping (`MAXLEN`) and expiry are atomic.
+//! Per thread, three keys share one hash tag (so a thread lives on one Redis Cluster shard;
+//! [`layout`] says which keys, and why a Cluster groups threads in buckets): the `log` (a
+//! stream; entry ids are `N-0`, `N` the thread's event number), the `meta` hash (`epoch`,
+//! `seq`) and the `run` key (the active run's lease). Appends run as one Lua script, so
+//! numbering, capping (`MAXLEN`) and expiry are atomic.
 //!
 //! Within one bridge, readers ([`readers`]) follow the threads it has subscribers for and
-//! fan each event out, as shared bytes, to them: on one Redis a few multiplexed readers with
-//! a connection each, on a Redis Cluster one reader per thread. When a reader sees a run's
-//! events stop while the run's lease has expired (its bridge died), it ends the run with a
-//! `run_error`, once, whichever replica notices first.
+//! fan each event out, as shared bytes, to them: a few multiplexed readers with a connection
+//! each (on a Redis Cluster, one per bucket with followed threads). When a reader sees a
+//! run's events stop while the run's lease has expired (its bridge died), it ends the run
+//! with a `run_error`, once, whichever replica notices first.
 
+mod conn;
+mod layout;
 mod readers;
 
 use std::{
@@ -21,14 +24,19 @@ use std::{
 
 use bytes::Bytes;
 use redis::{
-    Cmd, RedisFuture, Script, Value,
-    aio::{ConnectionLike, ConnectionManager, MultiplexedConnection},
-    cluster::ClusterClient,
-    cluster_async::ClusterConnection,
+    Script,
     streams::{StreamId, StreamRangeReply},
 };
-use tokio::sync::{OnceCell, mpsc};
+use tokio::sync::mpsc;
 
+use self::{
+    conn::Node,
+    layout::{Keys, Layout},
+};
+pub(crate) use self::{
+    conn::{Commands, Conn},
+    layout::MAX_BUCKETS,
+};
 use super::{
     Delivery, Entry, FeedItem, HubError, NewEntry, ReplayFrom, Retention, SUBSCRIBER_BUFFER, Start,
     Subscription, ThreadKey,
@@ -85,63 +93,14 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 ";
 
-/// Where Redis is.
-#[derive(Debug, Clone)]
-enum Target {
-    Single(redis::Client),
-    Cluster {
-        commands: Box<ClusterClient>,
-        readers: Box<ClusterClient>,
-    },
-}
-
-/// One connection of either kind, usable with any Redis command.
-#[derive(Clone)]
-enum Conn {
-    Manager(ConnectionManager),
-    Multiplexed(MultiplexedConnection),
-    Cluster(ClusterConnection),
-}
-
-impl ConnectionLike for Conn {
-    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        match self {
-            Conn::Manager(c) => c.req_packed_command(cmd),
-            Conn::Multiplexed(c) => c.req_packed_command(cmd),
-            Conn::Cluster(c) => c.req_packed_command(cmd),
-        }
-    }
-
-    fn req_packed_commands<'a>(
-        &'a mut self,
-        pipeline: &'a redis::Pipeline,
-        offset: usize,
-        count: usize,
-    ) -> RedisFuture<'a, Vec<Value>> {
-        match self {
-            Conn::Manager(c) => c.req_packed_commands(pipeline, offset, count),
-            Conn::Multiplexed(c) => c.req_packed_commands(pipeline, offset, count),
-            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
-        }
-    }
-
-    fn get_db(&self) -> i64 {
-        match self {
-            Conn::Manager(c) => c.get_db(),
-            Conn::Multiplexed(c) => c.get_db(),
-            Conn::Cluster(c) => c.get_db(),
-        }
-    }
-}
-
 pub(crate) struct RedisHub {
-    target: Target,
-    retention: Retention,
     /// Connected on first use (so the bridge starts while Redis is down); reconnects by
     /// itself afterwards.
-    commands: OnceCell<Conn>,
+    commands: Commands,
+    layout: Layout,
+    retention: Retention,
     feeds: Mutex<HashMap<ThreadKey, Fanout>>,
-    /// One Redis: the multiplexed readers following this bridge's threads.
+    /// The multiplexed readers following this bridge's threads.
     readers: tokio::sync::Mutex<Vec<readers::ReaderHandle>>,
     append: Script,
     fail_orphan: Script,
@@ -153,51 +112,25 @@ fn unavailable(e: impl std::fmt::Display) -> HubError {
     HubError::Unavailable(e.to_string())
 }
 
-struct Keys {
-    log: String,
-    meta: String,
-    run: String,
-}
-
-fn keys(key: &ThreadKey) -> Keys {
-    let tag = key.encoded();
-    Keys {
-        log: format!("ab:{{{tag}}}:log"),
-        meta: format!("ab:{{{tag}}}:meta"),
-        run: format!("ab:{{{tag}}}:run"),
-    }
-}
-
 impl RedisHub {
     /// `redis://host:port[/db]` for one Redis, `redis+cluster://host:port,host:port` for a
-    /// cluster (any reachable nodes; the rest are discovered).
-    pub(crate) fn new(url: &str, retention: Retention) -> Result<Self, String> {
-        let reader_timeout = BLOCK + Duration::from_secs(3);
-        let target = if let Some(nodes) = url.strip_prefix("redis+cluster://") {
-            let nodes: Vec<String> = nodes
-                .split(',')
-                .map(|n| format!("redis://{}", n.trim()))
-                .collect();
-            let build = |timeout: Duration| {
-                ClusterClient::builder(nodes.clone())
-                    .response_timeout(timeout)
-                    .connection_timeout(Duration::from_secs(2))
-                    .build()
-                    .map_err(|e| format!("--hub: invalid Redis Cluster URL: {e}"))
-            };
-            Target::Cluster {
-                commands: Box::new(build(Duration::from_secs(2))?),
-                readers: Box::new(build(reader_timeout)?),
-            }
+    /// cluster (any reachable nodes; the rest are discovered), whose threads are spread over
+    /// `cluster_buckets` buckets (see [`layout`]).
+    pub(crate) fn new(
+        url: &str,
+        retention: Retention,
+        cluster_buckets: usize,
+    ) -> Result<Self, String> {
+        let commands = Commands::new(url)?;
+        let layout = if commands.target().is_cluster() {
+            Layout::cluster(cluster_buckets)
         } else {
-            Target::Single(
-                redis::Client::open(url).map_err(|e| format!("--hub: invalid Redis URL: {e}"))?,
-            )
+            Layout::Single
         };
         Ok(Self {
-            target,
+            commands,
+            layout,
             retention,
-            commands: OnceCell::new(),
             feeds: Mutex::new(HashMap::new()),
             readers: tokio::sync::Mutex::new(Vec::new()),
             append: Script::new(APPEND),
@@ -208,46 +141,33 @@ impl RedisHub {
     }
 
     async fn con(&self) -> Result<Conn, HubError> {
-        self.commands
-            .get_or_try_init(|| async {
-                match &self.target {
-                    Target::Single(client) => {
-                        let config = redis::aio::ConnectionManagerConfig::new()
-                            .set_connection_timeout(Some(Duration::from_secs(2)))
-                            .set_response_timeout(Some(Duration::from_secs(2)))
-                            .set_number_of_retries(2);
-                        client
-                            .get_connection_manager_with_config(config)
-                            .await
-                            .map(Conn::Manager)
-                    }
-                    Target::Cluster { commands, .. } => {
-                        commands.get_async_connection().await.map(Conn::Cluster)
-                    }
-                }
-            })
-            .await
-            .cloned()
-            .map_err(unavailable)
+        self.commands.con().await.map_err(unavailable)
     }
 
-    /// A connection of its own for blocking reads.
-    async fn reader_con(&self) -> Result<Conn, HubError> {
-        match &self.target {
-            Target::Single(client) => {
-                let config = redis::AsyncConnectionConfig::new()
-                    .set_response_timeout(Some(BLOCK + Duration::from_secs(3)))
-                    .set_connection_timeout(Some(Duration::from_secs(2)));
-                client
-                    .get_multiplexed_async_connection_with_config(&config)
+    fn keys(&self, key: &ThreadKey) -> Keys {
+        self.layout.keys(key)
+    }
+
+    /// A connection of its own for blocking reads of a bucket's streams (on a cluster, to
+    /// the node serving the bucket's slot, which it returns).
+    async fn reader_con(&self, bucket: usize) -> Result<(Conn, Option<Node>), HubError> {
+        let node = match self.layout.slot(bucket) {
+            Some(slot) => Some(
+                self.con()
+                    .await?
+                    .master_of(slot)
                     .await
-                    .map(Conn::Multiplexed)
-            }
-            Target::Cluster { readers, .. } => {
-                readers.get_async_connection().await.map(Conn::Cluster)
-            }
-        }
-        .map_err(unavailable)
+                    .map_err(unavailable)?,
+            ),
+            None => None,
+        };
+        let con = self
+            .commands
+            .target()
+            .blocking(node.as_ref(), BLOCK + Duration::from_secs(3))
+            .await
+            .map_err(unavailable)?;
+        Ok((con, node))
     }
 
     pub(crate) async fn check(&self) -> Result<(), HubError> {
@@ -261,7 +181,7 @@ impl RedisHub {
 
     pub(crate) async fn begin_run(&self, key: &ThreadKey, run_id: &str) -> Result<(), HubError> {
         let mut con = self.con().await?;
-        let k = keys(key);
+        let k = self.keys(key);
         let set: Option<String> = redis::cmd("SET")
             .arg(&k.run)
             .arg(run_id)
@@ -274,20 +194,20 @@ impl RedisHub {
         if set.is_some() {
             return Ok(());
         }
-        let active: Option<String> = redis::cmd("GET")
-            .arg(&k.run)
-            .query_async(&mut con)
-            .await
-            .map_err(unavailable)?;
+        let active = Self::lease(&mut con, &k).await?;
         Err(HubError::RunActive(active.unwrap_or_default()))
     }
 
     /// The thread's active run (its lease is held), if any.
     pub(crate) async fn active_run(&self, key: &ThreadKey) -> Result<Option<String>, HubError> {
-        let mut con = self.con().await?;
+        Self::lease(&mut self.con().await?, &self.keys(key)).await
+    }
+
+    /// Who holds the thread's run lease.
+    async fn lease(con: &mut Conn, k: &Keys) -> Result<Option<String>, HubError> {
         redis::cmd("GET")
-            .arg(keys(key).run)
-            .query_async(&mut con)
+            .arg(&k.run)
+            .query_async(con)
             .await
             .map_err(unavailable)
     }
@@ -295,7 +215,7 @@ impl RedisHub {
     pub(crate) async fn renew_run(&self, key: &ThreadKey, run_id: &str) -> Result<(), HubError> {
         let mut con = self.con().await?;
         self.renew
-            .key(keys(key).run)
+            .key(self.keys(key).run)
             .arg(run_id)
             .arg(self.retention.run_lease.as_millis() as u64)
             .invoke_async::<i64>(&mut con)
@@ -307,7 +227,7 @@ impl RedisHub {
     pub(crate) async fn end_run(&self, key: &ThreadKey, run_id: &str) -> Result<(), HubError> {
         let mut con = self.con().await?;
         self.release
-            .key(keys(key).run)
+            .key(self.keys(key).run)
             .arg(run_id)
             .invoke_async::<i64>(&mut con)
             .await
@@ -317,7 +237,7 @@ impl RedisHub {
 
     pub(crate) async fn append(&self, key: &ThreadKey, new: NewEntry) -> Result<String, HubError> {
         let mut con = self.con().await?;
-        let k = keys(key);
+        let k = self.keys(key);
         let (epoch, n): (String, u64) = self
             .append
             .key(&k.meta)
@@ -339,13 +259,8 @@ impl RedisHub {
 
     pub(crate) async fn delete(&self, key: &ThreadKey) -> Result<(), HubError> {
         let mut con = self.con().await?;
-        let k = keys(key);
-        let active: Option<String> = redis::cmd("GET")
-            .arg(&k.run)
-            .query_async(&mut con)
-            .await
-            .map_err(unavailable)?;
-        if let Some(active) = active {
+        let k = self.keys(key);
+        if let Some(active) = Self::lease(&mut con, &k).await? {
             return Err(HubError::RunActive(active));
         }
         // Same slot (hash tag), so one DEL works on a cluster too.
@@ -467,7 +382,7 @@ impl RedisHub {
         // Live first, replay second: nothing can fall between the two (duplicates are
         // skipped by number).
         let live = self.feed(key).await?;
-        let k = keys(key);
+        let k = self.keys(key);
         let (first, last_n) = self.replay(&mut con, &k, &start).await?;
         let (tx, rx) = mpsc::channel(SUBSCRIBER_BUFFER);
         let hub = self.clone();
@@ -477,7 +392,7 @@ impl RedisHub {
             let key = key.clone();
             let mut con = con.clone();
             async move {
-                let k = keys(&key);
+                let k = hub.keys(&key);
                 let Some((epoch, _)) = hub.meta(&mut con, &k).await? else {
                     return Ok(vec![Delivery::Failed]);
                 };
@@ -515,7 +430,10 @@ impl RedisHub {
         // Read the reader's starting point before any replay can, so the reader never
         // starts after what a subscriber replays.
         let mut con = self.con().await?;
-        let (epoch, last) = self.meta(&mut con, &keys(key)).await?.unwrap_or_default();
+        let (epoch, last) = self
+            .meta(&mut con, &self.keys(key))
+            .await?
+            .unwrap_or_default();
         let tail = {
             let mut feeds = self.feeds.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(feed) = feeds.get_mut(key) {
@@ -526,14 +444,8 @@ impl RedisHub {
             feeds.insert(key.clone(), feed);
             tail
         };
-        let watch = readers::Watch::new(key, epoch, last);
-        let followed = match &self.target {
-            Target::Single(_) => readers::join(self, watch).await,
-            Target::Cluster { .. } => self.reader_con().await.map(|con| {
-                tokio::spawn(readers::follow_one(self.clone(), watch, con));
-            }),
-        };
-        if let Err(e) = followed {
+        let watch = readers::Watch::new(key, self.keys(key), epoch, last);
+        if let Err(e) = readers::join(self, watch).await {
             self.fail_feed(key);
             return Err(e);
         }

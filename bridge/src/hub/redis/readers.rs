@@ -1,16 +1,21 @@
 //! Following threads' logs: how one bridge learns of new events in Redis.
 //!
-//! On one Redis, a few multiplexed readers each follow up to [`THREADS_PER_READER`] threads
-//! with one blocking `XREAD` over all their streams, on a connection of its own (a blocked
-//! connection serves nothing else): 10,000 followed threads take three reader connections
-//! besides the command connection. A thread joins its reader at once: the reader's pending
-//! `XREAD` is cut short with `CLIENT UNBLOCK` and issued again with it. (If the unblock
-//! reaches Redis before the read it was meant for, the new thread's first events wait for
-//! the read's timeout, [`BLOCK`]; they are delayed, never lost, as reading starts from the
-//! position taken when the thread was joined.)
+//! A few multiplexed readers each follow up to [`THREADS_PER_READER`] threads of one
+//! bucket with one blocking `XREAD` over all their streams, on a connection of its own (a
+//! blocked connection serves nothing else). On one Redis every thread is in bucket 0:
+//! 10,000 followed threads take three reader connections besides the command connection.
+//! On a Redis Cluster one `XREAD` can only name keys of one slot, so threads are grouped in
+//! buckets sharing a slot ([`super::layout`]) and each bucket with followed threads has its
+//! reader, connected to the node serving its slot: at most `--hub-cluster-buckets` reader
+//! connections per replica, however many threads. (When a slot moves to another node, its
+//! reader's read fails with `MOVED`: the bucket's subscribers get `stream_error`, and
+//! reconnect with their `Last-Event-ID` to a reader on the new node, losing nothing.)
 //!
-//! On a Redis Cluster one `XREAD` can only name keys of one hash slot, and each thread has
-//! its own, so there each followed thread keeps a reader and a connection of its own.
+//! A thread joins its reader at once: the reader's pending `XREAD` is cut short with
+//! `CLIENT UNBLOCK` and issued again with it. (If the unblock reaches Redis before the read
+//! it was meant for, the new thread's first events wait for the read's timeout, [`BLOCK`];
+//! they are delayed, never lost, as reading starts from the position taken when the thread
+//! was joined.)
 //!
 //! Every [`BLOCK`], a reader also checks each thread for a new epoch (the log was deleted,
 //! expired or lost) and for a run whose bridge died (its lease expired with its last event
@@ -29,7 +34,7 @@ use std::{
 use redis::streams::{StreamId, StreamReadReply};
 use tokio::sync::mpsc;
 
-use super::{BLOCK, Conn, Keys, PAGE, RedisHub, keys, parse_entry, unavailable};
+use super::{BLOCK, Conn, Keys, Node, PAGE, RedisHub, parse_entry, unavailable};
 use crate::{
     event,
     hub::{Entry, FeedItem, HubError, ThreadKey},
@@ -37,6 +42,9 @@ use crate::{
 
 /// Threads one multiplexed reader follows; its `XREAD` names each thread's stream.
 pub(super) const THREADS_PER_READER: usize = 4096;
+
+/// The name of reader connections in `CLIENT LIST`.
+const READER_NAME: &str = "agent-bridge-reader";
 
 /// What this bridge knows of one thread it follows.
 pub(super) struct Watch {
@@ -50,11 +58,12 @@ pub(super) struct Watch {
 }
 
 impl Watch {
-    /// Following `key` from its position `last_n` in `epoch` (empty: no log yet).
-    pub(super) fn new(key: &ThreadKey, epoch: String, last_n: u64) -> Self {
+    /// Following `key` (whose keys are `keys`) from its position `last_n` in `epoch`
+    /// (empty: no log yet).
+    pub(super) fn new(key: &ThreadKey, keys: Keys, epoch: String, last_n: u64) -> Self {
         Self {
             key: key.clone(),
-            keys: keys(key),
+            keys,
             epoch,
             last_n,
             last: None,
@@ -168,46 +177,28 @@ async fn xread<'a>(
         .unwrap_or_default())
 }
 
-/// Cluster: one thread, one reader, one connection.
-pub(super) async fn follow_one(hub: Arc<RedisHub>, mut watch: Watch, mut con: Conn) {
-    loop {
-        if !hub.still_followed(&watch.key) {
-            return;
-        }
-        let step = async {
-            let read = xread(&mut con, std::iter::once(&watch)).await?;
-            match read.into_iter().next() {
-                Some((_, ids)) => watch.deliver(&hub, &mut con, ids).await,
-                None => watch.check(&hub, &mut con).await,
-            }
-        };
-        if let Err(e) = step.await {
-            tracing::warn!(thread = %watch.key.thread, error = %e, "thread feed failed");
-            hub.fail_feed(&watch.key);
-            return;
-        }
-    }
-}
-
 /// This bridge's way to hand a thread to a multiplexed reader.
 pub(super) struct ReaderHandle {
     tx: mpsc::UnboundedSender<Watch>,
     /// Threads it follows (or was handed).
     load: Arc<AtomicUsize>,
+    /// The bucket whose threads it follows.
+    bucket: usize,
 }
 
-/// One Redis: hands the thread to a reader with room, starting one if none has.
+/// Hands the thread to a reader of its bucket with room, starting one if none has.
 pub(super) async fn join(hub: &Arc<RedisHub>, watch: Watch) -> Result<(), HubError> {
     // Held while a reader starts, so that concurrent first subscriptions share it.
     let mut readers = hub.readers.lock().await;
     readers.retain(|r| !r.tx.is_closed());
+    let bucket = watch.keys.bucket;
     let chosen = readers
         .iter()
-        .find(|r| r.load.load(Ordering::SeqCst) < THREADS_PER_READER);
+        .find(|r| r.bucket == bucket && r.load.load(Ordering::SeqCst) < THREADS_PER_READER);
     let chosen = match chosen {
         Some(chosen) => chosen,
         None => {
-            readers.push(start_reader(hub).await?);
+            readers.push(start_reader(hub, bucket).await?);
             readers.last().expect("just pushed")
         }
     };
@@ -218,9 +209,14 @@ pub(super) async fn join(hub: &Arc<RedisHub>, watch: Watch) -> Result<(), HubErr
         .map_err(|_| HubError::Unavailable("the thread reader stopped".into()))
 }
 
-async fn start_reader(hub: &Arc<RedisHub>) -> Result<ReaderHandle, HubError> {
-    let mut con = hub.reader_con().await?;
-    let client_id: i64 = redis::cmd("CLIENT")
+async fn start_reader(hub: &Arc<RedisHub>, bucket: usize) -> Result<ReaderHandle, HubError> {
+    let (mut con, node) = hub.reader_con(bucket).await?;
+    // Named, so that operators can tell readers apart in `CLIENT LIST`.
+    let (_, client_id): (String, i64) = redis::pipe()
+        .cmd("CLIENT")
+        .arg("SETNAME")
+        .arg(READER_NAME)
+        .cmd("CLIENT")
         .arg("ID")
         .query_async(&mut con)
         .await
@@ -232,6 +228,7 @@ async fn start_reader(hub: &Arc<RedisHub>) -> Result<ReaderHandle, HubError> {
         hub: hub.clone(),
         con,
         client_id,
+        node,
         commands,
         joining: rx,
         load: load.clone(),
@@ -239,16 +236,18 @@ async fn start_reader(hub: &Arc<RedisHub>) -> Result<ReaderHandle, HubError> {
         checked: Instant::now(),
     };
     tokio::spawn(reader.run());
-    Ok(ReaderHandle { tx, load })
+    Ok(ReaderHandle { tx, load, bucket })
 }
 
-/// Follows many threads of one Redis with one blocking connection.
+/// Follows many threads of one bucket with one blocking connection.
 struct Multiplexed {
     hub: Arc<RedisHub>,
     /// Blocked in `XREAD` most of the time.
     con: Conn,
     /// `con`'s id, for `CLIENT UNBLOCK`.
     client_id: i64,
+    /// On a cluster: the node `con` is connected to, where `CLIENT UNBLOCK` goes.
+    node: Option<Node>,
     /// For everything else (epochs, orphaned runs, unblocking).
     commands: Conn,
     joining: mpsc::UnboundedReceiver<Watch>,
@@ -342,11 +341,9 @@ impl Multiplexed {
                     if let Some(watch) = watch {
                         joined.push(watch);
                         // Returns the read at once, as if it had timed out.
-                        let _ = redis::cmd("CLIENT")
-                            .arg("UNBLOCK")
-                            .arg(self.client_id)
-                            .query_async::<i64>(&mut self.commands)
-                            .await;
+                        let mut unblock = redis::cmd("CLIENT");
+                        unblock.arg("UNBLOCK").arg(self.client_id);
+                        let _ = self.commands.on_node(unblock, self.node.as_ref()).await;
                     }
                 }
             }
