@@ -176,9 +176,10 @@ pub struct ThreadSettings {
     pub hub_max_bytes: usize,
 
     /// Redis Cluster only: buckets the threads are spread over; all keys of a bucket share a
-    /// slot, so one blocking read per bucket follows all of a replica's threads in it (at most
-    /// this many reader connections per replica). A few times the number of shards; the same
-    /// on every replica (changing it drops threads' history in flight).
+    /// slot, so one blocking read per bucket (per 4,096 of its threads) follows a replica's
+    /// threads in it: reader connections per replica are bounded by this, not by threads.
+    /// A few times the number of shards; the same on every replica (changing it drops
+    /// threads' history in flight).
     #[arg(long, env = "BRIDGE_HUB_CLUSTER_BUCKETS", default_value_t = 16,
         value_parser = clap::value_parser!(u16).range(1..=crate::hub::redis::MAX_BUCKETS as i64))]
     pub hub_cluster_buckets: u16,
