@@ -200,3 +200,57 @@ impl RedisCluster {
         format!("redis+cluster://{}", nodes.join(","))
     }
 }
+
+impl RedisCluster {
+    /// Moves `slot` and its keys (there must be some) to another node, as resharding does.
+    pub async fn move_slot(&self, slot: u16) {
+        let mut owner = None;
+        for (i, node) in self.nodes.iter().enumerate() {
+            let keys: i64 = node
+                .query(redis::cmd("CLUSTER").arg("COUNTKEYSINSLOT").arg(slot))
+                .await;
+            if keys > 0 {
+                owner = Some(i);
+            }
+        }
+        let owner = owner.expect("a node holds the slot's keys");
+        let (from, to) = (
+            &self.nodes[owner],
+            &self.nodes[(owner + 1) % self.nodes.len()],
+        );
+        let to_id: String = to.query(redis::cmd("CLUSTER").arg("MYID")).await;
+        let from_id: String = from.query(redis::cmd("CLUSTER").arg("MYID")).await;
+        let setslot = |state: &str, node_id: &str| {
+            let mut cmd = redis::cmd("CLUSTER");
+            cmd.arg("SETSLOT").arg(slot).arg(state).arg(node_id);
+            cmd
+        };
+        let () = to.query(&setslot("IMPORTING", &from_id)).await;
+        let () = from.query(&setslot("MIGRATING", &to_id)).await;
+        loop {
+            let keys: Vec<String> = from
+                .query(
+                    redis::cmd("CLUSTER")
+                        .arg("GETKEYSINSLOT")
+                        .arg(slot)
+                        .arg(100),
+                )
+                .await;
+            if keys.is_empty() {
+                break;
+            }
+            let mut migrate = redis::cmd("MIGRATE");
+            migrate
+                .arg("127.0.0.1")
+                .arg(to.port)
+                .arg("")
+                .arg(0)
+                .arg(5000);
+            let () = from.query(migrate.arg("KEYS").arg(&keys)).await;
+        }
+        // The new owner first, then the old one, then the rest.
+        for node in [to, from].into_iter().chain(&self.nodes) {
+            let () = node.query(&setslot("NODE", &to_id)).await;
+        }
+    }
+}

@@ -6,6 +6,7 @@ use futures_util::StreamExt as _;
 use crate::{
     is_default_script, kinds, n_of, post_message, start_run, subscribe,
     support::{
+        PATIENCE,
         redis::{RedisCluster, RedisServer},
         spawn_agent, spawn_bridge, spawn_killable_bridge,
     },
@@ -128,4 +129,49 @@ async fn runs_whose_bridge_dies_end_with_run_error_on_a_cluster() {
         assert_eq!(n_of(&last.id), n_of(&started[1].id) + 1, "{thread}");
         start_run(&survivor.base, "assistant", thread, "hello").await;
     }
+}
+
+/// Resharding moves a bucket's slot, and its threads' keys, to another shard: the bucket's
+/// subscribers are told to reconnect, and resuming with `Last-Event-ID` continues exactly
+/// where they were, with the thread's next run read from the new shard.
+#[tokio::test]
+async fn a_bucket_moved_to_another_shard_resumes_without_loss() {
+    let cluster = RedisCluster::start().await;
+    let agent = spawn_agent().await;
+    let url = cluster.url();
+    let bridge = spawn_bridge(&[("assistant", &agent.url)], &["--hub", &url]).await;
+    let base = &bridge.base;
+    let mut subscriber = subscribe(base, "assistant", "t1", None).await;
+    start_run(base, "assistant", "t1", "hello").await;
+    let first = until_run_ends(&mut subscriber).await;
+
+    let mut log = None;
+    for node in &cluster.nodes {
+        let keys: Vec<String> = node.query(redis::cmd("KEYS").arg("ab:*/t1:log")).await;
+        log = log.or(keys.into_iter().next());
+    }
+    let log = log.expect("the thread's log");
+    let slot: u16 = cluster.nodes[0]
+        .query(redis::cmd("CLUSTER").arg("KEYSLOT").arg(&log))
+        .await;
+    cluster.move_slot(slot).await;
+
+    let mut last = None;
+    while let Ok(Some(event)) = tokio::time::timeout(PATIENCE, subscriber.next()).await {
+        last = Some(event);
+    }
+    let last = last.expect("an event before the stream closed");
+    assert_eq!(last.event, "stream_error", "{last:?}");
+    assert!(last.retry.is_some());
+
+    let last_seen = &first.last().unwrap().id;
+    let mut resumed = subscribe(base, "assistant", "t1", Some(last_seen)).await;
+    start_run(base, "assistant", "t1", "again").await;
+    let second = until_run_ends(&mut resumed).await;
+    assert!(is_default_script(&kinds(&second)), "{:?}", kinds(&second));
+    let numbers: Vec<u64> = second.iter().map(|e| n_of(&e.id)).collect();
+    let expected: Vec<u64> = (1..=second.len() as u64)
+        .map(|i| n_of(last_seen) + i)
+        .collect();
+    assert_eq!(numbers, expected, "the next events, none lost or repeated");
 }

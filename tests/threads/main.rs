@@ -3,7 +3,8 @@
 //! both hubs (`memory` and a real `redis-server`); scale-out tests use two bridges on one
 //! Redis, a killed bridge, a restarted Redis and a three-node Redis Cluster; the rolling-update
 //! simulation runs the real binaries as processes and SIGTERMs one replica mid-run; on a
-//! Redis Cluster, hundreds of threads share one reader connection per bucket.
+//! Redis Cluster, hundreds of threads share one reader connection per bucket, and a bucket
+//! whose slot moves to another shard resumes without loss.
 
 #[path = "../support/mod.rs"]
 mod support;
