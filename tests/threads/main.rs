@@ -4,7 +4,7 @@
 //! Redis, a killed bridge, a restarted Redis and a three-node Redis Cluster; the rolling-update
 //! simulation runs the real binaries as processes and SIGTERMs one replica mid-run; on a
 //! Redis Cluster, hundreds of threads share one reader connection per bucket, and a bucket
-//! whose slot moves to another shard resumes without loss.
+//! whose slot moves to another shard keeps its subscribers.
 
 #[path = "../support/mod.rs"]
 mod support;

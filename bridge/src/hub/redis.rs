@@ -148,26 +148,22 @@ impl RedisHub {
         self.layout.keys(key)
     }
 
-    /// A connection of its own for blocking reads of a bucket's streams (on a cluster, to
-    /// the node serving the bucket's slot, which it returns).
-    async fn reader_con(&self, bucket: usize) -> Result<(Conn, Option<Node>), HubError> {
-        let node = match self.layout.slot(bucket) {
-            Some(slot) => Some(
-                self.con()
-                    .await?
-                    .master_of(slot)
-                    .await
-                    .map_err(unavailable)?,
-            ),
-            None => None,
+    /// On a cluster, the node serving a bucket's slot.
+    async fn node_of(&self, bucket: usize) -> Result<Option<Node>, HubError> {
+        let Some(slot) = self.layout.slot(bucket) else {
+            return Ok(None);
         };
-        let con = self
-            .commands
+        let node = self.con().await?.master_of(slot).await;
+        node.map(Some).map_err(unavailable)
+    }
+
+    /// A connection of its own for blocking reads (on a cluster, to `node`).
+    async fn reader_con(&self, node: Option<&Node>) -> Result<Conn, HubError> {
+        self.commands
             .target()
-            .blocking(node.as_ref(), BLOCK + Duration::from_secs(3))
+            .blocking(node, BLOCK + Duration::from_secs(3))
             .await
-            .map_err(unavailable)?;
-        Ok((con, node))
+            .map_err(unavailable)
     }
 
     pub(crate) async fn check(&self) -> Result<(), HubError> {

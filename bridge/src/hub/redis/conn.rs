@@ -32,6 +32,23 @@ pub(super) struct Node {
     port: u16,
 }
 
+impl Node {
+    /// Where a `MOVED` error says its slot is served now.
+    pub(super) fn moved_to(e: &redis::RedisError) -> Option<Self> {
+        if e.kind() != redis::ErrorKind::Server(redis::ServerErrorKind::Moved) {
+            return None;
+        }
+        let (host, port) = e.redirect_node()?.0.rsplit_once(':')?;
+        Some(Self {
+            host: host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned(),
+            port: port.parse().ok()?,
+        })
+    }
+}
+
 impl Target {
     /// `redis://host:port[/db]` for one Redis, `redis+cluster://host:port,host:port` for a
     /// cluster (any reachable nodes; the rest are discovered).

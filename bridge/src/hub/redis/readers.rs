@@ -7,9 +7,12 @@
 //! On a Redis Cluster one `XREAD` can only name keys of one slot, so threads are grouped in
 //! buckets sharing a slot ([`super::layout`]) and each bucket with followed threads has its
 //! reader, connected to the node serving its slot: at most `--hub-cluster-buckets` reader
-//! connections per replica, however many threads. (When a slot moves to another node, its
-//! reader's read fails with `MOVED`: the bucket's subscribers get `stream_error`, and
-//! reconnect with their `Last-Event-ID` to a reader on the new node, losing nothing.)
+//! connections per replica, however many threads. As a bucket is one slot, it moves as a
+//! whole (resharding, failover): its reader's read fails with `MOVED`, naming the new node,
+//! and the reader reconnects there and reads on from the same positions, so subscribers see
+//! at most a delay. While the slot is being migrated (`TRYAGAIN`, `ASK`), it retries.
+//! Failures it cannot get past end the feeds: subscribers get `stream_error` and resume with
+//! their `Last-Event-ID`.
 //!
 //! A thread joins its reader at once: the reader's pending `XREAD` is cut short with
 //! `CLIENT UNBLOCK` and issued again with it. (If the unblock reaches Redis before the read
@@ -28,10 +31,13 @@ use std::{
         Arc,
         atomic::{AtomicUsize, Ordering},
     },
-    time::Instant,
+    time::{Duration, Instant},
 };
 
-use redis::streams::{StreamId, StreamReadReply};
+use redis::{
+    ErrorKind, RedisError, ServerErrorKind,
+    streams::{StreamId, StreamReadReply},
+};
 use tokio::sync::mpsc;
 
 use super::{BLOCK, Conn, Keys, Node, PAGE, RedisHub, parse_entry, unavailable};
@@ -45,6 +51,11 @@ pub(super) const THREADS_PER_READER: usize = 4096;
 
 /// The name of reader connections in `CLIENT LIST`.
 const READER_NAME: &str = "agent-bridge-reader";
+
+/// Failed reads in a row a reader gets past (a slot moving, or being migrated) before it
+/// gives up, and the pause before reading again while a slot is migrated.
+const RETRIES: u32 = 20;
+const RETRY_PAUSE: Duration = Duration::from_millis(50);
 
 /// What this bridge knows of one thread it follows.
 pub(super) struct Watch {
@@ -158,7 +169,7 @@ impl Watch {
 async fn xread<'a>(
     con: &mut Conn,
     watches: impl Iterator<Item = &'a Watch> + Clone,
-) -> Result<Vec<(String, Vec<StreamId>)>, HubError> {
+) -> Result<Vec<(String, Vec<StreamId>)>, RedisError> {
     let mut cmd = redis::cmd("XREAD");
     cmd.arg("COUNT")
         .arg(PAGE)
@@ -171,7 +182,7 @@ async fn xread<'a>(
     for w in watches {
         cmd.arg(format!("{}-0", w.last_n));
     }
-    let reply: Option<StreamReadReply> = cmd.query_async(con).await.map_err(unavailable)?;
+    let reply: Option<StreamReadReply> = cmd.query_async(con).await?;
     Ok(reply
         .map(|r| r.keys.into_iter().map(|k| (k.key, k.ids)).collect())
         .unwrap_or_default())
@@ -209,8 +220,9 @@ pub(super) async fn join(hub: &Arc<RedisHub>, watch: Watch) -> Result<(), HubErr
         .map_err(|_| HubError::Unavailable("the thread reader stopped".into()))
 }
 
-async fn start_reader(hub: &Arc<RedisHub>, bucket: usize) -> Result<ReaderHandle, HubError> {
-    let (mut con, node) = hub.reader_con(bucket).await?;
+/// A reader's blocking connection (to `node` of a cluster) and its id, for `CLIENT UNBLOCK`.
+async fn connect(hub: &RedisHub, node: Option<&Node>) -> Result<(Conn, i64), HubError> {
+    let mut con = hub.reader_con(node).await?;
     // Named, so that operators can tell readers apart in `CLIENT LIST`.
     let (_, client_id): (String, i64) = redis::pipe()
         .cmd("CLIENT")
@@ -221,6 +233,12 @@ async fn start_reader(hub: &Arc<RedisHub>, bucket: usize) -> Result<ReaderHandle
         .query_async(&mut con)
         .await
         .map_err(unavailable)?;
+    Ok((con, client_id))
+}
+
+async fn start_reader(hub: &Arc<RedisHub>, bucket: usize) -> Result<ReaderHandle, HubError> {
+    let node = hub.node_of(bucket).await?;
+    let (con, client_id) = connect(hub, node.as_ref()).await?;
     let commands = hub.con().await?;
     let (tx, rx) = mpsc::unbounded_channel();
     let load = Arc::new(AtomicUsize::new(0));
@@ -234,6 +252,7 @@ async fn start_reader(hub: &Arc<RedisHub>, bucket: usize) -> Result<ReaderHandle
         load: load.clone(),
         watches: HashMap::new(),
         checked: Instant::now(),
+        failures: 0,
     };
     tokio::spawn(reader.run());
     Ok(ReaderHandle { tx, load, bucket })
@@ -256,6 +275,8 @@ struct Multiplexed {
     watches: HashMap<String, Watch>,
     /// When the threads were last checked for new epochs and orphaned runs.
     checked: Instant,
+    /// Reads that failed in a row.
+    failures: u32,
 }
 
 impl Multiplexed {
@@ -279,7 +300,11 @@ impl Multiplexed {
                 self.add(watch);
             }
             let read = match read {
-                Ok(read) => read,
+                Ok(read) => {
+                    self.failures = 0;
+                    read
+                }
+                Err(e) if self.get_past(&e).await => continue,
                 Err(e) => {
                     tracing::warn!(error = %e, threads = self.watches.len(), "thread reader failed");
                     // Subscribers are told; their next subscription starts a new reader.
@@ -312,6 +337,35 @@ impl Multiplexed {
         }
     }
 
+    /// After a failed read: whether the reader got past it (it follows its slot to a new
+    /// node, or waits while the slot is migrated).
+    async fn get_past(&mut self, e: &RedisError) -> bool {
+        self.failures += 1;
+        if self.failures > RETRIES {
+            return false;
+        }
+        if let Some(node) = Node::moved_to(e) {
+            let Ok((con, client_id)) = connect(&self.hub, Some(&node)).await else {
+                return false;
+            };
+            tracing::info!(
+                ?node,
+                threads = self.watches.len(),
+                "thread reader follows its slot"
+            );
+            (self.con, self.client_id, self.node) = (con, client_id, Some(node));
+            return true;
+        }
+        let migrating = matches!(
+            e.kind(),
+            ErrorKind::Server(ServerErrorKind::TryAgain | ServerErrorKind::Ask)
+        );
+        if migrating {
+            tokio::time::sleep(RETRY_PAUSE).await;
+        }
+        migrating
+    }
+
     fn add(&mut self, watch: Watch) {
         // A thread dropped and followed again before this reader noticed replaces itself.
         if self.watches.insert(watch.keys.log.clone(), watch).is_some() {
@@ -328,7 +382,7 @@ impl Multiplexed {
     }
 
     /// Reads, and takes the threads that join meanwhile (cutting the read short for them).
-    async fn read(&mut self) -> (Result<Vec<(String, Vec<StreamId>)>, HubError>, Vec<Watch>) {
+    async fn read(&mut self) -> (Result<Vec<(String, Vec<StreamId>)>, RedisError>, Vec<Watch>) {
         let mut joined = Vec::new();
         let read = xread(&mut self.con, self.watches.values());
         tokio::pin!(read);
