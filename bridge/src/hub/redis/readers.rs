@@ -8,11 +8,11 @@
 //! buckets sharing a slot ([`super::layout`]) and each bucket with followed threads has its
 //! reader, connected to the node serving its slot: at most `--hub-cluster-buckets` reader
 //! connections per replica, however many threads. As a bucket is one slot, it moves as a
-//! whole (resharding, failover): its reader's read fails with `MOVED`, naming the new node,
-//! and the reader reconnects there and reads on from the same positions, so subscribers see
-//! at most a delay. While the slot is being migrated (`TRYAGAIN`, `ASK`), it retries.
-//! Failures it cannot get past end the feeds: subscribers get `stream_error` and resume with
-//! their `Last-Event-ID`.
+//! whole when resharded: its reader's read fails with `MOVED`, naming the new node, and the
+//! reader reconnects there and reads on from the same positions, so subscribers see at most
+//! a delay. While the slot is being migrated (`TRYAGAIN`, `ASK`), it retries. Failures it
+//! cannot get past (a node gone, as in a failover) end the feeds: subscribers get
+//! `stream_error` and resume with their `Last-Event-ID`, once the cluster serves the slot.
 //!
 //! A thread joins its reader at once: the reader's pending `XREAD` is cut short with
 //! `CLIENT UNBLOCK` and issued again with it. (If the unblock reaches Redis before the read
