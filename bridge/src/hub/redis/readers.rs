@@ -124,10 +124,14 @@ impl Watch {
         hub.fan_out(&self.key, &FeedItem::Reset);
     }
 
-    /// Checks for a new epoch and for an orphaned run.
-    async fn check(&mut self, hub: &RedisHub, con: &mut Conn) -> Result<(), HubError> {
-        let meta = hub.meta(con, &self.keys).await?;
-        let epoch = meta.map(|(e, _)| e).unwrap_or_default();
+    /// Checks for a new epoch (the log's now is `epoch`, empty if none) and for an orphaned
+    /// run.
+    async fn check(
+        &mut self,
+        hub: &RedisHub,
+        con: &mut Conn,
+        epoch: String,
+    ) -> Result<(), HubError> {
         if epoch != self.epoch {
             // The log was deleted, expired or lost and (maybe) started again.
             self.epoch = epoch;
@@ -405,23 +409,40 @@ impl Multiplexed {
         (result, joined)
     }
 
-    /// Checks every thread (concurrently, so the commands share round trips); returns the
-    /// streams of those whose check failed.
+    /// Checks every thread; returns the streams of those whose check failed. Their epochs
+    /// are read in one pipeline (one round trip: on a cluster, a bucket's keys are on one
+    /// node), then the few threads with a run to check are checked concurrently.
     async fn check_all(&mut self) -> Vec<String> {
+        let mut pipe = redis::pipe();
+        for watch in self.watches.values() {
+            pipe.cmd("HGET").arg(&watch.keys.meta).arg("epoch");
+        }
+        let epochs: Vec<Option<String>> = match pipe.query_async(&mut self.commands).await {
+            Ok(epochs) => epochs,
+            Err(e) => {
+                tracing::warn!(error = %e, threads = self.watches.len(), "thread check failed");
+                return self.watches.keys().cloned().collect();
+            }
+        };
         let hub = &self.hub;
         let commands = &self.commands;
-        let checks = self.watches.iter_mut().map(|(stream, watch)| {
-            let mut con = commands.clone();
-            async move {
-                match watch.check(hub, &mut con).await {
-                    Ok(()) => None,
-                    Err(e) => {
-                        tracing::warn!(thread = %watch.key.thread, error = %e, "thread feed failed");
-                        Some(stream.clone())
+        // The map is unchanged since the pipeline: it iterates in the same order.
+        let checks = self
+            .watches
+            .iter_mut()
+            .zip(epochs)
+            .map(|((stream, watch), epoch)| {
+                let mut con = commands.clone();
+                async move {
+                    match watch.check(hub, &mut con, epoch.unwrap_or_default()).await {
+                        Ok(()) => None,
+                        Err(e) => {
+                            tracing::warn!(thread = %watch.key.thread, error = %e, "thread feed failed");
+                            Some(stream.clone())
+                        }
                     }
                 }
-            }
-        });
+            });
         futures_util::future::join_all(checks)
             .await
             .into_iter()
