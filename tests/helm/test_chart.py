@@ -32,7 +32,7 @@ KUBE_VERSIONS = ["1.30.0", "1.34.0"]
 CRD_KINDS = {"ServiceMonitor", "HTTPRoute"}
 SECRETISH = ("SECRET", "TOKEN", "PASSWORD", "API_KEY", "CREDENTIAL", "HUB", "REDIS")
 # Settings whose names look secret but whose values are not.
-NOT_SECRET = {"BRIDGE_HUB_MAX_EVENTS", "BRIDGE_HUB_TTL"}
+NOT_SECRET = {"BRIDGE_HUB_MAX_EVENTS", "BRIDGE_HUB_TTL", "BRIDGE_HUB_CLUSTER_BUCKETS"}
 
 
 def test_scenarios_exist():
