@@ -9,14 +9,8 @@ use std::collections::HashMap;
 use agent_bridge_proto::v1::ChatRequest;
 
 use crate::{
-    auth::Identity,
-    error::ApiError,
-    metrics::Transport,
-    run::{self, Run},
-    state::AppState,
-    threads,
-    upstream::Agent,
-    validate::ThreadId,
+    auth::Identity, error::ApiError, metrics::Transport, run::Run, state::AppState, threads,
+    upstream::Agent, validate::ThreadId,
 };
 
 /// What a client asks of an agent, whatever dialect it spoke.
@@ -54,17 +48,7 @@ pub(crate) async fn start(
         agent: agent.name.to_string(),
     };
     let mut run = match &input.thread {
-        None => {
-            run::start(
-                agent,
-                request,
-                identity,
-                state.limits,
-                &state.shutdown,
-                &state.metrics,
-            )
-            .await?
-        }
+        None => state.start_run(agent, request, identity).await?,
         Some(thread) => {
             let key = threads::key(identity, agent, thread);
             threads::stream(state, identity, agent, key, request).await?

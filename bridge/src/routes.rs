@@ -121,3 +121,20 @@ pub(crate) fn admin_router(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .with_state(state)
 }
+
+/// A followed thread's deliveries as an SSE response in `encoder`'s dialect; the bridge
+/// draining ends it.
+fn follow<E: crate::dialect::Encoder + Unpin>(
+    state: &AppState,
+    subscription: crate::hub::Subscription,
+    encoder: E,
+    guard: crate::ratelimit::StreamGuard,
+) -> axum::response::Response {
+    crate::sse::subscription(
+        subscription,
+        encoder,
+        state.sse,
+        guard,
+        state.shutdown.clone(),
+    )
+}

@@ -48,6 +48,25 @@ pub(crate) struct AppState {
 }
 
 impl AppState {
+    /// Starts `request`'s call on `agent` for `identity`, under the bridge's limits and
+    /// metrics; the bridge draining cancels it.
+    pub(crate) async fn start_run(
+        &self,
+        agent: &upstream::Agent,
+        request: agent_bridge_proto::v1::ChatRequest,
+        identity: &crate::auth::Identity,
+    ) -> Result<crate::run::Run, crate::error::ApiError> {
+        crate::run::start(
+            agent,
+            request,
+            identity,
+            self.limits,
+            &self.shutdown,
+            &self.metrics,
+        )
+        .await
+    }
+
     /// Builds every service from `config` (already validated). `shutdown` is the bridge's
     /// drain signal.
     pub(crate) fn build(config: &Config, shutdown: CancellationToken) -> anyhow::Result<Self> {

@@ -18,7 +18,7 @@ use crate::{
     hub::{Start, Subscription, ThreadKey},
     metrics::Transport,
     ratelimit::StreamGuard,
-    run::{self, Run},
+    run::Run,
     state::AppState,
     upstream::Agent,
     validate::ThreadId,
@@ -91,15 +91,7 @@ async fn start_recorded(
     state.agent_health.admit(&agent.name)?;
     let run_id = request.run_id.clone();
     state.hub.begin_run(key, &run_id).await?;
-    let started = run::start(
-        agent,
-        request,
-        identity,
-        state.limits,
-        &state.shutdown,
-        &state.metrics,
-    )
-    .await;
+    let started = state.start_run(agent, request, identity).await;
     if started.is_err() {
         let _ = state.hub.end_run(key, &run_id).await;
     }

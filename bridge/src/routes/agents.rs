@@ -5,7 +5,7 @@ use axum::{Extension, Json, extract::State};
 use serde::Serialize;
 
 use super::extract::AgentPath;
-use super::openapi::Refusals;
+use super::openapi::{AgentParams, Refusals};
 use crate::{
     auth::Identity,
     readiness::{AgentStatus, Health},
@@ -79,7 +79,7 @@ pub(super) async fn list_agents(
     get,
     path = "/v1/agents/{agent}/status",
     tag = "agents",
-    params(("agent" = String, Path, description = "A configured agent's name")),
+    params(AgentParams),
     responses(
         (status = 200, description = "The agent's health", body = AgentEntry),
         Refusals,

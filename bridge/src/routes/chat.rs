@@ -10,7 +10,7 @@ use axum::{
 use serde::Deserialize;
 
 use super::extract::{AgentPath, ThreadPath, ValidJson};
-use super::openapi::Refusals;
+use super::openapi::{AgentParams, Refusals, ThreadParams};
 use crate::{
     answer,
     answer::Answer,
@@ -32,7 +32,7 @@ use crate::{
     post,
     path = "/v1/agents/{agent}/chat",
     tag = "runs",
-    params(("agent" = String, Path, description = "A configured agent's name")),
+    params(AgentParams),
     request_body = ChatBody,
     responses(
         (status = 200, description = "The run's events (`text/event-stream`), or its answer", content(
@@ -83,7 +83,7 @@ pub(super) struct StreamQuery {
     get,
     path = "/v1/agents/{agent}/threads/{thread}/stream",
     tag = "runs",
-    params(("agent" = String, Path, description = "A configured agent's name"), ("thread" = String, Path, description = "The thread id: 1-128 of A-Z a-z 0-9 . _ : -"), StreamQuery),
+    params(ThreadParams, StreamQuery),
     responses(
         (status = 200, description = "The run's events", content_type = "text/event-stream", body = Event),
         Refusals,

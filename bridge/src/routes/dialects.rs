@@ -23,7 +23,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use super::extract::{AgentPath, ThreadPath, ValidJson};
-use super::openapi::Refusals;
+use super::openapi::{AgentParams, Refusals, ThreadParams};
 use crate::{
     auth::Identity,
     chat::{self, ChatInput},
@@ -98,7 +98,7 @@ fn thread(identity: &Identity, agent: &str, field: &str, id: String) -> Result<T
     post,
     path = "/v1/agents/{agent}/ai-sdk/chat",
     tag = "dialects",
-    params(("agent" = String, Path, description = "A configured agent's name")),
+    params(AgentParams),
     request_body(content_type = "application/json", description = "What the AI SDK's `DefaultChatTransport` posts: `{id, messages, trigger, messageId}`"),
     responses(
         (status = 200, description = "The AI SDK UI message stream (v1), ending with `[DONE]`", content_type = "text/event-stream"),
@@ -127,7 +127,7 @@ pub(super) async fn ai_sdk_chat(
     get,
     path = "/v1/agents/{agent}/ai-sdk/chat/{thread}/stream",
     tag = "dialects",
-    params(("agent" = String, Path, description = "A configured agent's name"), ("thread" = String, Path, description = "The thread id: 1-128 of A-Z a-z 0-9 . _ : -")),
+    params(ThreadParams),
     responses(
         (status = 200, description = "The thread's active run, replayed from its start", content_type = "text/event-stream"),
         (status = 204, description = "No run is active on the thread"),
@@ -139,19 +139,8 @@ pub(super) async fn ai_sdk_resume(
     Extension(identity): Extension<Identity>,
     path: ThreadPath,
 ) -> Result<Response, ApiError> {
-    let encoder = AiSdk::new();
-    let Some((followed, guard)) =
-        follow_active_run(&state, &identity, &path.key, None, Transport::ai_sdk).await?
-    else {
-        return Ok(StatusCode::NO_CONTENT.into_response());
-    };
-    Ok(sse::subscription(
-        followed,
-        encoder,
-        state.sse,
-        guard,
-        state.shutdown.clone(),
-    ))
+    let (key, encoder) = (&path.key, AiSdk::new());
+    resume(&state, &identity, key, None, Transport::ai_sdk, encoder).await
 }
 
 // --- AG-UI ---------------------------------------------------------------------------------
@@ -161,7 +150,7 @@ pub(super) async fn ai_sdk_resume(
     post,
     path = "/v1/agents/{agent}/ag-ui",
     tag = "dialects",
-    params(("agent" = String, Path, description = "A configured agent's name")),
+    params(AgentParams),
     request_body(content_type = "application/json", description = "An AG-UI `RunAgentInput` (`threadId` is the thread)"),
     responses(
         (status = 200, description = "AG-UI events, each event's last frame with an SSE `id:`", content_type = "text/event-stream"),
@@ -191,7 +180,7 @@ pub(super) async fn ag_ui_run(
     get,
     path = "/v1/agents/{agent}/ag-ui/{thread}/stream",
     tag = "dialects",
-    params(("agent" = String, Path, description = "A configured agent's name"), ("thread" = String, Path, description = "The thread id: 1-128 of A-Z a-z 0-9 . _ : -"), ("Last-Event-ID" = Option<String>, Header, description = "The last event id the client saw")),
+    params(ThreadParams, ("Last-Event-ID" = Option<String>, Header, description = "The last event id the client saw")),
     responses(
         (status = 200, description = "The active run's AG-UI events after that id", content_type = "text/event-stream"),
         (status = 204, description = "No run is active on the thread"),
@@ -208,18 +197,8 @@ pub(super) async fn ag_ui_resume(
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let Some((followed, guard)) =
-        follow_active_run(&state, &identity, &path.key, last, Transport::ag_ui).await?
-    else {
-        return Ok(StatusCode::NO_CONTENT.into_response());
-    };
-    Ok(sse::subscription(
-        followed,
-        AgUi::new(None, None),
-        state.sse,
-        guard,
-        state.shutdown.clone(),
-    ))
+    let (key, encoder) = (&path.key, AgUi::new(None, None));
+    resume(&state, &identity, key, last, Transport::ag_ui, encoder).await
 }
 
 // --- A2A -----------------------------------------------------------------------------------
@@ -230,7 +209,7 @@ pub(super) async fn ag_ui_resume(
     post,
     path = "/v1/agents/{agent}/a2a",
     tag = "dialects",
-    params(("agent" = String, Path, description = "A configured agent's name")),
+    params(AgentParams),
     request_body(content_type = "application/json", description = "A2A 1.0 JSON-RPC: `SendStreamingMessage` (`message/stream`) or `SubscribeToTask` (`tasks/resubscribe`)"),
     responses(
         (status = 200, description = "JSON-RPC responses carrying `StreamResponse`s over SSE, or a JSON-RPC error", content(
@@ -299,12 +278,11 @@ pub(super) async fn a2a_rpc(
             else {
                 return rpc_error(not_found);
             };
-            Ok(sse::subscription(
+            Ok(super::follow(
+                &state,
                 followed,
                 A2a::new(request.id.clone()),
-                state.sse,
                 guard,
-                state.shutdown.clone(),
             ))
         }
     }
@@ -316,7 +294,7 @@ pub(super) async fn a2a_rpc(
     get,
     path = "/v1/agents/{agent}/.well-known/agent-card.json",
     tag = "dialects",
-    params(("agent" = String, Path, description = "A configured agent's name")),
+    params(AgentParams),
     responses(
         (status = 200, description = "The agent's A2A 1.0 card", content_type = "application/json"),
         Refusals,
@@ -412,7 +390,7 @@ pub(super) async fn openai_completions(
     post,
     path = "/v1/agents/{agent}/chat/interactions",
     tag = "dialects",
-    params(("agent" = String, Path, description = "A configured agent's name")),
+    params(AgentParams),
     request_body = ChatBody,
     responses(
         (status = 200, description = "Seed 001's `{type, data}` events: start, agent_interaction, complete, error", content_type = "text/event-stream"),
@@ -439,6 +417,24 @@ pub(super) async fn interactions_chat(
 }
 
 // --- Resuming a thread's active run ----------------------------------------------------------
+
+/// The thread's active run (see [`follow_active_run`]) as an SSE response in `encoder`'s
+/// dialect; 204 when no run is active.
+async fn resume<E: Encoder + Unpin>(
+    state: &AppState,
+    identity: &Identity,
+    key: &ThreadKey,
+    last: Option<String>,
+    transport: Transport,
+    encoder: E,
+) -> Result<Response, ApiError> {
+    Ok(
+        match follow_active_run(state, identity, key, last, transport).await? {
+            Some((followed, guard)) => super::follow(state, followed, encoder, guard),
+            None => StatusCode::NO_CONTENT.into_response(),
+        },
+    )
+}
 
 /// Follows the thread's active run from the hub: from its start, or after `last` (a run
 /// sequence, as on a run's own stream, or a log position `EPOCH-N`, as on a followed one),

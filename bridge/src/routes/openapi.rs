@@ -107,3 +107,24 @@ pub(super) enum Refusals {
     #[response(status = "5XX", content_type = "application/problem+json")]
     Server(Problem),
 }
+
+/// `{agent}` in a path, as the documentation names it (`extract::AgentPath` parses it).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)] // Only the documentation reads it.
+pub(super) struct AgentParams {
+    /// A configured agent's name
+    agent: String,
+}
+
+/// `{agent}` and `{thread}` in a path, as the documentation names them
+/// (`extract::ThreadPath` parses them).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)] // Only the documentation reads it.
+pub(super) struct ThreadParams {
+    /// A configured agent's name
+    agent: String,
+    /// The thread id: 1-128 of A-Z a-z 0-9 . _ : -
+    thread: String,
+}

@@ -21,7 +21,7 @@ use axum::{
 use serde::Deserialize;
 use serde_json::json;
 
-use super::openapi::Refusals;
+use super::openapi::{Refusals, ThreadParams};
 use super::{
     extract::{ThreadPath, ValidQuery},
     threads::EventsQuery,
@@ -53,7 +53,7 @@ enum ClientFrame {
     get,
     path = "/v1/agents/{agent}/threads/{thread}/ws",
     tag = "threads",
-    params(("agent" = String, Path, description = "A configured agent's name"), ("thread" = String, Path, description = "The thread id: 1-128 of A-Z a-z 0-9 . _ : -"), EventsQuery),
+    params(ThreadParams, EventsQuery),
     responses(
         (status = 101, description = "Switching to the WebSocket protocol"),
         Refusals,

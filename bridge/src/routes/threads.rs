@@ -12,14 +12,13 @@ use axum::{
 use serde::{Deserialize, Serialize};
 
 use super::extract::{AgentPath, ThreadPath, ValidJson, ValidQuery};
-use super::openapi::Refusals;
+use super::openapi::{AgentParams, Refusals, ThreadParams};
 use crate::{
     auth::Identity,
     dialect::native::Native,
     error::{ApiError, Problem},
     event::WireEvent as Event,
     metrics::Transport,
-    sse,
     state::AppState,
     threads,
     upstream::{MessagePage, Page, ThreadPage},
@@ -111,7 +110,7 @@ impl PageQuery {
     post,
     path = "/v1/agents/{agent}/threads/{thread}/messages",
     tag = "threads",
-    params(("agent" = String, Path, description = "A configured agent's name"), ("thread" = String, Path, description = "The thread id: 1-128 of A-Z a-z 0-9 . _ : -")),
+    params(ThreadParams),
     request_body = MessageBody,
     responses(
         (status = 202, description = "The run started; it goes on without this request", body = MessageAccepted),
@@ -154,7 +153,7 @@ pub(super) async fn post_message(
     get,
     path = "/v1/agents/{agent}/threads/{thread}/events",
     tag = "threads",
-    params(("agent" = String, Path, description = "A configured agent's name"), ("thread" = String, Path, description = "The thread id: 1-128 of A-Z a-z 0-9 . _ : -"), EventsQuery,
+    params(ThreadParams, EventsQuery,
         ("Last-Event-ID" = Option<String>, Header, description = "Resume after this position")),
     responses(
         (status = 200, description = "Replayed then live events (`id:` the log position), and notices `history_truncated` / `stream_error`", content_type = "text/event-stream", body = Event),
@@ -171,12 +170,11 @@ pub(super) async fn events(
     let start = threads::start_position(&headers, q.last_event_id.as_deref());
     let (subscription, guard) =
         threads::subscribe(&state, &identity, &path.key, start, Transport::sse).await?;
-    Ok(sse::subscription(
+    Ok(super::follow(
+        &state,
         subscription,
         Native { named: q.named },
-        state.sse,
         guard,
-        state.shutdown.clone(),
     ))
 }
 
@@ -185,7 +183,7 @@ pub(super) async fn events(
     get,
     path = "/v1/agents/{agent}/threads",
     tag = "threads",
-    params(("agent" = String, Path, description = "A configured agent's name"), PageQuery),
+    params(AgentParams, PageQuery),
     responses(
         (status = 200, description = "A page of the caller's threads", body = ThreadPage),
         Refusals,
@@ -209,7 +207,7 @@ pub(super) async fn list_threads(
     get,
     path = "/v1/agents/{agent}/threads/{thread}/messages",
     tag = "threads",
-    params(("agent" = String, Path, description = "A configured agent's name"), ("thread" = String, Path, description = "The thread id: 1-128 of A-Z a-z 0-9 . _ : -"), PageQuery),
+    params(ThreadParams, PageQuery),
     responses(
         (status = 200, description = "A page of the thread's history", body = MessagePage),
         Refusals,
@@ -239,7 +237,7 @@ pub(super) async fn list_messages(
     delete,
     path = "/v1/agents/{agent}/threads/{thread}",
     tag = "threads",
-    params(("agent" = String, Path, description = "A configured agent's name"), ("thread" = String, Path, description = "The thread id: 1-128 of A-Z a-z 0-9 . _ : -")),
+    params(ThreadParams),
     responses(
         (status = 200, description = "Deleted", body = ThreadDeleted),
         Refusals,

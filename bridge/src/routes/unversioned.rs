@@ -8,14 +8,13 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::extract::{AgentPath, ValidJson, ValidQuery};
-use super::openapi::Refusals;
+use super::openapi::{AgentParams, Refusals};
 use crate::{
     auth::Identity,
     dialect::agent_messages::AgentMessages,
     error::ApiError,
     event::WireEvent as Event,
     metrics::Transport,
-    sse,
     state::AppState,
     threads,
     validate::{self, ThreadId},
@@ -42,7 +41,7 @@ pub(super) struct MessageBody {
     get,
     path = "/agents/{agent}/sse",
     tag = "threads",
-    params(("agent" = String, Path, description = "A configured agent's name"), SseQuery),
+    params(AgentParams, SseQuery),
     responses(
         (status = 200, description = "Replayed then live events, unnamed", content_type = "text/event-stream", body = Event),
         Refusals,
@@ -61,12 +60,11 @@ pub(super) async fn sse(
     let start = threads::start_position(&headers, q.last_event_id.as_deref());
     let (subscription, guard) =
         threads::subscribe(&state, &identity, &key, start, Transport::sse).await?;
-    Ok(sse::subscription(
+    Ok(super::follow(
+        &state,
         subscription,
         AgentMessages::new(agent.name.to_string()),
-        state.sse,
         guard,
-        state.shutdown.clone(),
     ))
 }
 
@@ -75,7 +73,7 @@ pub(super) async fn sse(
     post,
     path = "/agents/{agent}/messages",
     tag = "threads",
-    params(("agent" = String, Path, description = "A configured agent's name")),
+    params(AgentParams),
     request_body = MessageBody,
     responses(
         (status = 200, description = "The run started", body = Object),
