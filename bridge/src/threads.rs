@@ -5,7 +5,10 @@
 //! Threads are namespaced by agent, tenant and owner ([`key`]): knowing another user's
 //! thread id is not enough to read it.
 
+mod active_run;
 pub(crate) mod recorder;
+
+pub(crate) use active_run::follow_active_run;
 
 use std::collections::HashMap;
 

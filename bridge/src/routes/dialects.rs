@@ -20,7 +20,6 @@ use axum::{
     routing::{get, post},
 };
 use serde_json::Value;
-use tokio::sync::mpsc;
 
 use super::extract::{AgentPath, ThreadPath, ValidJson};
 use super::openapi::{AgentParams, Refusals, ThreadParams};
@@ -36,9 +35,8 @@ use crate::{
         openai::{Collected, Collector, CompletionRequest, OpenAi},
     },
     error::ApiError,
-    hub::{Delivery, Start, Subscription, ThreadKey},
+    hub::ThreadKey,
     metrics::Transport,
-    ratelimit::StreamGuard,
     sse,
     state::AppState,
     threads,
@@ -274,7 +272,7 @@ pub(super) async fn a2a_rpc(
                 return rpc_error(not_found);
             }
             let Some((followed, guard)) =
-                follow_active_run(&state, &identity, &key, None, Transport::a2a).await?
+                threads::follow_active_run(&state, &identity, &key, None, Transport::a2a).await?
             else {
                 return rpc_error(not_found);
             };
@@ -429,65 +427,9 @@ async fn resume<E: Encoder + Unpin>(
     encoder: E,
 ) -> Result<Response, ApiError> {
     Ok(
-        match follow_active_run(state, identity, key, last, transport).await? {
+        match threads::follow_active_run(state, identity, key, last, transport).await? {
             Some((followed, guard)) => super::follow(state, followed, encoder, guard),
             None => StatusCode::NO_CONTENT.into_response(),
         },
     )
-}
-
-/// Follows the thread's active run from the hub: from its start, or after `last` (a run
-/// sequence, as on a run's own stream, or a log position `EPOCH-N`, as on a followed one),
-/// until its last event. `None` when no run is active.
-async fn follow_active_run(
-    state: &AppState,
-    identity: &Identity,
-    key: &ThreadKey,
-    last: Option<String>,
-    transport: Transport,
-) -> Result<Option<(Subscription, StreamGuard)>, ApiError> {
-    let Some(run_id) = state.hub.active_run(key).await? else {
-        return Ok(None);
-    };
-    let (start, after) = match last.as_deref().map(str::trim) {
-        None | Some("") => (Start::Beginning, 0),
-        Some(id) => match id.parse::<u64>() {
-            Ok(sequence) => (Start::Beginning, sequence),
-            Err(_) => (Start::After(id.to_owned()), 0),
-        },
-    };
-    let (log, guard) = threads::subscribe(state, identity, key, start, transport).await?;
-    let (tx, rx) = mpsc::channel(16);
-    tokio::spawn(only_run(log, tx, run_id, after));
-    Ok(Some((rx, guard)))
-}
-
-/// Passes on the deliveries of one run (events after sequence `after`) and ends after its
-/// terminal event; the client leaving ends it too.
-async fn only_run(mut log: Subscription, tx: mpsc::Sender<Delivery>, run_id: String, after: u64) {
-    loop {
-        let delivery = tokio::select! {
-            _ = tx.closed() => return,
-            delivery = log.recv() => delivery,
-        };
-        let Some(delivery) = delivery else { return };
-        let end = match &delivery {
-            Delivery::Event(entry) if entry.run_id == run_id => {
-                let end = entry.terminal;
-                if entry.sequence > after && tx.send(delivery).await.is_err() {
-                    return;
-                }
-                end
-            }
-            Delivery::Event(_) => false,
-            Delivery::Truncated { .. } => tx.send(delivery).await.is_err(),
-            Delivery::Failed => {
-                let _ = tx.send(delivery).await;
-                true
-            }
-        };
-        if end {
-            return;
-        }
-    }
 }
