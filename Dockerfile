@@ -20,6 +20,9 @@ ARG RUNTIME_IMAGE=gcr.io/distroless/cc-debian12:nonroot
 # Both binaries in one cargo build: they share nearly every dependency, so building the
 # second costs little, and the cache serves both images.
 FROM ${BUILD_IMAGE} AS build
+# make: the bridge's allocator (jemalloc) builds from C with it; the slim image has gcc only.
+RUN apt-get update && apt-get install -y --no-install-recommends make \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \

@@ -10,7 +10,7 @@
 //! `--streams N` idle streams of each kind (default 2000), `--threads N` Redis-subscribed
 //! threads (default = streams), `--subscribers S` for the fan-out (default 500),
 //! `--cycles C` load/unload cycles (default 3), `--bin DIR` where the binaries are
-//! (default `target/debug`). The open-file limit applies to this process and to the
+//! (default `target/debug`), `--only idle|fanout|redis` one part. The open-file limit applies to this process and to the
 //! bridge alike (each holds one descriptor per stream): the harness raises its soft limit to
 //! the hard one with `prlimit` (children inherit it) and prints both. Clients connect from
 //! several loopback source addresses (127.0.0.2, .3, ...), 10,000 streams each.
@@ -19,6 +19,7 @@ use std::{
     net::{IpAddr, Ipv4Addr},
     path::{Path, PathBuf},
     process::Stdio,
+    sync::atomic::{AtomicU8, Ordering},
     time::{Duration, Instant},
 };
 
@@ -35,6 +36,14 @@ struct Args {
     subscribers: usize,
     cycles: usize,
     bin: PathBuf,
+    /// `--only idle|fanout|redis`: one part of the run (all of them without it).
+    only: Option<String>,
+}
+
+impl Args {
+    fn runs(&self, part: &str) -> bool {
+        self.only.as_deref().is_none_or(|only| only == part)
+    }
 }
 
 fn parse_args() -> Args {
@@ -57,6 +66,11 @@ fn parse_args() -> Args {
             .position(|a| a == "--bin")
             .and_then(|i| argv.get(i + 1))
             .map_or_else(|| PathBuf::from("target/debug"), PathBuf::from),
+        only: argv
+            .iter()
+            .position(|a| a == "--only")
+            .and_then(|i| argv.get(i + 1))
+            .cloned(),
     }
 }
 
@@ -163,29 +177,76 @@ fn raise_open_files() -> (u64, u64) {
     open_files()
 }
 
-/// HTTP clients from 127.0.0.2, .3, ...: one per 10,000 streams.
-fn clients(n: usize) -> Vec<reqwest::Client> {
-    (0..n.div_ceil(10_000).max(1))
+#[derive(Clone, Copy, PartialEq)]
+enum Http {
+    /// HTTP/1.1: one connection per stream (a browser's EventSource without HTTP/2, or a
+    /// proxy that speaks HTTP/1.1 to its upstreams).
+    One,
+    /// HTTP/2 with prior knowledge (h2c): streams multiplexed, 100 per connection (hyper's
+    /// server allows 200 concurrent streams per connection).
+    Two,
+}
+
+impl Http {
+    fn name(self) -> &'static str {
+        match self {
+            Http::One => "HTTP/1.1",
+            Http::Two => "HTTP/2",
+        }
+    }
+
+    /// Streams one client (one connection pool) carries.
+    fn streams_per_client(self) -> usize {
+        match self {
+            Http::One => 10_000,
+            Http::Two => 100,
+        }
+    }
+}
+
+/// HTTP clients for `n` streams. HTTP/1.1: one client per 10,000 streams, from 127.0.0.2,
+/// .3, ..., each call on addresses no earlier call used (the ports of closed streams linger
+/// in TIME_WAIT for a minute). HTTP/2: one client (one connection) per 100 streams, from
+/// 127.0.0.1.
+fn clients(n: usize, http: Http) -> Vec<reqwest::Client> {
+    static NEXT: AtomicU8 = AtomicU8::new(2);
+    let count = n.div_ceil(http.streams_per_client()).max(1);
+    let first = match http {
+        Http::One => {
+            let first = NEXT.fetch_add(count as u8, Ordering::Relaxed);
+            assert!(
+                first as usize + count < 255,
+                "out of loopback source addresses"
+            );
+            Some(first)
+        }
+        Http::Two => None,
+    };
+    (0..count)
         .map(|i| {
-            reqwest::Client::builder()
-                .local_address(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + i as u8)))
-                .pool_max_idle_per_host(0)
-                .build()
-                .unwrap()
+            let builder = reqwest::Client::builder().pool_max_idle_per_host(0);
+            match first {
+                Some(first) => {
+                    builder.local_address(IpAddr::V4(Ipv4Addr::new(127, 0, 0, first + i as u8)))
+                }
+                None => builder.http2_prior_knowledge(),
+            }
+            .build()
+            .unwrap()
         })
         .collect()
 }
 
 /// Opens `n` streams with `open(client, i)`, each kept until the returned vector drops.
-async fn open_streams<F, Fut>(n: usize, open: F) -> Vec<reqwest::Response>
+async fn open_streams<F, Fut>(n: usize, http: Http, open: F) -> Vec<reqwest::Response>
 where
     F: Fn(reqwest::Client, usize) -> Fut,
     Fut: std::future::Future<Output = reqwest::Response>,
 {
-    let clients = clients(n);
+    let clients = clients(n, http);
     stream::iter(0..n)
         .map(|i| {
-            let response = open(clients[i / 10_000].clone(), i);
+            let response = open(clients[i / http.streams_per_client()].clone(), i);
             async move {
                 let r = response.await;
                 assert_eq!(r.status(), 200, "stream {i}");
@@ -226,9 +287,21 @@ fn bridge_args(agent: &str, extra: &[&str]) -> Vec<String> {
     args
 }
 
-/// Let the processes settle (allocators return memory lazily, tasks finish closing).
+/// Let the processes settle (tasks finish opening or closing).
 async fn settle() {
     tokio::time::sleep(Duration::from_secs(2)).await;
+}
+
+/// After a close: the bridge's allocator (jemalloc) returns freed pages to the system on a
+/// decay curve of 10 s (`dirty_decay_ms`), from its background thread.
+async fn settle_after_close() {
+    tokio::time::sleep(Duration::from_secs(15)).await;
+}
+
+/// A fresh agent stub, streaming without pauses.
+async fn start_stub(bin: &Path) -> anyhow::Result<Proc> {
+    let args = ["--listen", "127.0.0.1:0", "--pace", "0s"].map(String::from);
+    Proc::start(bin, "agent-stub", &args).await
 }
 
 #[tokio::main]
@@ -240,30 +313,29 @@ async fn main() -> anyhow::Result<()> {
         "# {} streams of each kind, {} Redis threads, {} fan-out subscribers, {} cycles\n",
         args.streams, args.threads, args.subscribers, args.cycles
     );
-    let stub = Proc::start(
-        &args.bin,
-        "agent-stub",
-        &[
-            "--listen".into(),
-            "127.0.0.1:0".into(),
-            "--pace".into(),
-            "0s".into(),
-        ],
-    )
-    .await?;
-    let agent = stub.url.clone();
     let mut rows: Vec<(String, String)> = Vec::new();
 
-    // Each kind of idle stream on a fresh bridge (memory hub): a bridge that already served
-    // streams reuses the memory its allocator kept, which would hide the cost per stream.
-    for kind in [Kind::Subscription, Kind::Run] {
-        let bridge = Proc::start(&args.bin, "bridge", &bridge_args(&agent, &[])).await?;
+    // Each kind of idle stream, over each HTTP version, on a fresh bridge and stub (memory
+    // hub): a process that already served streams reuses the memory its allocator kept,
+    // which would hide the cost per stream.
+    let passes: Vec<(Kind, Http)> = if args.runs("idle") {
+        [Kind::Subscription, Kind::Run]
+            .into_iter()
+            .flat_map(|kind| [(kind, Http::One), (kind, Http::Two)])
+            .collect()
+    } else {
+        Vec::new()
+    };
+    for (kind, http) in passes {
+        let stub = start_stub(&args.bin).await?;
+        let bridge = Proc::start(&args.bin, "bridge", &bridge_args(&stub.url, &[])).await?;
         let base = bridge.url.clone();
         let idle = bridge.rss();
+        let name = format!("{}, {}", kind.name(), http.name());
         let mut after_close = Vec::new();
         for cycle in 0..args.cycles {
             let (before, stub_before) = (bridge.rss(), stub.rss());
-            let streams = open_streams(args.streams, |c, i| match kind {
+            let streams = open_streams(args.streams, http, |c, i| match kind {
                 Kind::Subscription => c
                     .get(format!(
                         "{base}/v1/agents/bench/threads/c{cycle}-{i}/events"
@@ -283,22 +355,22 @@ async fn main() -> anyhow::Result<()> {
             if cycle == 0 {
                 let per = |grown: u64| kib(grown as f64 / args.streams as f64);
                 rows.push((
-                    format!("{}, bridge RSS per stream", kind.name()),
+                    format!("{name}: bridge RSS per stream"),
                     per(bridge.rss().saturating_sub(before)),
                 ));
                 if kind == Kind::Run {
                     rows.push((
-                        format!("{}, stub RSS per stream", kind.name()),
+                        format!("{name}: stub RSS per stream"),
                         per(stub.rss().saturating_sub(stub_before)),
                     ));
                 }
             }
             drop(streams);
-            settle().await;
+            settle_after_close().await;
             after_close.push(bridge.rss());
         }
         rows.push((
-            format!("{}: bridge RSS idle / after each close", kind.name()),
+            format!("{name}: bridge RSS idle / after each close"),
             format!(
                 "{} MiB / {}",
                 idle >> 20,
@@ -310,12 +382,29 @@ async fn main() -> anyhow::Result<()> {
             ),
         ));
     }
-    let bridge = Proc::start(&args.bin, "bridge", &bridge_args(&agent, &[])).await?;
+    let stub = start_stub(&args.bin).await?;
+    let agent = stub.url.clone();
+    if args.runs("fanout") {
+        fan_out(&args, &agent, &mut rows).await?;
+    }
+    if args.runs("redis") {
+        redis_connections(&args, &agent, &mut rows).await?;
+    }
+    println!("| measure | value |\n|---|---|");
+    for (k, v) in rows {
+        println!("| {k} | {v} |");
+    }
+    Ok(())
+}
+
+/// Fan-out to `--subscribers` of one thread, then CPU per event on one stream.
+async fn fan_out(args: &Args, agent: &str, rows: &mut Vec<(String, String)>) -> anyhow::Result<()> {
+    let bridge = Proc::start(&args.bin, "bridge", &bridge_args(agent, &[])).await?;
     let base = bridge.url.clone();
 
     // Fan-out: S subscribers of one thread, one burst longer than the log's retention.
     let burst = 2000;
-    let subs = open_streams(args.subscribers, |c, _| {
+    let subs = open_streams(args.subscribers, Http::One, |c, _| {
         c.get(format!("{base}/v1/agents/bench/threads/fan/events"))
             .header("accept", "text/event-stream")
             .send()
@@ -410,8 +499,15 @@ async fn main() -> anyhow::Result<()> {
         ),
     ));
     drop(bridge);
+    Ok(())
+}
 
-    // Redis: threads subscribed on one replica, connections it holds.
+/// Redis: `--threads` subscribed on one replica, and the connections it holds.
+async fn redis_connections(
+    args: &Args,
+    agent: &str,
+    rows: &mut Vec<(String, String)>,
+) -> anyhow::Result<()> {
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0")?;
         l.local_addr()?.port()
@@ -443,11 +539,11 @@ async fn main() -> anyhow::Result<()> {
     let bridge = Proc::start(
         &args.bin,
         "bridge",
-        &bridge_args(&agent, &["--hub", &redis_url]),
+        &bridge_args(agent, &["--hub", &redis_url]),
     )
     .await?;
     let base = bridge.url.clone();
-    let subs = open_streams(args.threads, |c, i| {
+    let subs = open_streams(args.threads, Http::One, |c, i| {
         c.get(format!("{base}/v1/agents/bench/threads/r{i}/events"))
             .header("accept", "text/event-stream")
             .send()
@@ -466,10 +562,5 @@ async fn main() -> anyhow::Result<()> {
     drop(bridge);
     let _ = redis.kill().await;
     let _ = std::fs::remove_dir_all(&dir);
-
-    println!("| measure | value |\n|---|---|");
-    for (k, v) in rows {
-        println!("| {k} | {v} |");
-    }
     Ok(())
 }
