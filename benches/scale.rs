@@ -224,11 +224,12 @@ fn clients(n: usize, http: Http) -> Vec<reqwest::Client> {
     };
     (0..count)
         .map(|i| {
-            let builder = reqwest::Client::builder().pool_max_idle_per_host(0);
+            let builder = reqwest::Client::builder();
             match first {
-                Some(first) => {
-                    builder.local_address(IpAddr::V4(Ipv4Addr::new(127, 0, 0, first + i as u8)))
-                }
+                Some(first) => builder
+                    .local_address(IpAddr::V4(Ipv4Addr::new(127, 0, 0, first + i as u8)))
+                    .pool_max_idle_per_host(0),
+                // Pooled: the client's requests share its one connection.
                 None => builder.http2_prior_knowledge(),
             }
             .build()

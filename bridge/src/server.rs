@@ -7,12 +7,13 @@
 //! `accept` fails for lack of file descriptors instead of spinning on the error.
 
 use std::{
+    pin::Pin,
     sync::Arc,
     time::{Duration, Instant},
 };
 
 use axum::{Router, extract::ConnectInfo};
-use hyper::body::Incoming;
+use hyper::{body::Incoming, server::conn::http1};
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
     server::conn::auto,
@@ -156,8 +157,12 @@ async fn accept_loop(
 ) {
     let slots = Arc::new(Semaphore::new(limits.max));
     let open = TaskTracker::new();
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
+    let mut http1 = http1::Builder::new();
+    http1
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout);
+    let mut either = auto::Builder::new(TokioExecutor::new());
+    either
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout);
@@ -186,24 +191,23 @@ async fn accept_loop(
                 request.extensions_mut().insert(ConnectInfo(peer));
                 request
             });
-        let builder = builder.clone();
+        let (http1, either) = (http1.clone(), either.clone());
         let stop = stop.clone();
         open.spawn(async move {
             // The header-read timeout starts once hyper reads a request; a client that
             // connects and sends nothing at all is closed after the same time.
-            if !first_bytes(&stream, limits.header_timeout).await {
+            let Some(version) = first_bytes(&stream, limits.header_timeout).await else {
                 return;
-            }
-            let connection = builder.serve_connection_with_upgrades(
-                TokioIo::new(stream),
-                TowerToHyperService::new(service),
-            );
-            tokio::pin!(connection);
-            tokio::select! {
-                _ = connection.as_mut() => {}
-                _ = stop.cancelled() => {
-                    connection.as_mut().graceful_shutdown();
-                    let _ = connection.await;
+            };
+            let (io, service) = (TokioIo::new(stream), TowerToHyperService::new(service));
+            match version {
+                Version::Http1 => {
+                    let connection = http1.serve_connection(io, service).with_upgrades();
+                    serve_until(connection, &stop, |c| c.graceful_shutdown()).await;
+                }
+                Version::Either => {
+                    let connection = either.serve_connection_with_upgrades(io, service);
+                    serve_until(connection, &stop, |c| c.graceful_shutdown()).await;
                 }
             }
             drop(slot);
@@ -213,13 +217,43 @@ async fn accept_loop(
     open.wait().await;
 }
 
-/// Waits until the client sends something (`false`: it sent nothing in time, or left).
-async fn first_bytes(stream: &TcpStream, within: Duration) -> bool {
-    let mut byte = [0u8; 1];
-    matches!(
-        tokio::time::timeout(within, stream.peek(&mut byte)).await,
-        Ok(Ok(n)) if n > 0
-    )
+/// Serves `connection` to its end, or, once `stop` is cancelled, asks it to finish its
+/// requests and waits for that.
+async fn serve_until<C: Future>(
+    connection: C,
+    stop: &CancellationToken,
+    graceful_shutdown: impl FnOnce(Pin<&mut C>),
+) {
+    tokio::pin!(connection);
+    tokio::select! {
+        _ = connection.as_mut() => {}
+        _ = stop.cancelled() => {
+            graceful_shutdown(connection.as_mut());
+            let _ = connection.await;
+        }
+    }
+}
+
+/// How a connection is served, told from its first bytes.
+enum Version {
+    /// An HTTP/1 request line: hyper's HTTP/1 connection, directly.
+    Http1,
+    /// Perhaps HTTP/2 with prior knowledge (`PRI * HTTP/2.0...`): hyper-util's builder that
+    /// reads the preface and serves either version. It costs a second read buffer on HTTP/1
+    /// (the preface it read is handed back first, so hyper's 8 KiB buffer grows to 16 KiB),
+    /// which is why HTTP/1 connections, nearly all of them, do not go through it.
+    Either,
+}
+
+/// Waits until the client sends something and peeks at it (`None`: it sent nothing in time,
+/// or left). Nothing is consumed: hyper reads the same bytes.
+async fn first_bytes(stream: &TcpStream, within: Duration) -> Option<Version> {
+    let mut start = [0u8; 3];
+    match tokio::time::timeout(within, stream.peek(&mut start)).await {
+        Ok(Ok(n)) if n > 0 && b"PRI".starts_with(&start[..n]) => Some(Version::Either),
+        Ok(Ok(n)) if n > 0 => Some(Version::Http1),
+        _ => None,
+    }
 }
 
 /// The answer to a connection beyond the cap: a `503` problem, then close. Written without

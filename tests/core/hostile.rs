@@ -8,9 +8,9 @@ use tokio::{
 };
 
 use crate::support::{
-    PATIENCE, eventually, next, problem,
+    PATIENCE, collect_events, eventually, next, problem,
     process::{self, binary},
-    spawn_bridge, sse_events,
+    spawn_assistant, spawn_bridge, sse_events,
 };
 
 #[tokio::test]
@@ -61,6 +61,63 @@ async fn slow_clients_cannot_hold_the_bridge_and_are_refused_fast_beyond_the_cap
         }
     }
     assert_eq!(closed, slow.len(), "every slow connection was closed");
+}
+
+/// The first bytes of a connection choose how it is served (HTTP/1 directly, or hyper's
+/// builder that reads HTTP/2's preface): HTTP/2 with prior knowledge (h2c, as proxies such
+/// as Envoy speak it upstream) streams a run, and an HTTP/1 request whose first byte arrives
+/// alone (`P` could begin the preface) is served as HTTP/1.
+#[tokio::test]
+async fn http2_with_prior_knowledge_and_a_request_sent_in_pieces_are_both_served() {
+    let (_agent, bridge) = spawn_assistant(&[]).await;
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let response = h2
+        .post(bridge.url("/v1/agents/assistant/chat"))
+        .header("accept", "text/event-stream")
+        .json(&serde_json::json!({ "message": "hello" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.version(), reqwest::Version::HTTP_2);
+    assert_eq!(response.status(), 200);
+    let names: Vec<String> = collect_events(response)
+        .await
+        .into_iter()
+        .map(|e| e.event)
+        .collect();
+    assert_eq!(
+        names.first().map(String::as_str),
+        Some("run_started"),
+        "{names:?}"
+    );
+    assert_eq!(
+        names.last().map(String::as_str),
+        Some("run_completed"),
+        "{names:?}"
+    );
+
+    let addr = bridge.url("").trim_start_matches("http://").to_owned();
+    let mut stream = TcpStream::connect(&addr).await.unwrap();
+    let body = r#"{"message":"hello"}"#;
+    stream.write_all(b"P").await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let rest = format!(
+        "OST /v1/agents/assistant/chat HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(rest.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(PATIENCE, stream.read_to_end(&mut answer))
+        .await
+        .expect("the run ends in time")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("event: run_completed"), "{answer}");
 }
 
 /// One `GET` over a fresh connection; the raw answer (empty if the connection closed).
