@@ -4,35 +4,24 @@ use serde_json::json;
 
 use crate::{
     fixtures::{
-        API_KEY, JwksServer, Secrets, chat_body, claims, es256, hs256, hs256_with, jwk, key_file,
+        API_KEY, Guarded, JwksServer, chat_body, claims, es256, hs256, hs256_with, jwk, key_file,
         now, refused,
     },
-    support::{spawn_agent, spawn_bridge_strict},
+    support::{send, spawn_agent, spawn_bridge_strict},
 };
 
 #[tokio::test]
 async fn bearer_jwts_are_verified_claim_by_claim() {
-    let agent = spawn_agent().await;
-    let secrets = Secrets::new();
-    let flags = secrets.auth_flags();
-    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    let bridge = spawn_bridge_strict(&[("assistant", &agent.url)], &flags).await;
-    let chat = bridge.url("/v1/agents/assistant/chat");
-    let post = |auth: Option<String>| {
-        let mut r = bridge.http.post(chat.clone()).json(&chat_body("hi"));
-        if let Some(auth) = auth {
-            r = r.header("authorization", auth);
-        }
-        r
+    let edge = &Guarded::start(&[]).await;
+    let post = |auth: Option<String>| async move {
+        let credential = auth.as_deref().map(|auth| ("authorization", auth));
+        edge.chat("assistant", credential).await
     };
 
-    let ok = post(Some(format!("Bearer {}", hs256(&claims("alice")))))
-        .send()
-        .await
-        .unwrap();
+    let ok = post(Some(format!("Bearer {}", hs256(&claims("alice"))))).await;
     assert_eq!(ok.status(), 200);
 
-    let missing = post(None).send().await.unwrap();
+    let missing = post(None).await;
     assert_eq!(missing.headers()["www-authenticate"], "Bearer");
     refused(missing, 401, "unauthenticated").await;
 
@@ -96,12 +85,7 @@ async fn bearer_jwts_are_verified_claim_by_claim() {
         ),
     ];
     for (case, auth, detail) in cases {
-        let body = refused(
-            post(Some(auth)).send().await.unwrap(),
-            401,
-            "unauthenticated",
-        )
-        .await;
+        let body = refused(post(Some(auth)).await, 401, "unauthenticated").await;
         assert!(
             body["detail"].as_str().unwrap().contains(detail),
             "{case}: {body}"
@@ -109,17 +93,16 @@ async fn bearer_jwts_are_verified_claim_by_claim() {
     }
 
     // A long-lived credential in the query string is refused even when it is valid.
-    let in_query = bridge
+    let chat = edge.bridge.url("/v1/agents/assistant/chat");
+    let in_query = edge
+        .bridge
         .http
         .post(format!("{chat}?access_token={}", hs256(&claims("alice"))))
-        .json(&chat_body("hi"))
-        .send()
-        .await
-        .unwrap();
-    refused(in_query, 401, "unauthenticated").await;
+        .json(&chat_body("hi"));
+    refused(send(in_query).await, 401, "unauthenticated").await;
 
     assert_eq!(
-        agent.stats.runs_started(),
+        edge.agent.stats.runs_started(),
         1,
         "only the valid token reached the agent"
     );
@@ -127,56 +110,25 @@ async fn bearer_jwts_are_verified_claim_by_claim() {
 
 #[tokio::test]
 async fn api_keys_and_the_cookie_authenticate() {
-    let agent = spawn_agent().await;
-    let secrets = Secrets::new();
-    let flags = secrets.auth_flags();
-    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    let bridge = spawn_bridge_strict(&[("assistant", &agent.url)], &flags).await;
-    let chat = bridge.url("/v1/agents/assistant/chat");
+    let edge = Guarded::start(&[]).await;
 
-    let ok = bridge
-        .http
-        .post(chat.clone())
-        .header("x-api-key", API_KEY)
-        .json(&chat_body("hi"))
-        .send()
-        .await
-        .unwrap();
+    let ok = edge.chat("assistant", Some(("x-api-key", API_KEY))).await;
     assert_eq!(ok.status(), 200);
-    let wrong = bridge
-        .http
-        .post(chat.clone())
-        .header("x-api-key", format!("{API_KEY}x"))
-        .json(&chat_body("hi"))
-        .send()
-        .await
-        .unwrap();
+    let wrong_key = format!("{API_KEY}x");
+    let wrong = edge
+        .chat("assistant", Some(("x-api-key", &wrong_key)))
+        .await;
     refused(wrong, 401, "unauthenticated").await;
 
-    let cookie = bridge
-        .http
-        .post(chat.clone())
-        .header(
-            "cookie",
-            format!("theme=dark; bridge_token={}", hs256(&claims("bob"))),
-        )
-        .json(&chat_body("hi"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(cookie.status(), 200);
+    let cookie = format!("theme=dark; bridge_token={}", hs256(&claims("bob")));
+    let with_cookie = edge.chat("assistant", Some(("cookie", &cookie))).await;
+    assert_eq!(with_cookie.status(), 200);
     let mut expired = claims("bob");
     expired["exp"] = json!(now() - 3600);
-    let bad_cookie = bridge
-        .http
-        .post(chat)
-        .header("cookie", format!("bridge_token={}", hs256(&expired)))
-        .json(&chat_body("hi"))
-        .send()
-        .await
-        .unwrap();
-    refused(bad_cookie, 401, "unauthenticated").await;
-    assert_eq!(agent.stats.runs_started(), 2);
+    let bad_cookie = format!("bridge_token={}", hs256(&expired));
+    let bad = edge.chat("assistant", Some(("cookie", &bad_cookie))).await;
+    refused(bad, 401, "unauthenticated").await;
+    assert_eq!(edge.agent.stats.runs_started(), 2);
 }
 
 #[tokio::test]
@@ -190,26 +142,21 @@ async fn jwks_keys_rotate_without_a_restart() {
     .await;
     let chat = bridge.url("/v1/agents/assistant/chat");
     let call = |token: String| {
-        bridge
-            .http
-            .post(chat.clone())
-            .bearer_auth(token)
-            .json(&chat_body("hi"))
-            .send()
+        send(
+            bridge
+                .http
+                .post(&chat)
+                .bearer_auth(token)
+                .json(&chat_body("hi")),
+        )
     };
 
     assert_eq!(
-        call(es256(&claims("alice"), "a", "key-a"))
-            .await
-            .unwrap()
-            .status(),
+        call(es256(&claims("alice"), "a", "key-a")).await.status(),
         200
     );
     assert_eq!(
-        call(es256(&claims("alice"), "a", "key-a"))
-            .await
-            .unwrap()
-            .status(),
+        call(es256(&claims("alice"), "a", "key-a")).await.status(),
         200
     );
     assert_eq!(
@@ -221,16 +168,13 @@ async fn jwks_keys_rotate_without_a_restart() {
     // The IdP rotates: key b replaces key a.
     jwks.set_keys(vec![jwk("b")]);
     assert_eq!(
-        call(es256(&claims("alice"), "b", "key-b"))
-            .await
-            .unwrap()
-            .status(),
+        call(es256(&claims("alice"), "b", "key-b")).await.status(),
         200
     );
-    let old = call(es256(&claims("alice"), "a", "key-a")).await.unwrap();
+    let old = call(es256(&claims("alice"), "a", "key-a")).await;
     refused(old, 401, "unauthenticated").await;
     // Right kid, wrong key.
-    let forged = call(es256(&claims("alice"), "a", "key-b")).await.unwrap();
+    let forged = call(es256(&claims("alice"), "a", "key-b")).await;
     let body = refused(forged, 401, "unauthenticated").await;
     assert!(
         body["detail"].as_str().unwrap().contains("signature"),
@@ -238,6 +182,6 @@ async fn jwks_keys_rotate_without_a_restart() {
     );
     // Algorithm confusion: an HS256 token "signed" with the public key is not accepted.
     let confused = hs256_with(&claims("alice"), &key_file("es256-b.pub.pem"));
-    refused(call(confused).await.unwrap(), 401, "unauthenticated").await;
+    refused(call(confused).await, 401, "unauthenticated").await;
     assert_eq!(agent.stats.runs_started(), 3);
 }

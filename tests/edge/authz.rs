@@ -5,31 +5,21 @@ use agent_bridge_proto::v1::{ListThreadsRequest, agent_client::AgentClient};
 use serde_json::json;
 
 use crate::{
-    fixtures::{ISSUER, Secrets, chat_body, claims, hs256, refused},
-    support::{spawn_agent, spawn_agent_with, spawn_bridge_strict},
+    fixtures::{Guarded, ISSUER, chat_body, claims, hs256, refused},
+    support::{next, send, spawn_agent, spawn_agent_with, spawn_bridge_strict, sse_events},
 };
 
 #[tokio::test]
 async fn scopes_decide_which_agents_may_be_called() {
-    let agent = spawn_agent().await;
-    let secrets = Secrets::new();
-    let flags = secrets.auth_flags();
-    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    let bridge =
-        spawn_bridge_strict(&[("assistant", &agent.url), ("admin", &agent.url)], &flags).await;
+    let edge = Guarded::start_with(spawn_agent().await, &["assistant", "admin"], |_| vec![]).await;
+    let bridge = &edge.bridge;
     let mut scoped = claims("carol");
     scoped["scope"] = json!("read agent:assistant");
     let token = hs256(&scoped);
-    let call = |agent: &str| {
-        bridge
-            .http
-            .post(bridge.url(&format!("/v1/agents/{agent}/chat")))
-            .bearer_auth(&token)
-            .json(&chat_body("hi"))
-            .send()
-    };
-    assert_eq!(call("assistant").await.unwrap().status(), 200);
-    let body = refused(call("admin").await.unwrap(), 403, "forbidden").await;
+    let bearer = Some(("authorization", format!("Bearer {token}")));
+    let bearer = bearer.as_ref().map(|(name, value)| (*name, value.as_str()));
+    assert_eq!(edge.chat("assistant", bearer).await.status(), 200);
+    let body = refused(edge.chat("admin", bearer).await, 403, "forbidden").await;
     assert!(
         body["detail"].as_str().unwrap().contains("agent:admin"),
         "{body}"
@@ -37,26 +27,15 @@ async fn scopes_decide_which_agents_may_be_called() {
 
     let mut none = claims("dave");
     none.as_object_mut().unwrap().remove("scope");
-    let unscoped = bridge
-        .http
-        .post(bridge.url("/v1/agents/assistant/chat"))
-        .bearer_auth(hs256(&none))
-        .json(&chat_body("hi"))
-        .send()
-        .await
-        .unwrap();
-    refused(unscoped, 403, "forbidden").await;
+    refused(edge.chat_as(&hs256(&none)).await, 403, "forbidden").await;
     // Tickets are only issued for agents the caller may call.
     let ticket = bridge
         .http
         .post(bridge.url("/v1/tickets"))
         .bearer_auth(&token)
-        .json(&json!({ "agent": "admin", "thread_id": "t1" }))
-        .send()
-        .await
-        .unwrap();
-    refused(ticket, 403, "forbidden").await;
-    assert_eq!(agent.stats.runs_started(), 1);
+        .json(&json!({ "agent": "admin", "thread_id": "t1" }));
+    refused(send(ticket).await, 403, "forbidden").await;
+    assert_eq!(edge.agent.stats.runs_started(), 1);
 }
 
 #[tokio::test]
@@ -66,21 +45,18 @@ async fn the_agent_sees_the_caller_and_the_bridge_credential() {
         ..Default::default()
     })
     .await;
-    let secrets = Secrets::new();
-    let mut flags = secrets.auth_flags();
-    flags.extend(["--agent-token-file".into(), secrets.path("agent-token")]);
-    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    let bridge = spawn_bridge_strict(&[("assistant", &agent.url)], &flags).await;
+    let edge = Guarded::start_with(agent, &["assistant"], |secrets| {
+        vec!["--agent-token-file".into(), secrets.path("agent-token")]
+    })
+    .await;
+    let (bridge, agent) = (&edge.bridge, &edge.agent);
 
     let response = bridge
         .http
         .post(bridge.url("/v1/agents/assistant/chat"))
         .bearer_auth(hs256(&claims("alice")))
-        .json(&json!({ "message": "hi", "thread_id": "alice-thread" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
+        .json(&json!({ "message": "hi", "thread_id": "alice-thread" }));
+    assert_eq!(send(response).await.status(), 200);
 
     // Ask the agent directly, as each owner: only alice of acme, by a JWT of the configured
     // issuer, sees the thread.
@@ -105,24 +81,19 @@ async fn the_agent_sees_the_caller_and_the_bridge_credential() {
         .into_inner();
     assert_eq!(mine.threads.len(), 1);
     assert_eq!(mine.threads[0].thread_id, "alice-thread");
-    let other_tenant = client
-        .list_threads(list("jwt", "globex", "alice"))
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(other_tenant.threads.is_empty());
-    let other_user = client
-        .list_threads(list("jwt", "acme", "mallory"))
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(other_user.threads.is_empty());
-    let other_kind = client
-        .list_threads(list("api-key", "acme", "alice"))
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(other_kind.threads.is_empty());
+    // Another tenant, another user, another kind of credential.
+    for (kind, tenant, subject) in [
+        ("jwt", "globex", "alice"),
+        ("jwt", "acme", "mallory"),
+        ("api-key", "acme", "alice"),
+    ] {
+        let theirs = client
+            .list_threads(list(kind, tenant, subject))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(theirs.threads.is_empty(), "{kind} {tenant} {subject}");
+    }
 
     // Without the bridge's credential the agent refuses.
     let no_token = client
@@ -130,28 +101,22 @@ async fn the_agent_sees_the_caller_and_the_bridge_credential() {
         .await
         .unwrap_err();
     assert_eq!(no_token.code(), tonic::Code::Unauthenticated);
-    let bare_flags = secrets.auth_flags();
+    let bare_flags = edge.secrets.auth_flags();
     let bare_flags: Vec<&str> = bare_flags.iter().map(String::as_str).collect();
     let bare = spawn_bridge_strict(&[("assistant", &agent.url)], &bare_flags).await;
     let refused_upstream = bare
         .http
         .post(bare.url("/v1/agents/assistant/chat"))
         .bearer_auth(hs256(&claims("alice")))
-        .json(&chat_body("hi"))
-        .send()
-        .await
-        .unwrap();
-    let body = refused(refused_upstream, 401, "upstream-error").await;
+        .json(&chat_body("hi"));
+    let body = refused(send(refused_upstream).await, 401, "upstream-error").await;
     assert_eq!(body["code"], "UNAUTHENTICATED");
 }
 
 #[tokio::test]
 async fn another_users_thread_cannot_be_read_through_the_bridge() {
-    let agent = spawn_agent().await;
-    let secrets = Secrets::new();
-    let flags = secrets.auth_flags();
-    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    let bridge = spawn_bridge_strict(&[("assistant", &agent.url)], &flags).await;
+    let edge = Guarded::start(&[]).await;
+    let bridge = &edge.bridge;
     let alice = hs256(&claims("alice"));
     let mut globex = claims("alice");
     globex["tenant"] = json!("globex");
@@ -160,66 +125,32 @@ async fn another_users_thread_cannot_be_read_through_the_bridge() {
     // alice runs a message on her thread and reads it back.
     let events = bridge.url("/v1/agents/assistant/threads/shared-name/events?last_event_id=0");
     let messages = bridge.url("/v1/agents/assistant/threads/shared-name/messages");
-    let mut own = Box::pin(crate::support::sse_events(
-        bridge
-            .http
-            .get(&events)
-            .bearer_auth(&alice)
-            .send()
-            .await
-            .unwrap(),
-    ));
-    let posted = bridge
-        .http
-        .post(&messages)
-        .bearer_auth(&alice)
-        .json(&json!({ "message": "alice's secret plan" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(posted.status(), 202);
-    loop {
-        let event = crate::support::next(&mut own).await.unwrap();
-        if event.event == "run_completed" {
-            break;
-        }
-    }
+    let follow = |token: &str| {
+        let request = bridge.http.get(&events).bearer_auth(token);
+        send(request.header("accept", "text/event-stream"))
+    };
+    let post = |token: &str, message: &str| {
+        let body = json!({ "message": message });
+        send(bridge.http.post(&messages).bearer_auth(token).json(&body))
+    };
+    let mut own = Box::pin(sse_events(follow(&alice).await));
+    assert_eq!(post(&alice, "alice's secret plan").await.status(), 202);
+    while next(&mut own).await.unwrap().event != "run_completed" {}
 
     // Same thread id, another user or another tenant: an empty thread of their own.
     for token in &strangers {
-        let history = bridge
-            .http
-            .get(&messages)
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
+        let history = send(bridge.http.get(&messages).bearer_auth(token)).await;
         refused(history, 404, "upstream-error").await;
-        let replay = bridge
-            .http
-            .get(&events)
-            .bearer_auth(token)
-            .header("accept", "text/event-stream")
-            .send()
-            .await
-            .unwrap();
+        let replay = follow(token).await;
         assert_eq!(replay.status(), 200);
         // Their own (empty) log: a message of theirs is the first thing they see.
-        let mut theirs = Box::pin(crate::support::sse_events(replay));
-        let posted = bridge
-            .http
-            .post(&messages)
-            .bearer_auth(token)
-            .json(&json!({ "message": "hello" }))
-            .send()
-            .await
-            .unwrap();
+        let mut theirs = Box::pin(sse_events(replay));
         assert_eq!(
-            posted.status(),
+            post(token, "hello").await.status(),
             202,
             "alice's active run is not theirs either"
         );
-        let first = crate::support::next(&mut theirs).await.unwrap();
+        let first = next(&mut theirs).await.unwrap();
         assert_eq!(first.event, "run_started");
         assert!(
             first.id.ends_with("-1"),
@@ -227,7 +158,7 @@ async fn another_users_thread_cannot_be_read_through_the_bridge() {
             first.id
         );
         loop {
-            let event = crate::support::next(&mut theirs).await.unwrap();
+            let event = next(&mut theirs).await.unwrap();
             assert!(!event.data.to_string().contains("secret plan"), "{event:?}");
             if event.event == "run_completed" {
                 break;

@@ -1,40 +1,31 @@
 //! CORS from a real HTTP client speaking as a browser would: preflights and actual requests.
 
 use crate::{
-    fixtures::{Secrets, chat_body, claims, hs256, refused},
-    support::{collect_events, spawn_agent, spawn_bridge_strict},
+    fixtures::{Guarded, claims, hs256, refused},
+    support::{collect_events, send},
 };
 
 const APP: &str = "https://app.example.com";
 
 #[tokio::test]
 async fn allowed_origins_get_cors_headers_and_others_none() {
-    let agent = spawn_agent().await;
-    let secrets = Secrets::new();
-    let mut flags = secrets.auth_flags();
-    flags.extend([
-        "--cors-origin".into(),
-        APP.into(),
-        "--cors-max-age".into(),
-        "5m".into(),
-    ]);
-    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    let bridge = spawn_bridge_strict(&[("assistant", &agent.url)], &flags).await;
+    let edge = Guarded::start(&["--cors-origin", APP, "--cors-max-age", "5m"]).await;
+    let bridge = &edge.bridge;
     let chat = bridge.url("/v1/agents/assistant/chat");
     let preflight = |origin: &str| {
-        bridge
-            .http
-            .request(reqwest::Method::OPTIONS, chat.clone())
-            .header("origin", origin)
-            .header("access-control-request-method", "POST")
-            .header(
-                "access-control-request-headers",
-                "authorization, content-type",
-            )
-            .send()
+        let request = bridge.http.request(reqwest::Method::OPTIONS, &chat);
+        send(
+            request
+                .header("origin", origin)
+                .header("access-control-request-method", "POST")
+                .header(
+                    "access-control-request-headers",
+                    "authorization, content-type",
+                ),
+        )
     };
 
-    let allowed = preflight(APP).await.unwrap();
+    let allowed = preflight(APP).await;
     assert!(allowed.status().is_success(), "{}", allowed.status());
     let h = allowed.headers();
     assert_eq!(h["access-control-allow-origin"], APP);
@@ -58,7 +49,7 @@ async fn allowed_origins_get_cors_headers_and_others_none() {
     );
 
     for origin in ["https://evil.example.com", "http://app.example.com", "null"] {
-        let denied = preflight(origin).await.unwrap();
+        let denied = preflight(origin).await;
         assert!(
             denied
                 .headers()
@@ -71,14 +62,7 @@ async fn allowed_origins_get_cors_headers_and_others_none() {
 
     // An actual (refused) request from the allowed origin: the browser may read the problem
     // and the headers a client needs.
-    let actual = bridge
-        .http
-        .post(chat.clone())
-        .header("origin", APP)
-        .json(&chat_body("hi"))
-        .send()
-        .await
-        .unwrap();
+    let actual = edge.chat("assistant", Some(("origin", APP))).await;
     assert_eq!(actual.headers()["access-control-allow-origin"], APP);
     let exposed = actual.headers()["access-control-expose-headers"]
         .to_str()
@@ -90,21 +74,15 @@ async fn allowed_origins_get_cors_headers_and_others_none() {
     );
     refused(actual, 401, "unauthenticated").await;
 
-    let from_evil = bridge
-        .http
-        .post(chat)
-        .header("origin", "https://evil.example.com")
-        .json(&chat_body("hi"))
-        .send()
-        .await
-        .unwrap();
+    let evil = Some(("origin", "https://evil.example.com"));
+    let from_evil = edge.chat("assistant", evil).await;
     assert!(
         from_evil
             .headers()
             .get("access-control-allow-origin")
             .is_none()
     );
-    assert_eq!(agent.stats.runs_started(), 0);
+    assert_eq!(edge.agent.stats.runs_started(), 0);
 }
 
 /// CORS does not cover WebSockets: the bridge itself refuses an upgrade from a browser page
@@ -114,12 +92,8 @@ async fn allowed_origins_get_cors_headers_and_others_none() {
 async fn websocket_upgrades_from_other_origins_are_refused() {
     use tokio_tungstenite::tungstenite::{Error, client::IntoClientRequest as _};
 
-    let agent = spawn_agent().await;
-    let secrets = Secrets::new();
-    let mut flags = secrets.auth_flags();
-    flags.extend(["--cors-origin".into(), APP.into()]);
-    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    let bridge = spawn_bridge_strict(&[("assistant", &agent.url)], &flags).await;
+    let edge = Guarded::start(&["--cors-origin", APP]).await;
+    let bridge = &edge.bridge;
     let ws = bridge
         .url("/v1/agents/assistant/threads/t1/ws")
         .replace("http://", "ws://");
@@ -160,12 +134,8 @@ async fn websocket_upgrades_from_other_origins_are_refused() {
 /// origins start runs. Same-origin pages, allowed origins and non-browser clients pass.
 #[tokio::test]
 async fn cookie_runs_started_from_other_sites_are_refused() {
-    let agent = spawn_agent().await;
-    let secrets = Secrets::new();
-    let mut flags = secrets.auth_flags();
-    flags.extend(["--cors-origin".into(), APP.into()]);
-    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    let bridge = spawn_bridge_strict(&[("assistant", &agent.url)], &flags).await;
+    let edge = Guarded::start(&["--cors-origin", APP]).await;
+    let (bridge, agent) = (&edge.bridge, &edge.agent);
     let cookie = format!("bridge_token={}", hs256(&claims("alice")));
     let start = |thread: &str, site: Option<&str>, origin: Option<&str>| {
         let mut request = bridge
@@ -180,7 +150,7 @@ async fn cookie_runs_started_from_other_sites_are_refused() {
         if let Some(origin) = origin {
             request = request.header("origin", origin);
         }
-        request.send()
+        send(request)
     };
 
     for (thread, site, origin) in [
@@ -188,7 +158,7 @@ async fn cookie_runs_started_from_other_sites_are_refused() {
         ("forged-2", Some("same-site"), None),
         ("forged-3", Some("cross-site"), Some("https://evil.example")),
     ] {
-        let response = start(thread, site, origin).await.unwrap();
+        let response = start(thread, site, origin).await;
         let body = refused(response, 403, "forbidden").await;
         let detail = body["detail"].as_str().unwrap();
         assert!(
@@ -208,7 +178,7 @@ async fn cookie_runs_started_from_other_sites_are_refused() {
         ("allowed-app", Some("cross-site"), Some(APP)),
         ("service", None, None),
     ] {
-        let response = start(thread, site, origin).await.unwrap();
+        let response = start(thread, site, origin).await;
         assert_eq!(response.status(), 200, "{thread}");
         let events = collect_events(response).await;
         assert_eq!(events.last().unwrap().event, "run_completed", "{thread}");

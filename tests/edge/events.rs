@@ -3,32 +3,27 @@
 use serde_json::json;
 
 use crate::{
-    fixtures::{Secrets, claims, hs256},
-    support::{collect_events, spawn_agent, spawn_bridge_strict},
+    fixtures::{Guarded, claims, hs256},
+    support::{collect_events, send},
 };
 
 #[tokio::test]
 async fn hidden_kinds_never_arrive_and_ids_keep_the_agents_numbers() {
-    let agent = spawn_agent().await;
-    let secrets = Secrets::new();
-    let mut flags = secrets.auth_flags();
-    flags.extend([
-        "--hide-events".into(),
-        "assistant=thought,tool_result".into(),
-        "--redact-field".into(),
-        "path".into(),
-    ]);
-    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    let bridge = spawn_bridge_strict(&[("assistant", &agent.url)], &flags).await;
-    let response = bridge
+    let edge = Guarded::start(&[
+        "--hide-events",
+        "assistant=thought,tool_result",
+        "--redact-field",
+        "path",
+    ])
+    .await;
+    let bridge = &edge.bridge;
+    let request = bridge
         .http
         .post(bridge.url("/v1/agents/assistant/chat"))
         .bearer_auth(hs256(&claims("alice")))
         .header("accept", "text/event-stream")
-        .json(&json!({ "message": "hi" }))
-        .send()
-        .await
-        .unwrap();
+        .json(&json!({ "message": "hi" }));
+    let response = send(request).await;
     assert_eq!(response.status(), 200);
     let events = collect_events(response).await;
     let kinds: Vec<&str> = events.iter().map(|e| e.event.as_str()).collect();

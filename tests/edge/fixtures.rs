@@ -10,7 +10,7 @@ use axum::{Json, Router, extract::State, routing::get};
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use serde_json::{Value, json};
 
-use crate::support::problem;
+use crate::support::{Agent, Bridge, problem, send, spawn_agent, spawn_bridge_strict};
 
 pub const HS_SECRET: &str = "edge-suite-shared-secret-0123456789";
 pub const ISSUER: &str = "https://idp.test";
@@ -60,6 +60,62 @@ impl Secrets {
 impl Drop for Secrets {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// An agent stub behind a bridge that demands credentials ([`Secrets::auth_flags`]: HS256
+/// JWTs, the API key, tickets), with a test's own flags on top.
+pub struct Guarded {
+    // Declared first, dropped first: the bridge goes before its agent and secret files.
+    pub bridge: Bridge,
+    pub secrets: Secrets,
+    pub agent: Agent,
+}
+
+impl Guarded {
+    /// A new stub behind the bridge as `assistant`, with `extra` flags.
+    pub async fn start(extra: &[&str]) -> Self {
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        Self::start_with(spawn_agent().await, &["assistant"], |_| extra).await
+    }
+
+    /// `agent` behind the bridge under each of `names`; `extra` may name the secret files.
+    pub async fn start_with(
+        agent: Agent,
+        names: &[&str],
+        extra: impl FnOnce(&Secrets) -> Vec<String>,
+    ) -> Self {
+        let secrets = Secrets::new();
+        let mut flags = secrets.auth_flags();
+        flags.extend(extra(&secrets));
+        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+        let agents: Vec<(&str, &str)> = names.iter().map(|n| (*n, agent.url.as_str())).collect();
+        let bridge = spawn_bridge_strict(&agents, &flags).await;
+        Self {
+            bridge,
+            secrets,
+            agent,
+        }
+    }
+
+    /// `POST /v1/agents/{agent}/chat` with `{"message": "hi"}` and one credential header
+    /// (`(name, value)`), or none.
+    pub async fn chat(&self, agent: &str, credential: Option<(&str, &str)>) -> reqwest::Response {
+        let path = format!("/v1/agents/{agent}/chat");
+        let mut request = self.bridge.http.post(self.bridge.url(&path));
+        if let Some((name, value)) = credential {
+            request = request.header(name, value);
+        }
+        send(request.json(&chat_body("hi"))).await
+    }
+
+    /// [`Guarded::chat`] to `assistant` with a bearer token.
+    pub async fn chat_as(&self, token: &str) -> reqwest::Response {
+        self.chat(
+            "assistant",
+            Some(("authorization", &format!("Bearer {token}"))),
+        )
+        .await
     }
 }
 

@@ -6,25 +6,15 @@ use serde_json::{Value, json};
 
 use crate::{
     fixtures::{
-        API_KEY, AUDIENCE, ISSUER, JwksServer, Secrets, claims, es256, hs256, jwk, refused,
+        API_KEY, AUDIENCE, Guarded, ISSUER, JwksServer, claims, es256, hs256, jwk, refused,
     },
     support::{
-        Agent, Bridge, collect_events, next,
+        Bridge, collect_events, next,
         redis::{RedisCluster, RedisServer},
-        spawn_agent, spawn_bridge_strict, sse_events,
+        send, spawn_bridge_strict, sse_events,
     },
     tickets::issue,
 };
-
-/// An agent behind a bridge with the suite's credentials (HS256 with issuer and audience,
-/// the API key `billing`, a ticket key).
-async fn guarded() -> (Agent, Secrets, Bridge) {
-    let agent = spawn_agent().await;
-    let secrets = Secrets::new();
-    let bridge =
-        spawn_bridge_strict(&[("assistant", &agent.url)], &strs(&secrets.auth_flags())).await;
-    (agent, secrets, bridge)
-}
 
 fn strs(flags: &[String]) -> Vec<&str> {
     flags.iter().map(String::as_str).collect()
@@ -43,9 +33,8 @@ type Sign = fn(&Value) -> String;
 /// string (`aud`: or an array of strings); HS256 and JWKS alike.
 #[tokio::test]
 async fn configured_issuer_and_audience_are_required_claims() {
-    let agent = spawn_agent().await;
-    let secrets = Secrets::new();
-    let hs = spawn_bridge_strict(&[("assistant", &agent.url)], &strs(&secrets.auth_flags())).await;
+    let guarded = Guarded::start(&[]).await;
+    let (agent, hs) = (&guarded.agent, &guarded.bridge);
     let jwks = JwksServer::start(vec![jwk("a")]).await;
     let es = spawn_bridge_strict(
         &[("assistant", &agent.url)],
@@ -60,7 +49,7 @@ async fn configured_issuer_and_audience_are_required_claims() {
     )
     .await;
     let signers: [(&str, &Bridge, Sign); 2] = [
-        ("HS256", &hs, hs256),
+        ("HS256", hs, hs256),
         ("ES256", &es, |c| es256(c, "a", "key-a")),
     ];
 
@@ -125,14 +114,13 @@ async fn a_ticket_is_single_use_across_replicas_on_a_cluster() {
 }
 
 async fn single_use_across_replicas(hub: &str) {
-    let agent = spawn_agent().await;
-    let secrets = Secrets::new();
-    let mut flags = secrets.auth_flags();
+    let first = Guarded::start(&["--hub", hub]).await;
+    let mut flags = first.secrets.auth_flags();
     flags.extend(["--hub".into(), hub.into()]);
-    let a = spawn_bridge_strict(&[("assistant", &agent.url)], &strs(&flags)).await;
-    let b = spawn_bridge_strict(&[("assistant", &agent.url)], &strs(&flags)).await;
+    let a = &first.bridge;
+    let b = spawn_bridge_strict(&[("assistant", &first.agent.url)], &strs(&flags)).await;
 
-    let ticket = issue(&a, "t1").await;
+    let ticket = issue(a, "t1").await;
     let stream = |bridge: &Bridge| {
         bridge
             .http
@@ -146,7 +134,7 @@ async fn single_use_across_replicas(hub: &str) {
     let events = collect_events(first).await;
     assert_eq!(events.last().unwrap().event, "run_completed");
 
-    for replica in [&a, &b] {
+    for replica in [a, &b] {
         let body = refused(stream(replica).await.unwrap(), 401, "ticket-refused").await;
         assert_eq!(
             body["detail"],
@@ -159,8 +147,9 @@ async fn single_use_across_replicas(hub: &str) {
 /// it is refused and stays usable.
 #[tokio::test]
 async fn a_ticket_elsewhere_is_refused_and_not_used_up() {
-    let (_agent, _secrets, bridge) = guarded().await;
-    let ticket = issue(&bridge, "t1").await;
+    let edge = Guarded::start(&[]).await;
+    let bridge = &edge.bridge;
+    let ticket = issue(bridge, "t1").await;
     let get = |path: &str| {
         bridge
             .http
@@ -194,7 +183,7 @@ async fn a_ticket_elsewhere_is_refused_and_not_used_up() {
         "the refusals did not use the ticket up"
     );
     // The thread's other stream endpoints take a ticket too (the WebSocket here).
-    let ticket = issue(&bridge, "t1").await;
+    let ticket = issue(bridge, "t1").await;
     let ws = bridge.url(&format!(
         "/v1/agents/assistant/threads/t1/ws?ticket={ticket}"
     ));
@@ -212,25 +201,18 @@ async fn a_ticket_elsewhere_is_refused_and_not_used_up() {
 /// RFC 9110 11.1: the authentication scheme is case-insensitive.
 #[tokio::test]
 async fn the_bearer_scheme_is_case_insensitive() {
-    let (_agent, _secrets, bridge) = guarded().await;
+    let edge = Guarded::start(&[]).await;
+    let bridge = &edge.bridge;
     let token = hs256(&claims("alice"));
+    let list_agents = |authorization: String| {
+        let request = bridge.http.get(bridge.url("/v1/agents"));
+        send(request.header("authorization", authorization))
+    };
     for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
-        let response = bridge
-            .http
-            .get(bridge.url("/v1/agents"))
-            .header("authorization", format!("{scheme} {token}"))
-            .send()
-            .await
-            .unwrap();
+        let response = list_agents(format!("{scheme} {token}")).await;
         assert_eq!(response.status(), 200, "{scheme}");
     }
-    let basic = bridge
-        .http
-        .get(bridge.url("/v1/agents"))
-        .header("authorization", format!("Basic {token}"))
-        .send()
-        .await
-        .unwrap();
+    let basic = list_agents(format!("Basic {token}")).await;
     refused(basic, 401, "unauthenticated").await;
 }
 
@@ -238,7 +220,8 @@ async fn the_bearer_scheme_is_case_insensitive() {
 /// reads the key's thread log nor its history at the agent.
 #[tokio::test]
 async fn a_jwt_never_reads_the_threads_of_an_api_key_of_the_same_name() {
-    let (_agent, _secrets, bridge) = guarded().await;
+    let edge = Guarded::start(&[]).await;
+    let bridge = &edge.bridge;
     let impostor = hs256(&claims_with(|c| {
         c.insert("sub".into(), json!("billing"));
         c.insert("tenant".into(), json!("billing"));

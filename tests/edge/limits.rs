@@ -4,40 +4,22 @@
 use serde_json::json;
 
 use crate::{
-    fixtures::{API_KEY, Secrets, chat_body, claims, hs256, refused},
-    support::{next, spawn_agent, spawn_bridge_strict, sse_events},
+    fixtures::{API_KEY, Guarded, chat_body, claims, hs256, refused},
+    support::{next, send, spawn_agent, spawn_bridge_strict, sse_events},
 };
-
-fn flags_with(secrets: &Secrets, extra: &[&str]) -> Vec<String> {
-    let mut flags = secrets.auth_flags();
-    flags.extend(extra.iter().map(|s| s.to_string()));
-    flags
-}
 
 #[tokio::test]
 async fn the_request_budget_is_per_identity() {
-    let agent = spawn_agent().await;
-    let secrets = Secrets::new();
-    let flags = flags_with(&secrets, &["--rate-limit-chat", "2/1h"]);
-    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    let bridge = spawn_bridge_strict(&[("assistant", &agent.url)], &flags).await;
+    let edge = Guarded::start(&["--rate-limit-chat", "2/1h"]).await;
     let alice = hs256(&claims("alice"));
-    let call = |token: &str| {
-        bridge
-            .http
-            .post(bridge.url("/v1/agents/assistant/chat"))
-            .bearer_auth(token)
-            .json(&chat_body("hi"))
-            .send()
-    };
 
-    let first = call(&alice).await.unwrap();
+    let first = edge.chat_as(&alice).await;
     assert_eq!(first.status(), 200);
     assert_eq!(first.headers()["ratelimit-policy"], "\"chat\";q=2;w=3600");
     assert_eq!(first.headers()["ratelimit"], "\"chat\";r=1;t=0");
-    assert_eq!(call(&alice).await.unwrap().status(), 200);
+    assert_eq!(edge.chat_as(&alice).await.status(), 200);
 
-    let third = call(&alice).await.unwrap();
+    let third = edge.chat_as(&alice).await;
     let retry_after: u64 = third.headers()["retry-after"]
         .to_str()
         .unwrap()
@@ -50,93 +32,61 @@ async fn the_request_budget_is_per_identity() {
     assert_eq!(body["retry_after"], retry_after);
 
     // Another identity has its own budget; so does an API key.
-    assert_eq!(call(&hs256(&claims("bob"))).await.unwrap().status(), 200);
-    let by_key = bridge
-        .http
-        .post(bridge.url("/v1/agents/assistant/chat"))
-        .header("x-api-key", API_KEY)
-        .json(&chat_body("hi"))
-        .send()
-        .await
-        .unwrap();
+    assert_eq!(edge.chat_as(&hs256(&claims("bob"))).await.status(), 200);
+    let by_key = edge.chat("assistant", Some(("x-api-key", API_KEY))).await;
     assert_eq!(by_key.status(), 200);
-    assert_eq!(agent.stats.runs_started(), 4);
+    assert_eq!(edge.agent.stats.runs_started(), 4);
 }
 
 #[tokio::test]
 async fn failed_authentications_are_budgeted_per_ip() {
-    let agent = spawn_agent().await;
-    let secrets = Secrets::new();
-    let flags = flags_with(&secrets, &["--rate-limit-auth-failures", "2/1h"]);
-    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    let bridge = spawn_bridge_strict(&[("assistant", &agent.url)], &flags).await;
-    let guess = |key: &str| {
-        bridge
-            .http
-            .post(bridge.url("/v1/agents/assistant/chat"))
-            .header("x-api-key", key)
-            .json(&chat_body("hi"))
-            .send()
-    };
-    refused(
-        guess("guess-number-one-xxxx").await.unwrap(),
-        401,
-        "unauthenticated",
-    )
-    .await;
-    refused(
-        guess("guess-number-two-xxxx").await.unwrap(),
-        401,
-        "unauthenticated",
-    )
-    .await;
-    let third = guess("guess-number-three-xx").await.unwrap();
+    let edge = Guarded::start(&["--rate-limit-auth-failures", "2/1h"]).await;
+    let guess = |key| edge.chat("assistant", Some(("x-api-key", key)));
+    for key in ["guess-number-one-xxxx", "guess-number-two-xxxx"] {
+        refused(guess(key).await, 401, "unauthenticated").await;
+    }
+    let third = guess("guess-number-three-xx").await;
     assert!(third.headers().contains_key("retry-after"));
     refused(third, 429, "rate-limited").await;
     // A caller with valid credentials from the same address is not locked out.
-    assert_eq!(guess(API_KEY).await.unwrap().status(), 200);
+    assert_eq!(guess(API_KEY).await.status(), 200);
 }
 
 #[tokio::test]
 async fn open_streams_are_capped_per_identity_and_per_process() {
-    let agent = spawn_agent().await;
-    let secrets = Secrets::new();
-    let flags = flags_with(
-        &secrets,
-        &[
-            "--max-streams-per-identity",
-            "1",
-            "--max-streams",
-            "2",
-            // The retry loop below must not run into the request budget.
-            "--rate-limit-chat",
-            "off",
-        ],
-    );
-    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    let bridge = spawn_bridge_strict(&[("assistant", &agent.url)], &flags).await;
+    let edge = Guarded::start(&[
+        "--max-streams-per-identity",
+        "1",
+        "--max-streams",
+        "2",
+        // The retry loop below must not run into the request budget.
+        "--rate-limit-chat",
+        "off",
+    ])
+    .await;
+    let bridge = &edge.bridge;
     let open = |sub: &str| {
-        bridge
-            .http
-            .post(bridge.url("/v1/agents/assistant/chat"))
-            .bearer_auth(hs256(&claims(sub)))
-            .header("accept", "text/event-stream")
-            .json(&json!({ "message": "stub: hang" }))
-            .send()
+        let request = bridge.http.post(bridge.url("/v1/agents/assistant/chat"));
+        send(
+            request
+                .bearer_auth(hs256(&claims(sub)))
+                .header("accept", "text/event-stream")
+                .json(&json!({ "message": "stub: hang" })),
+        )
     };
 
-    let held = open("alice").await.unwrap();
+    let held = open("alice").await;
     assert_eq!(held.status(), 200);
     let mut held = Box::pin(sse_events(held));
     assert_eq!(next(&mut held).await.unwrap().event, "run_started");
 
-    let second = open("alice").await.unwrap();
+    let second = open("alice").await;
     assert!(second.headers().contains_key("retry-after"));
     refused(second, 429, "too-many-streams").await;
 
-    let bob = open("bob").await.unwrap();
+    let bob = open("bob").await;
     assert_eq!(bob.status(), 200);
-    let shed = open("carol").await.unwrap();
+    let shed = open("carol").await;
     assert!(shed.headers().contains_key("retry-after"));
     refused(shed, 503, "overloaded").await;
 
@@ -145,7 +95,7 @@ async fn open_streams_are_capped_per_identity_and_per_process() {
     drop(held);
     let deadline = tokio::time::Instant::now() + crate::support::PATIENCE;
     loop {
-        let retry = open("alice").await.unwrap();
+        let retry = open("alice").await;
         if retry.status() == 200 {
             break;
         }
@@ -158,55 +108,32 @@ async fn open_streams_are_capped_per_identity_and_per_process() {
 
 #[tokio::test]
 async fn hostile_ids_are_refused_precisely() {
-    let agent = spawn_agent().await;
-    let secrets = Secrets::new();
-    let flags = secrets.auth_flags();
-    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    let bridge = spawn_bridge_strict(&[("assistant", &agent.url)], &flags).await;
+    let edge = Guarded::start(&[]).await;
+    let bridge = &edge.bridge;
     let token = hs256(&claims("alice"));
 
+    let get = |path: &str| send(bridge.http.get(bridge.url(path)).bearer_auth(&token));
     for thread in ["a%0Ab", "a%20b", "..%2F..%2Fetc", &"x".repeat(129)] {
-        let response = bridge
-            .http
-            .get(bridge.url(&format!(
-                "/v1/agents/assistant/threads/{thread}/stream?message=hi"
-            )))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap();
-        refused(response, 422, "invalid-request").await;
+        let path = format!("/v1/agents/assistant/threads/{thread}/stream?message=hi");
+        refused(get(&path).await, 422, "invalid-request").await;
     }
     for thread in ["a\nb", "a\r\nevent: x", "", "é"] {
-        let response = bridge
-            .http
-            .post(bridge.url("/v1/tickets"))
-            .bearer_auth(&token)
-            .json(&json!({ "agent": "assistant", "thread_id": thread }))
-            .send()
-            .await
-            .unwrap();
-        refused(response, 422, "invalid-request").await;
+        let body = json!({ "agent": "assistant", "thread_id": thread });
+        let request = bridge.http.post(bridge.url("/v1/tickets")).json(&body);
+        refused(
+            send(request.bearer_auth(&token)).await,
+            422,
+            "invalid-request",
+        )
+        .await;
     }
-    let response = bridge
-        .http
-        .post(bridge.url("/v1/agents/ev%0Ail/chat"))
-        .bearer_auth(&token)
-        .json(&chat_body("hi"))
-        .send()
-        .await
-        .unwrap();
+    let bearer = format!("Bearer {token}");
+    let response = edge.chat("ev%0Ail", Some(("authorization", &bearer))).await;
     let body = refused(response, 404, "unknown-agent").await;
     assert!(!body["detail"].as_str().unwrap().contains('\n'), "{body}");
-    let no_message = bridge
-        .http
-        .get(bridge.url("/v1/agents/assistant/threads/t1/stream"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let no_message = get("/v1/agents/assistant/threads/t1/stream").await;
     refused(no_message, 422, "invalid-request").await;
-    assert_eq!(agent.stats.runs_started(), 0);
+    assert_eq!(edge.agent.stats.runs_started(), 0);
 }
 
 #[tokio::test]
@@ -220,36 +147,26 @@ async fn anonymous_callers_are_keyed_by_ip_and_forwarded_for_only_from_trusted_p
     .await;
     let direct = spawn_bridge_strict(&[("assistant", &agent.url)], &budget).await;
     let call = |bridge: &crate::support::Bridge, client: &str| {
-        bridge
-            .http
-            .post(bridge.url("/v1/agents/assistant/chat"))
-            .header("x-forwarded-for", format!("{client}, 127.0.0.2"))
-            .json(&chat_body("hi"))
-            .send()
+        let request = bridge.http.post(bridge.url("/v1/agents/assistant/chat"));
+        let forwarded = format!("{client}, 127.0.0.2");
+        send(
+            request
+                .header("x-forwarded-for", forwarded)
+                .json(&chat_body("hi")),
+        )
     };
 
     // Behind a trusted proxy, each forwarded client has its own budget.
-    assert_eq!(
-        call(&behind_proxy, "203.0.113.1").await.unwrap().status(),
-        200
-    );
+    assert_eq!(call(&behind_proxy, "203.0.113.1").await.status(), 200);
     refused(
-        call(&behind_proxy, "203.0.113.1").await.unwrap(),
+        call(&behind_proxy, "203.0.113.1").await,
         429,
         "rate-limited",
     )
     .await;
-    assert_eq!(
-        call(&behind_proxy, "203.0.113.2").await.unwrap().status(),
-        200
-    );
+    assert_eq!(call(&behind_proxy, "203.0.113.2").await.status(), 200);
 
     // Without one, the header is ignored: a client cannot pick a fresh budget.
-    assert_eq!(call(&direct, "203.0.113.1").await.unwrap().status(), 200);
-    refused(
-        call(&direct, "203.0.113.2").await.unwrap(),
-        429,
-        "rate-limited",
-    )
-    .await;
+    assert_eq!(call(&direct, "203.0.113.1").await.status(), 200);
+    refused(call(&direct, "203.0.113.2").await, 429, "rate-limited").await;
 }

@@ -7,8 +7,8 @@ use bridge::testing::{Origin, Secret, TicketClaims, Tickets};
 use serde_json::{Value, json};
 
 use crate::{
-    fixtures::{ISSUER, Secrets, claims, hs256, now, refused},
-    support::{Bridge, collect_events, spawn_agent, spawn_bridge_strict},
+    fixtures::{Guarded, ISSUER, claims, hs256, now, refused},
+    support::{Bridge, collect_events, send},
 };
 
 /// A ticket for alice on `assistant`'s `thread`, checked for its stream path and lifetime.
@@ -39,27 +39,18 @@ fn stream_url(bridge: &Bridge, thread: &str, ticket: &str) -> String {
 
 #[tokio::test]
 async fn a_ticket_opens_one_stream_for_its_thread_only() {
-    let agent = spawn_agent().await;
-    let secrets = Secrets::new();
-    let flags = secrets.auth_flags();
-    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    let bridge = spawn_bridge_strict(&[("assistant", &agent.url)], &flags).await;
+    let edge = Guarded::start(&[]).await;
+    let bridge = &edge.bridge;
 
     // Issuing needs credentials.
-    let anonymous = bridge
-        .http
-        .post(bridge.url("/v1/tickets"))
-        .json(&json!({ "agent": "assistant", "thread_id": "t1" }))
-        .send()
-        .await
-        .unwrap();
+    let anonymous = bridge.issue_ticket("assistant", "t1").await;
     refused(anonymous, 401, "unauthenticated").await;
 
     // The browser's EventSource: a GET with the ticket in the query, no headers.
-    let ticket = issue(&bridge, "t1").await;
+    let ticket = issue(bridge, "t1").await;
     let response = bridge
         .http
-        .get(stream_url(&bridge, "t1", &ticket))
+        .get(stream_url(bridge, "t1", &ticket))
         .header("accept", "text/event-stream")
         .send()
         .await
@@ -70,13 +61,11 @@ async fn a_ticket_opens_one_stream_for_its_thread_only() {
     assert_eq!(events.last().unwrap().event, "run_completed");
     assert_eq!(events[0].data["thread_id"], "t1");
 
+    let open =
+        |thread: &str, ticket: &str| send(bridge.http.get(stream_url(bridge, thread, ticket)));
+
     // Single use.
-    let again = bridge
-        .http
-        .get(stream_url(&bridge, "t1", &ticket))
-        .send()
-        .await
-        .unwrap();
+    let again = open("t1", &ticket).await;
     let body = refused(again, 401, "ticket-refused").await;
     assert!(
         body["detail"].as_str().unwrap().contains("already used"),
@@ -84,17 +73,12 @@ async fn a_ticket_opens_one_stream_for_its_thread_only() {
     );
 
     // Bound to its thread.
-    let ticket = issue(&bridge, "t1").await;
-    let elsewhere = bridge
-        .http
-        .get(stream_url(&bridge, "t2", &ticket))
-        .send()
-        .await
-        .unwrap();
+    let ticket = issue(bridge, "t1").await;
+    let elsewhere = open("t2", &ticket).await;
     refused(elsewhere, 401, "ticket-refused").await;
 
     // Never accepted on a POST.
-    let ticket = issue(&bridge, "t1").await;
+    let ticket = issue(bridge, "t1").await;
     let on_post = bridge
         .http
         .post(bridge.url(&format!("/v1/agents/assistant/chat?ticket={ticket}")))
@@ -125,12 +109,7 @@ async fn a_ticket_opens_one_stream_for_its_thread_only() {
         exp: now() - 1,
         jti: "expired-1".into(),
     });
-    let late = bridge
-        .http
-        .get(stream_url(&bridge, "t1", &expired))
-        .send()
-        .await
-        .unwrap();
+    let late = open("t1", &expired).await;
     let body = refused(late, 401, "ticket-refused").await;
     assert!(
         body["detail"].as_str().unwrap().contains("expired"),
@@ -149,13 +128,8 @@ async fn a_ticket_opens_one_stream_for_its_thread_only() {
             }))
             .unwrap()
         });
-    let forged = bridge
-        .http
-        .get(stream_url(&bridge, "t1", &forged))
-        .send()
-        .await
-        .unwrap();
+    let forged = open("t1", &forged).await;
     refused(forged, 401, "ticket-refused").await;
 
-    assert_eq!(agent.stats.runs_started(), 1);
+    assert_eq!(edge.agent.stats.runs_started(), 1);
 }

@@ -221,6 +221,16 @@ impl Client {
         send(self.http.get(self.url(path))).await
     }
 
+    /// `GET {path}`, its body as JSON.
+    pub async fn get_json(&self, path: &str) -> Value {
+        json(self.http.get(self.url(path))).await
+    }
+
+    /// `GET {path}`, its body as text (`/metrics`, say).
+    pub async fn get_text(&self, path: &str) -> String {
+        text(self.http.get(self.url(path))).await
+    }
+
     /// `GET /v1/agents`.
     pub async fn agents(&self) -> reqwest::Response {
         self.get("/v1/agents").await
@@ -298,6 +308,17 @@ impl std::ops::Deref for Bridge {
 /// is on loopback, so there is no network to blame).
 pub async fn send(request: reqwest::RequestBuilder) -> reqwest::Response {
     request.send().await.expect("request to a loopback server")
+}
+
+/// Sends a request and reads its body as JSON, whatever the status (a test that cares about
+/// the status uses [`send`]); a transport failure or a body that is not JSON fails the test.
+pub async fn json(request: reqwest::RequestBuilder) -> Value {
+    send(request).await.json().await.expect("a JSON body")
+}
+
+/// Sends a request and reads its body as text, whatever the status.
+pub async fn text(request: reqwest::RequestBuilder) -> String {
+    send(request).await.text().await.expect("a text body")
 }
 
 /// One parsed SSE event, with its `data:` decoded as JSON.
