@@ -6,8 +6,8 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use agent_bridge_proto::v1::{ChatRequest, agent_client::AgentClient};
-use eventsource_stream::Eventsource as _;
+use agent_bridge_proto::v1::{ChatEvent, ChatRequest, agent_client::AgentClient};
+use eventsource_stream::{Event, EventStreamError, Eventsource as _};
 use futures_util::StreamExt as _;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -211,18 +211,42 @@ fn rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
+/// A run straight from the agent: its gRPC event stream.
+async fn direct_run(
+    grpc: &mut AgentClient<tonic::transport::Channel>,
+    message: &str,
+) -> anyhow::Result<tonic::Streaming<ChatEvent>> {
+    let request = ChatRequest {
+        message: message.into(),
+        ..Default::default()
+    };
+    Ok(grpc.chat(request).await?.into_inner())
+}
+
+/// A run through the bridge: its SSE events.
+async fn bridge_run(
+    http: &reqwest::Client,
+    url: &str,
+    message: &str,
+) -> anyhow::Result<impl futures_util::Stream<Item = Result<Event, EventStreamError<reqwest::Error>>>>
+{
+    let body = serde_json::json!({ "message": message });
+    let request = http.post(url).header("accept", "text/event-stream");
+    let response = request.json(&body).send().await?;
+    anyhow::ensure!(
+        response.status() == 200,
+        "bridge answered {}",
+        response.status()
+    );
+    Ok(response.bytes_stream().eventsource())
+}
+
 async fn direct_rate(
     grpc: &mut AgentClient<tonic::transport::Channel>,
     message: &str,
 ) -> anyhow::Result<f64> {
     let started = Instant::now();
-    let mut stream = grpc
-        .chat(ChatRequest {
-            message: message.into(),
-            ..Default::default()
-        })
-        .await?
-        .into_inner();
+    let mut stream = direct_run(grpc, message).await?;
     let mut n = 0u64;
     while stream.message().await?.is_some() {
         n += 1;
@@ -232,18 +256,7 @@ async fn direct_rate(
 
 async fn bridge_rate(http: &reqwest::Client, url: &str, message: &str) -> anyhow::Result<f64> {
     let started = Instant::now();
-    let response = http
-        .post(url)
-        .header("accept", "text/event-stream")
-        .json(&serde_json::json!({ "message": message }))
-        .send()
-        .await?;
-    anyhow::ensure!(
-        response.status() == 200,
-        "bridge answered {}",
-        response.status()
-    );
-    let mut events = response.bytes_stream().eventsource();
+    let mut events = Box::pin(bridge_run(http, url, message).await?);
     let mut n = 0u64;
     while let Some(event) = events.next().await {
         event?;
@@ -265,13 +278,7 @@ async fn direct_latencies(
     message: &str,
     out: &mut Vec<f64>,
 ) -> anyhow::Result<()> {
-    let mut stream = grpc
-        .chat(ChatRequest {
-            message: message.into(),
-            ..Default::default()
-        })
-        .await?
-        .into_inner();
+    let mut stream = direct_run(grpc, message).await?;
     while let Some(event) = stream.message().await? {
         let ts = event
             .timestamp
@@ -287,13 +294,7 @@ async fn bridge_latencies(
     message: &str,
     out: &mut Vec<f64>,
 ) -> anyhow::Result<()> {
-    let response = http
-        .post(url)
-        .header("accept", "text/event-stream")
-        .json(&serde_json::json!({ "message": message }))
-        .send()
-        .await?;
-    let mut events = response.bytes_stream().eventsource();
+    let mut events = Box::pin(bridge_run(http, url, message).await?);
     while let Some(event) = events.next().await {
         let event = event?;
         if event.data.is_empty() {

@@ -312,13 +312,17 @@ mod tests {
         }
     }
 
-    #[test]
-    fn tool_arguments_pass_through_as_json() {
-        let e = event(Payload::ToolCall(ToolCall {
+    fn read_file_call() -> ChatEvent {
+        event(Payload::ToolCall(ToolCall {
             call_id: "c".into(),
             tool_name: "read_file".into(),
             arguments_json: r#"{"path":"a"}"#.into(),
-        }));
+        }))
+    }
+
+    #[test]
+    fn tool_arguments_pass_through_as_json() {
+        let e = read_file_call();
         let v: serde_json::Value = serde_json::from_str(&to_json(&e)).unwrap();
         assert_eq!(v["type"], "tool_call");
         assert_eq!(v["arguments"]["path"], "a");
@@ -334,11 +338,7 @@ mod tests {
 
     #[test]
     fn json_reads_back_as_the_same_event() {
-        let e = event(Payload::ToolCall(ToolCall {
-            call_id: "c".into(),
-            tool_name: "read_file".into(),
-            arguments_json: r#"{"path":"a"}"#.into(),
-        }));
+        let e = read_file_call();
         let (back, trace) = from_json(to_json(&e).as_bytes()).unwrap();
         assert_eq!(back, e);
         assert_eq!(trace, None);

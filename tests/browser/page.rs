@@ -889,15 +889,7 @@ async fn the_page_is_served_only_with_ui_with_its_types_and_a_strict_policy() {
         "nothing inline"
     );
 
-    let agents: Value = on
-        .http
-        .get(on.url("/v1/agents"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let agents = on.get_json("/v1/agents").await;
     // Each entry also carries the agent's health (`status`), checked in the background.
     let names: Vec<&str> = agents["agents"]
         .as_array()

@@ -93,19 +93,18 @@ struct Expected {
     results: Vec<Value>,
 }
 
+/// `items` as a dialect spells each of them, as one JSON array.
+fn each(items: &[Value], spell: impl Fn(&Value) -> Value) -> Value {
+    Value::Array(items.iter().map(spell).collect())
+}
+
 async fn expected(s: &Setup, message: &str) -> Expected {
-    let answer: Value = s
+    let chat = s
         .bridge
         .http
-        .post(s.bridge.url("/v1/agents/assistant/chat"))
-        .bearer_auth(&s.token)
-        .json(&json!({ "message": message }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .post(s.bridge.url("/v1/agents/assistant/chat"));
+    let body = json!({ "message": message });
+    let answer = crate::support::json(chat.bearer_auth(&s.token).json(&body)).await;
     let of = |kind: &str| -> Vec<Value> {
         answer["interactions"]
             .as_array()
@@ -188,18 +187,20 @@ async fn ag_ui_http_agent_runs_the_agent() {
     );
     assert_eq!(got["text"], want.text.as_str());
     assert_eq!(got["reasoning"], json!(want.thoughts));
-    let calls: Vec<Value> = want
-        .calls
-        .iter()
-        .map(|c| json!({ "toolCallId": c["call_id"], "toolName": c["tool_name"], "args": c["arguments"] }))
-        .collect();
-    assert_eq!(got["tools"], json!(calls));
-    let results: Vec<Value> = want
-        .results
-        .iter()
-        .map(|r| json!({ "toolCallId": r["call_id"], "content": r["content"] }))
-        .collect();
-    assert_eq!(got["results"], json!(results));
+    assert_eq!(
+        got["tools"],
+        each(
+            &want.calls,
+            |c| json!({ "toolCallId": c["call_id"], "toolName": c["tool_name"], "args": c["arguments"] })
+        )
+    );
+    assert_eq!(
+        got["results"],
+        each(
+            &want.results,
+            |r| json!({ "toolCallId": r["call_id"], "content": r["content"] })
+        )
+    );
     let types = got["types"].as_array().unwrap();
     assert_eq!(types.first().unwrap(), "RUN_STARTED");
     assert_eq!(types.last().unwrap(), "RUN_FINISHED");
@@ -230,18 +231,20 @@ async fn a2a_client_reads_the_card_and_streams_a_task() {
     assert_eq!(got["final"], want.text.as_str());
     assert_eq!(got["artifact"], want.text.as_str());
     assert_eq!(got["thoughts"], json!(want.thoughts));
-    let calls: Vec<Value> = want
-        .calls
-        .iter()
-        .map(|c| json!({ "callId": c["call_id"], "toolName": c["tool_name"], "arguments": c["arguments"] }))
-        .collect();
-    assert_eq!(got["tools"], json!(calls));
-    let results: Vec<Value> = want
-        .results
-        .iter()
-        .map(|r| json!({ "callId": r["call_id"], "toolName": r["tool_name"], "content": r["content"], "isError": false }))
-        .collect();
-    assert_eq!(got["results"], json!(results));
+    assert_eq!(
+        got["tools"],
+        each(
+            &want.calls,
+            |c| json!({ "callId": c["call_id"], "toolName": c["tool_name"], "arguments": c["arguments"] })
+        )
+    );
+    assert_eq!(
+        got["results"],
+        each(
+            &want.results,
+            |r| json!({ "callId": r["call_id"], "toolName": r["tool_name"], "content": r["content"], "isError": false })
+        )
+    );
     let task = got["taskId"].as_str().unwrap();
     assert!(
         task.starts_with(got["contextId"].as_str().unwrap()),

@@ -8,23 +8,23 @@ use serde_json::{Value, json};
 
 use crate::{
     clients::{Setup, setup},
-    support::{PATIENCE, next, problem, sse_events},
+    support::{PATIENCE, next, problem, send, sse_events},
 };
 
 impl Setup {
-    fn post(&self, path: &str, body: Value) -> reqwest::RequestBuilder {
-        self.bridge
-            .http
-            .post(self.bridge.url(path))
-            .bearer_auth(&self.token)
-            .json(&body)
+    /// `POST {path}` with the caller's token and `body`.
+    async fn post(&self, path: &str, body: Value) -> reqwest::Response {
+        let request = self.bridge.http.post(self.bridge.url(path));
+        send(request.bearer_auth(&self.token).json(&body)).await
     }
 
-    fn get(&self, path: &str) -> reqwest::RequestBuilder {
-        self.bridge
-            .http
-            .get(self.bridge.url(path))
-            .bearer_auth(&self.token)
+    /// `GET {path}` with the caller's token, and `last_event_id` if given.
+    async fn get(&self, path: &str, last_event_id: Option<&str>) -> reqwest::Response {
+        let mut request = self.bridge.http.get(self.bridge.url(path));
+        if let Some(id) = last_event_id {
+            request = request.header("last-event-id", id);
+        }
+        send(request.bearer_auth(&self.token)).await
     }
 }
 
@@ -71,14 +71,10 @@ async fn refusals_before_the_stream_are_problem_documents() {
     ];
     for (path, body) in &routes {
         // No credentials: 401 whatever the dialect.
-        let anonymous = s.bridge.http.post(s.bridge.url(path)).json(body);
-        assert_eq!(
-            problem(anonymous.send().await.unwrap()).await.0,
-            401,
-            "{path}"
-        );
+        let anonymous = send(s.bridge.http.post(s.bridge.url(path)).json(body)).await;
+        assert_eq!(problem(anonymous).await.0, 401, "{path}");
         // An agent that is not configured: 404.
-        let (status, doc) = problem(s.post(path, body.clone()).send().await.unwrap()).await;
+        let (status, doc) = problem(s.post(path, body.clone()).await).await;
         assert_eq!(status, 404, "{path}");
         assert_eq!(
             doc["type"], "urn:agent-bridge:problem:unknown-agent",
@@ -86,10 +82,8 @@ async fn refusals_before_the_stream_are_problem_documents() {
         );
     }
     let card = s
-        .get("/v1/agents/nobody/.well-known/agent-card.json")
-        .send()
-        .await
-        .unwrap();
+        .get("/v1/agents/nobody/.well-known/agent-card.json", None)
+        .await;
     assert_eq!(problem(card).await.0, 404);
 
     // A request without a user message to answer.
@@ -104,7 +98,7 @@ async fn refusals_before_the_stream_are_problem_documents() {
             json!({ "model": "assistant", "messages": [{ "role": "system", "content": "be brief" }] }),
         ),
     ] {
-        let (status, doc) = problem(s.post(path, body).send().await.unwrap()).await;
+        let (status, doc) = problem(s.post(path, body).await).await;
         assert_eq!(status, 422, "{path}: {doc}");
     }
     // A thread id the bridge cannot use.
@@ -113,9 +107,7 @@ async fn refusals_before_the_stream_are_problem_documents() {
             "/v1/agents/assistant/ai-sdk/chat",
             ai_sdk_body("no spaces", "hi"),
         )
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(problem(bad).await.0, 422);
 }
 
@@ -123,11 +115,7 @@ async fn refusals_before_the_stream_are_problem_documents() {
 async fn a2a_protocol_mistakes_are_json_rpc_errors() {
     let s = setup().await;
     let rpc = |body| async {
-        let response = s
-            .post("/v1/agents/assistant/a2a", body)
-            .send()
-            .await
-            .unwrap();
+        let response = s.post("/v1/agents/assistant/a2a", body).await;
         assert_eq!(response.status(), 200);
         response.json::<Value>().await.unwrap()
     };
@@ -158,9 +146,7 @@ async fn ai_sdk_stream_headers_done_and_nothing_to_resume() {
             "/v1/agents/assistant/ai-sdk/chat",
             ai_sdk_body("chat-h", "hi"),
         )
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(response.status(), 200);
     let header = |name: &str| {
         response
@@ -186,29 +172,16 @@ async fn ai_sdk_stream_headers_done_and_nothing_to_resume() {
     assert_eq!(first["type"], "start");
 
     let resume = s
-        .get("/v1/agents/assistant/ai-sdk/chat/chat-h/stream")
-        .send()
-        .await
-        .unwrap();
+        .get("/v1/agents/assistant/ai-sdk/chat/chat-h/stream", None)
+        .await;
     assert_eq!(resume.status(), 204);
     let resume = s
-        .get("/v1/agents/assistant/ag-ui/chat-h/stream")
-        .send()
-        .await
-        .unwrap();
+        .get("/v1/agents/assistant/ag-ui/chat-h/stream", None)
+        .await;
     assert_eq!(resume.status(), 204);
 
     // The dialect is a label of the stream metrics.
-    let metrics = s
-        .bridge
-        .http
-        .get(s.bridge.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = s.bridge.get_text("/metrics").await;
     assert!(metrics.contains("transport=\"ai_sdk\""), "{metrics}");
 }
 
@@ -220,9 +193,7 @@ async fn ag_ui_frames_carry_ids_and_resume_after_the_last_one_seen() {
             "/v1/agents/assistant/ag-ui",
             ag_ui_body("ag-thread", "stub: pace=30ms"),
         )
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(response.status(), 200);
     let mut original = Box::pin(sse_events(response));
     // Read up to the end of the tool call (event 3), as a client that is then cut off.
@@ -243,11 +214,8 @@ async fn ag_ui_frames_carry_ids_and_resume_after_the_last_one_seen() {
     assert!(ids.contains(&"2"), "{ids:?}");
 
     let resumed = s
-        .get("/v1/agents/assistant/ag-ui/ag-thread/stream")
-        .header("last-event-id", "3")
-        .send()
-        .await
-        .unwrap();
+        .get("/v1/agents/assistant/ag-ui/ag-thread/stream", Some("3"))
+        .await;
     assert_eq!(resumed.status(), 200);
     let resumed: Vec<_> = tokio::time::timeout(PATIENCE, sse_events(resumed).collect::<Vec<_>>())
         .await
@@ -281,9 +249,7 @@ async fn a_client_that_leaves_cancels_the_agent() {
             "/v1/agents/assistant/ai-sdk/chat",
             ai_sdk_body("chat-leaves", "stub: hang"),
         )
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(response.status(), 200);
     let mut body = response.bytes_stream();
     next(&mut body).await.expect("first bytes").unwrap();

@@ -184,11 +184,7 @@ async fn a_second_message_during_a_run_is_409(backend: Backend) {
     assert_eq!(body["run_id"], run_id.as_str(), "names the active run");
     assert_eq!(body["type"], "urn:agent-bridge:problem:run-active");
     // Deleting the thread is refused too while its run is active.
-    let response = reqwest::Client::new()
-        .delete(format!("{base}/v1/agents/assistant/threads/t1"))
-        .send()
-        .await
-        .unwrap();
+    let response = s.bridge.delete_thread("assistant", "t1").await;
     assert_eq!(problem(response).await.0, 409);
     // Another thread is free.
     start_run(base, "assistant", "t2", "hello").await;
@@ -196,21 +192,13 @@ async fn a_second_message_during_a_run_is_409(backend: Backend) {
 
 async fn history_and_delete_round_trip_through_the_agent(backend: Backend) {
     let s = setup(backend, &[]).await;
-    let base = &s.bridge.base;
-    let http = reqwest::Client::new();
+    let (base, bridge) = (&s.bridge.base, &s.bridge);
     let mut watcher = subscribe(base, "assistant", "notes", None).await;
     start_run(base, "assistant", "notes", "remember the milk").await;
     let run = until_run_ends(&mut watcher).await;
     let answer = run.last().unwrap().data["final_message"]["content"].clone();
 
-    let threads: Value = http
-        .get(format!("{base}/v1/agents/assistant/threads"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let threads = bridge.get_json("/v1/agents/assistant/threads").await;
     let listed = threads["threads"].as_array().unwrap();
     assert!(
         listed
@@ -219,37 +207,24 @@ async fn history_and_delete_round_trip_through_the_agent(backend: Backend) {
         "{threads}"
     );
 
-    let url = format!("{base}/v1/agents/assistant/threads/notes/messages?page_size=1");
-    let page: Value = http.get(&url).send().await.unwrap().json().await.unwrap();
+    let messages = "/v1/agents/assistant/threads/notes/messages";
+    let page = bridge.get_json(&format!("{messages}?page_size=1")).await;
     assert_eq!(page["messages"][0]["role"], "user");
     assert_eq!(page["messages"][0]["content"], "remember the milk");
     let token = page["next_page_token"].as_str().unwrap();
-    let next: Value = http
-        .get(format!("{url}&page_token={token}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let next = bridge
+        .get_json(&format!("{messages}?page_size=1&page_token={token}"))
+        .await;
     assert_eq!(next["messages"][0]["role"], "assistant");
     assert_eq!(next["messages"][0]["content"], answer);
 
-    let deleted = http
-        .delete(format!("{base}/v1/agents/assistant/threads/notes"))
-        .send()
-        .await
-        .unwrap();
+    let deleted = bridge.delete_thread("assistant", "notes").await;
     assert_eq!(deleted.status(), 200);
     assert_eq!(
         deleted.json::<Value>().await.unwrap()["deleted_messages"],
         2
     );
-    let gone = http
-        .get(format!("{base}/v1/agents/assistant/threads/notes/messages"))
-        .send()
-        .await
-        .unwrap();
+    let gone = bridge.list_messages("assistant", "notes").await;
     assert_eq!(problem(gone).await.0, 404);
     // The bridge's log went too: a resume finds nothing of it.
     let mut resumed = subscribe(base, "assistant", "notes", Some(&run[2].id)).await;

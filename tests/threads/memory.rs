@@ -5,7 +5,7 @@
 use futures_util::{StreamExt as _, stream};
 
 use crate::{
-    support::{eventually, process, spawn_agent},
+    support::{Client, eventually, process, send, spawn_agent, sse_events},
     until_run_ends,
 };
 
@@ -50,16 +50,9 @@ async fn twenty_thousand_thread_ids_stay_within_the_hub_budget() {
     )
     .await;
     let base = bridge.url();
-    let client = reqwest::Client::new();
+    let client = Client::new(&base);
     let metrics = || async {
-        let text = client
-            .get(format!("{base}/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = client.get_text("/metrics").await;
         (
             gauge(&text, "bridge_hub_memory_bytes"),
             gauge(&text, "bridge_hub_threads"),
@@ -67,25 +60,15 @@ async fn twenty_thousand_thread_ids_stay_within_the_hub_budget() {
     };
     let visit = |i: usize| {
         let client = client.clone();
-        let base = base.clone();
         async move {
             let thread = format!("id-{i}");
-            let url = format!("{base}/v1/agents/assistant/threads/{thread}");
-            let events = client
-                .get(format!("{url}/events"))
-                .header("accept", "text/event-stream")
-                .send()
-                .await
-                .unwrap();
+            let path = format!("/v1/agents/assistant/threads/{thread}/events");
+            let request = client.http.get(client.url(&path));
+            let events = send(request.header("accept", "text/event-stream")).await;
             assert_eq!(events.status(), 200, "{:?}", events.headers());
             if i.is_multiple_of(RUN_EVERY) {
-                let mut events = Box::pin(crate::support::sse_events(events));
-                let posted = client
-                    .post(format!("{url}/messages"))
-                    .json(&serde_json::json!({ "message": "hello" }))
-                    .send()
-                    .await
-                    .unwrap();
+                let mut events = Box::pin(sse_events(events));
+                let posted = client.post_message("assistant", &thread, "hello").await;
                 assert_eq!(posted.status(), 202);
                 let run = until_run_ends(&mut events).await;
                 assert_eq!(run.last().unwrap().event, "run_completed");

@@ -56,6 +56,21 @@ impl A2a {
         let value = json!({ "jsonrpc": "2.0", "id": self.rpc_id, "result": result });
         put_frame(out, id, None, value.to_string().as_bytes(), self.retry);
     }
+
+    /// A step of the working task (a thought, a tool call or result): a status update whose
+    /// message carries the step's `parts`; `(step, kind)` name it in its id and metadata.
+    fn working(
+        &self,
+        out: &mut BytesMut,
+        id: Option<&str>,
+        event: &ChatEvent,
+        (step, kind): (&str, &str),
+        parts: Value,
+    ) {
+        let message = agent_message(event, step_id(event, step), parts, kind);
+        let update = status_update(event, "TASK_STATE_WORKING", Some(message));
+        self.result(out, id, update);
+    }
 }
 
 /// The task id of a run: `{thread}:{run}`. Run ids never contain `:`.
@@ -78,6 +93,16 @@ fn status(event: &ChatEvent, state: &str, message: Option<Value>) -> Value {
         status["timestamp"] = json!(t.to_string());
     }
     status
+}
+
+/// The id of the message a step of a run becomes: `{run}-{step}-{sequence}`.
+fn step_id(event: &ChatEvent, step: &str) -> String {
+    format!("{}-{}-{}", event.run_id, step, event.sequence)
+}
+
+/// Structured content as A2A parts: one JSON data part.
+fn data_parts(data: Value) -> Value {
+    json!([{ "data": data, "mediaType": "application/json" }])
 }
 
 fn agent_message(event: &ChatEvent, id: String, parts: Value, kind: &str) -> Value {
@@ -104,7 +129,6 @@ impl Encoder for A2a {
         let event = frame.event;
         let id = Some(frame.id);
         self.retry = frame.retry;
-        let step = |kind: &str| format!("{}-{}-{}", event.run_id, kind, event.sequence);
         match &event.payload {
             None => {}
             Some(Payload::RunStarted(_)) => self.result(
@@ -117,17 +141,8 @@ impl Encoder for A2a {
                 }}),
             ),
             Some(Payload::Thought(thought)) => {
-                let message = agent_message(
-                    event,
-                    step("thought"),
-                    json!([{ "text": thought.content }]),
-                    "thought",
-                );
-                self.result(
-                    out,
-                    id,
-                    status_update(event, "TASK_STATE_WORKING", Some(message)),
-                );
+                let parts = json!([{ "text": thought.content }]);
+                self.working(out, id, event, ("thought", "thought"), parts);
             }
             Some(Payload::ToolCall(call)) => {
                 let data = json!({
@@ -135,13 +150,7 @@ impl Encoder for A2a {
                     "toolName": call.tool_name,
                     "arguments": arguments(&call.arguments_json),
                 });
-                let parts = json!([{ "data": data, "mediaType": "application/json" }]);
-                let message = agent_message(event, step("tool-call"), parts, "tool_call");
-                self.result(
-                    out,
-                    id,
-                    status_update(event, "TASK_STATE_WORKING", Some(message)),
-                );
+                self.working(out, id, event, ("tool-call", "tool_call"), data_parts(data));
             }
             Some(Payload::ToolResult(result)) => {
                 let data = json!({
@@ -150,13 +159,8 @@ impl Encoder for A2a {
                     "content": result.content,
                     "isError": result.is_error,
                 });
-                let parts = json!([{ "data": data, "mediaType": "application/json" }]);
-                let message = agent_message(event, step("tool-result"), parts, "tool_result");
-                self.result(
-                    out,
-                    id,
-                    status_update(event, "TASK_STATE_WORKING", Some(message)),
-                );
+                let kind = ("tool-result", "tool_result");
+                self.working(out, id, event, kind, data_parts(data));
             }
             Some(Payload::TextDelta(delta)) => {
                 let mut updates = Vec::new();
@@ -198,12 +202,8 @@ impl Encoder for A2a {
                 }
             }
             Some(Payload::RunError(error)) => {
-                let mut message = agent_message(
-                    event,
-                    step("error"),
-                    json!([{ "text": error.message }]),
-                    "error",
-                );
+                let parts = json!([{ "text": error.message }]);
+                let mut message = agent_message(event, step_id(event, "error"), parts, "error");
                 message["metadata"]["code"] = json!(error.code);
                 self.result(
                     out,
