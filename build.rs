@@ -17,9 +17,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out = PathBuf::from(env::var("OUT_DIR")?);
     fs::write(out.join("agent_descriptor.bin"), fds.encode_to_vec())?;
 
+    // Every call encodes and decodes through `LeanCodec` (src/lib.rs): smaller starting buffers.
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
+        .codec_path("crate::LeanCodec")
         .compile_fds(fds)?;
 
     // The `google.api` imports only carry options: their own messages are not generated.
@@ -28,6 +30,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(false)
+        .codec_path("crate::LeanCodec")
         .compile_fds(a2a)?;
     Ok(())
 }

@@ -8,6 +8,7 @@
 //! - [`a2a::v1`]: the A2A protocol's messages and `A2AService` client (package `lf.a2a.v1`,
 //!   vendored in `proto/vendor/a2a/`), for agents that speak A2A rather than `agent.v1`.
 //! - [`FILE_DESCRIPTOR_SET`]: the encoded descriptors, for gRPC server reflection.
+//! - [`LeanCodec`]: the codec every generated client and server uses (small starting buffers).
 //! - [`code_name`] / [`parse_code`]: the gRPC code names `RunError.code` carries.
 #![forbid(unsafe_code)]
 
@@ -27,6 +28,49 @@ pub mod a2a {
     )]
     pub mod v1 {
         tonic::include_proto!("lf.a2a.v1");
+    }
+}
+
+/// The contract's gRPC codec: prost, as tonic's own `ProstCodec`, but each call's buffers
+/// start at [`LeanCodec::BUFFER`] bytes instead of tonic's 8 KiB and grow when a message
+/// needs more. A streaming call keeps its buffer for its whole life: the bridge's decode
+/// buffer and the agent's encode buffer are held by every open run, most of them idle and
+/// their events a few hundred bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct LeanCodec<T, U>(std::marker::PhantomData<(T, U)>);
+
+impl<T, U> LeanCodec<T, U> {
+    /// Where a call's encode and decode buffers start.
+    pub const BUFFER: usize = 1024;
+
+    fn settings() -> tonic::codec::BufferSettings {
+        // The yield threshold stays tonic's default (32 KiB).
+        tonic::codec::BufferSettings::new(Self::BUFFER, 32 * 1024)
+    }
+}
+
+impl<T, U> Default for LeanCodec<T, U> {
+    fn default() -> Self {
+        Self(std::marker::PhantomData)
+    }
+}
+
+impl<T, U> tonic::codec::Codec for LeanCodec<T, U>
+where
+    T: prost::Message + Send + 'static,
+    U: prost::Message + Default + Send + 'static,
+{
+    type Encode = T;
+    type Decode = U;
+    type Encoder = tonic_prost::ProstEncoder<T>;
+    type Decoder = tonic_prost::ProstDecoder<U>;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        tonic_prost::ProstEncoder::new(Self::settings())
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        tonic_prost::ProstDecoder::new(Self::settings())
     }
 }
 

@@ -1,7 +1,7 @@
 //! The non-streaming answer (seed 001's backward-compatible endpoint): the same run, read to
 //! its end and returned as one JSON document.
 
-use agent_bridge_proto::v1::chat_event::Payload;
+use agent_bridge_proto::v1::{ChatEvent, chat_event::Payload};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -34,7 +34,7 @@ pub(crate) async fn collect(mut run: Run) -> Result<Answer, ApiError> {
         usage: Value::Null,
     };
     while let Some(emitted) = run.events.recv().await {
-        let event = &emitted.event;
+        let event: &ChatEvent = &emitted.event;
         match &event.payload {
             Some(Payload::Thought(_) | Payload::ToolCall(_) | Payload::ToolResult(_)) => {
                 answer.interactions.push(to_value(&WireEvent::from(event)));

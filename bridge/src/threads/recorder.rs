@@ -88,12 +88,7 @@ async fn record(
                     Code::Unavailable,
                     "the thread's event log is unavailable",
                 );
-                let _ = forward
-                    .send(Emitted {
-                        event: failure,
-                        reconnect: false,
-                    })
-                    .await;
+                let _ = forward.send(Emitted::new(failure, false)).await;
             }
             break;
         }
