@@ -15,6 +15,8 @@
 //! the hard one with `prlimit` (children inherit it) and prints both. Clients connect from
 //! several loopback source addresses (127.0.0.2, .3, ...), 10,000 streams each.
 
+mod support;
+
 use std::{
     net::{IpAddr, Ipv4Addr},
     path::{Path, PathBuf},
@@ -264,26 +266,8 @@ fn kib(bytes: f64) -> String {
 }
 
 fn bridge_args(agent: &str, extra: &[&str]) -> Vec<String> {
-    let mut args: Vec<String> = [
-        "--listen",
-        "127.0.0.1:0",
-        "--allow-anonymous",
-        "--rate-limit-chat",
-        "off",
-        "--rate-limit-read",
-        "off",
-        "--max-streams-per-identity",
-        "1000000",
-        "--max-streams",
-        "1000000",
-        "--max-connections",
-        "1000000",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    args.push("--agent".into());
-    args.push(format!("bench={agent}"));
+    let mut args = vec!["--listen".to_owned(), "127.0.0.1:0".to_owned()];
+    args.extend(support::unlimited_bridge_flags(agent));
     args.extend(extra.iter().map(|s| s.to_string()));
     args
 }

@@ -4,6 +4,8 @@
 //!
 //! `cargo bench --bench throughput` (add `-- --events 200000 --size 256` to change the load).
 
+mod support;
+
 use std::time::{Duration, Instant, SystemTime};
 
 use agent_bridge_proto::v1::{ChatEvent, ChatRequest, agent_client::AgentClient};
@@ -57,20 +59,8 @@ async fn main() -> anyhow::Result<()> {
 
     let bridge_listener = TcpListener::bind("127.0.0.1:0").await?;
     let bridge_url = format!("http://{}", bridge_listener.local_addr()?);
-    let config = bridge::Config::from_args([
-        "bridge",
-        "--allow-anonymous",
-        "--rate-limit-chat",
-        "off",
-        "--rate-limit-read",
-        "off",
-        "--max-streams-per-identity",
-        "100000",
-        "--max-streams",
-        "100000",
-        "--agent",
-        &format!("bench={agent_url}"),
-    ])?;
+    let flags = support::unlimited_bridge_flags(&agent_url);
+    let config = bridge::Config::from_args(std::iter::once("bridge".to_owned()).chain(flags))?;
     tokio::spawn(bridge::serve(bridge_listener, config, shutdown.clone()));
 
     let mut grpc = AgentClient::connect(agent_url.clone()).await?;

@@ -1,7 +1,7 @@
 //! An A2A agent (the official A2A Python SDK's gRPC server) behind the bridge.
 
 use crate::{
-    chat, describe, get_json, pairs,
+    a_new_thread_reads_back, chat, describe, get_json,
     python::PythonAgent,
     support::{Bridge, collect_events, next, problem, spawn_bridge, sse_events},
 };
@@ -167,29 +167,13 @@ async fn a2a_contexts_read_as_threads() {
     let agent = PythonAgent::start(SCRIPT).await;
     let bridge = bridge_to(&agent).await;
 
-    let events = chat(&bridge, "research", "What is the answer?").await;
-    let thread_id = events[0].data["thread_id"].as_str().unwrap().to_owned();
-
-    let threads = get_json(&bridge, "/v1/agents/research/threads").await;
-    assert_eq!(
-        pairs(&threads, "threads", "thread_id", "title"),
-        [(thread_id.clone(), "What is the answer?".to_owned())]
-    );
-    let history = get_json(
+    let thread_id = a_new_thread_reads_back(
         &bridge,
-        &format!("/v1/agents/research/threads/{thread_id}/messages"),
+        "research",
+        "What is the answer?",
+        "The answer is forty-two.",
     )
     .await;
-    assert_eq!(
-        pairs(&history, "messages", "role", "content"),
-        [
-            ("user".to_owned(), "What is the answer?".to_owned()),
-            (
-                "assistant".to_owned(),
-                "The answer is forty-two.".to_owned()
-            ),
-        ]
-    );
 
     // A2A cannot delete a context: a clear 501 problem, not a silent success.
     let (status, body) = problem(bridge.delete_thread("research", &thread_id).await).await;

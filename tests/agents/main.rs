@@ -66,8 +66,37 @@ pub async fn get_json(bridge: &Bridge, path: &str) -> Value {
     response.json().await.unwrap()
 }
 
+/// Runs `message` on a new thread of `agent`, then checks what the bridge reads back from the
+/// agent: the thread, titled by the message, and its history, the message and `answer`.
+/// Returns the thread's id.
+pub async fn a_new_thread_reads_back(
+    bridge: &Bridge,
+    agent: &str,
+    message: &str,
+    answer: &str,
+) -> String {
+    let events = chat(bridge, agent, message).await;
+    let thread_id = events[0].data["thread_id"].as_str().unwrap().to_owned();
+
+    let threads = get_json(bridge, &format!("/v1/agents/{agent}/threads")).await;
+    assert_eq!(
+        pairs(&threads, "threads", "thread_id", "title"),
+        [(thread_id.clone(), message.to_owned())]
+    );
+    let history = format!("/v1/agents/{agent}/threads/{thread_id}/messages");
+    let history = get_json(bridge, &history).await;
+    assert_eq!(
+        pairs(&history, "messages", "role", "content"),
+        [
+            ("user".to_owned(), message.to_owned()),
+            ("assistant".to_owned(), answer.to_owned()),
+        ]
+    );
+    thread_id
+}
+
 /// Two string fields of each item of `document[list]`.
-pub fn pairs(document: &Value, list: &str, a: &str, b: &str) -> Vec<(String, String)> {
+fn pairs(document: &Value, list: &str, a: &str, b: &str) -> Vec<(String, String)> {
     document[list]
         .as_array()
         .unwrap_or_else(|| panic!("no {list} in {document}"))

@@ -1,7 +1,7 @@
 //! The Python example agent (`examples/python-agent/`) behind the bridge.
 
 use crate::{
-    chat, describe, get_json, pairs,
+    a_new_thread_reads_back, chat, describe,
     python::PythonAgent,
     support::{Bridge, next, spawn_bridge, sse_events},
 };
@@ -87,29 +87,7 @@ async fn the_python_agent_keeps_each_callers_threads() {
     let agent = PythonAgent::start("examples/python-agent/server.py").await;
     let bridge = bridge_to(&agent).await;
 
-    let events = chat(&bridge, "py", "remember me").await;
-    let thread_id = events[0].data["thread_id"].as_str().unwrap().to_owned();
-
-    let threads = get_json(&bridge, "/v1/agents/py/threads").await;
-    assert_eq!(
-        pairs(&threads, "threads", "thread_id", "title"),
-        [(thread_id.clone(), "remember me".to_owned())]
-    );
-    let history = get_json(
-        &bridge,
-        &format!("/v1/agents/py/threads/{thread_id}/messages"),
-    )
-    .await;
-    assert_eq!(
-        pairs(&history, "messages", "role", "content"),
-        [
-            ("user".to_owned(), "remember me".to_owned()),
-            (
-                "assistant".to_owned(),
-                "Your message has 2 words.".to_owned()
-            ),
-        ]
-    );
+    a_new_thread_reads_back(&bridge, "py", "remember me", "Your message has 2 words.").await;
     // The agent saw who was asking (the bridge's identity metadata).
     let started = agent
         .output()

@@ -10,7 +10,10 @@ use tokio::net::TcpListener;
 
 use crate::{
     browser,
-    support::{spawn_agent, spawn_bridge, spawn_bridge_strict},
+    support::{
+        Agent, Bridge, JwtSecret, next_frame, send_message_frame, spawn_agent, spawn_bridge,
+        spawn_bridge_strict,
+    },
 };
 
 const KEY: &str = "browser-test-key-0123456789";
@@ -44,6 +47,46 @@ impl Origin {
     }
 }
 
+/// A browser, and a page origin with a bridge serving the client module (`--ui`) and taking
+/// the API keys of a file of its own. CORS allows the page's origin when `allowed`, else
+/// only an origin nobody serves.
+struct Scene {
+    browser: browser::Browser,
+    origin: Origin,
+    bridge: Bridge,
+    keys: PathBuf,
+    _agent: Agent,
+}
+
+impl Scene {
+    async fn start(name: &str, allowed: bool) -> Self {
+        let browser = browser::launch().await;
+        let agent = spawn_agent().await;
+        let origin = Origin::bind().await;
+        let keys = api_keys_file(name);
+        let cors = if allowed {
+            origin.origin.clone()
+        } else {
+            "http://127.0.0.1:9".to_owned()
+        };
+        let flags = [
+            "--ui",
+            "--cors-origin",
+            &cors,
+            "--api-keys-file",
+            keys.to_str().unwrap(),
+        ];
+        let bridge = spawn_bridge(&[("assistant", &agent.url)], &flags).await;
+        Self {
+            browser,
+            origin,
+            bridge,
+            keys,
+            _agent: agent,
+        }
+    }
+}
+
 fn page(bridge: &str, script: &str) -> String {
     format!(
         "<!doctype html><html><head><meta charset=utf-8><title>another origin</title></head>\
@@ -67,23 +110,9 @@ async fn result(browser: &browser::Browser) -> Value {
 
 #[tokio::test]
 async fn a_page_on_an_allowed_origin_streams_and_subscribes_with_a_ticket() {
-    let browser = browser::launch().await;
-    let agent = spawn_agent().await;
-    let origin = Origin::bind().await;
-    let keys = api_keys_file("allowed");
-    let bridge = spawn_bridge(
-        &[("assistant", &agent.url)],
-        &[
-            "--ui",
-            "--cors-origin",
-            &origin.origin,
-            "--api-keys-file",
-            keys.to_str().unwrap(),
-        ],
-    )
-    .await;
-    let url = origin.serve(page(
-        &bridge.base,
+    let scene = Scene::start("allowed", true).await;
+    let url = scene.origin.serve(page(
+        &scene.bridge.base,
         r#"
         const client = new BridgeClient({ baseUrl: BRIDGE, apiKey: KEY });
         out.agents = (await client.listAgents()).agents.map(a => a.name);
@@ -105,8 +134,8 @@ async fn a_page_on_an_allowed_origin_streams_and_subscribes_with_a_ticket() {
         await client.postMessage('assistant', 'cors-thread', 'and on a thread');
         "#,
     ));
-    browser.goto(&url).await;
-    let out = result(&browser).await;
+    scene.browser.goto(&url).await;
+    let out = result(&scene.browser).await;
     assert_eq!(out["state"], "finished", "{out}");
     assert_eq!(out["agents"], serde_json::json!(["assistant"]), "{out}");
     let chat = out["chat"].as_array().expect("chat kinds");
@@ -118,39 +147,26 @@ async fn a_page_on_an_allowed_origin_streams_and_subscribes_with_a_ticket() {
     let expected: Vec<Value> = (1..=kinds.len() as u64).map(Value::from).collect();
     assert_eq!(out["seqs"], Value::Array(expected), "{out}");
     assert_eq!(out["text"], out["final"], "{out}");
-    browser.close().await;
-    let _ = std::fs::remove_file(keys);
+    scene.browser.close().await;
+    let _ = std::fs::remove_file(&scene.keys);
 }
 
 #[tokio::test]
 async fn a_page_on_a_refused_origin_cannot_read_the_bridge() {
-    let browser = browser::launch().await;
-    let agent = spawn_agent().await;
-    let origin = Origin::bind().await;
-    let keys = api_keys_file("refused");
-    // Anonymous callers are served: the bridge answers the requests below with 200, so the
-    // refusal can only come from the browser enforcing CORS.
-    let bridge = spawn_bridge(
-        &[("assistant", &agent.url)],
-        &[
-            "--ui",
-            "--cors-origin",
-            "http://127.0.0.1:9",
-            "--api-keys-file",
-            keys.to_str().unwrap(),
-        ],
-    )
-    .await;
-    let answered = bridge
+    // Anonymous callers are served: the scene.bridge answers the requests below with 200, so the
+    // refusal can only come from the scene.browser enforcing CORS.
+    let scene = Scene::start("refused", false).await;
+    let answered = scene
+        .bridge
         .http
-        .get(bridge.url("/v1/agents"))
-        .header("origin", &origin.origin)
+        .get(scene.bridge.url("/v1/agents"))
+        .header("origin", &scene.origin.origin)
         .send()
         .await
         .expect("direct request");
-    assert_eq!(answered.status(), 200, "the bridge itself answers");
-    let url = origin.serve(page(
-        &bridge.base,
+    assert_eq!(answered.status(), 200, "the scene.bridge itself answers");
+    let url = scene.origin.serve(page(
+        &scene.bridge.base,
         r#"
         try { const r = await fetch(BRIDGE + '/v1/agents'); out.fetch = 'read ' + r.status; }
         catch (e) { out.fetch = 'refused ' + e.name; }
@@ -165,14 +181,14 @@ async fn a_page_on_a_refused_origin_cannot_read_the_bridge() {
         out.state = 'done';
         "#,
     ));
-    browser.goto(&url).await;
-    let out = result(&browser).await;
+    scene.browser.goto(&url).await;
+    let out = result(&scene.browser).await;
     assert_eq!(out["state"], "done", "{out}");
     assert_eq!(out["fetch"], "refused TypeError", "{out}");
     assert_eq!(out["chat"], "refused BridgeError 0", "{out}");
     assert_eq!(out["es"], "refused", "{out}");
-    browser.close().await;
-    let _ = std::fs::remove_file(keys);
+    scene.browser.close().await;
+    let _ = std::fs::remove_file(&scene.keys);
 }
 
 /// Opens a WebSocket on thread `hijack` from the current page and asks for a run; the
@@ -193,31 +209,18 @@ const OPEN_SOCKET: &str = r#"
 /// service (no `Origin`) may.
 #[tokio::test]
 async fn a_websocket_from_a_refused_origin_is_refused_even_with_the_cookie() {
-    use futures_util::SinkExt as _;
-    use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest as _};
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 
     let browser = browser::launch().await;
     let agent = spawn_agent().await;
-    let secret = "browser-suite-jwt-secret-0123456789";
-    let secret_file =
-        std::env::temp_dir().join(format!("bridge-browser-jwt-{}", std::process::id()));
-    std::fs::write(&secret_file, secret).expect("write secret");
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let token = jsonwebtoken::encode(
-        &jsonwebtoken::Header::default(),
-        &serde_json::json!({ "sub": "victim", "scope": "agent:*", "exp": now + 600 }),
-        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
-    )
-    .unwrap();
+    let secret = JwtSecret::new("browser", "browser-suite-jwt-secret-0123456789");
+    let token = secret.token(serde_json::json!({ "sub": "victim", "scope": "agent:*" }));
     let evil = Origin::bind().await;
     let bridge = spawn_bridge_strict(
         &[("assistant", &agent.url)],
         &[
             "--jwt-secret-file",
-            secret_file.to_str().unwrap(),
+            secret.flag_value(),
             "--cors-origin",
             "http://127.0.0.1:9",
         ],
@@ -261,21 +264,14 @@ async fn a_websocket_from_a_refused_origin_is_refused_even_with_the_cookie() {
     let (mut socket, _) = tokio_tungstenite::connect_async(request)
         .await
         .expect("a service's socket");
-    socket
-        .send(Message::text(
-            r#"{"type":"message","message":"from a service"}"#,
-        ))
-        .await
-        .unwrap();
+    send_message_frame(&mut socket, "from a service").await;
     // The reply to the message comes among the thread's events.
     let reply = loop {
-        let frame = crate::support::next(&mut socket).await.expect("a frame");
-        let frame: Value = serde_json::from_str(frame.unwrap().to_text().unwrap()).unwrap();
+        let frame = next_frame(&mut socket).await;
         if matches!(frame["type"].as_str(), Some("accepted" | "error")) {
             break frame;
         }
     };
     assert_eq!(reply["type"], "accepted", "{reply}");
     browser.close().await;
-    let _ = std::fs::remove_file(secret_file);
 }

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use crate::{
     node,
-    support::{Agent, Bridge, spawn_agent, spawn_bridge_strict},
+    support::{Agent, Bridge, JwtSecret, spawn_agent, spawn_bridge_strict},
 };
 
 const MESSAGE: &str = "Add a dark mode toggle";
@@ -17,51 +17,28 @@ pub struct Setup {
     pub agent: Agent,
     pub bridge: Bridge,
     pub token: String,
-    _secret: Secret,
-}
-
-/// The HS256 secret file, removed with the test.
-struct Secret(std::path::PathBuf);
-
-impl Drop for Secret {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
+    _secret: JwtSecret,
 }
 
 pub async fn setup() -> Setup {
-    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let secret = "dialects-suite-shared-secret-0123456789";
-    let path = std::env::temp_dir().join(format!("bridge-dialects-{}-{n}", std::process::id()));
-    std::fs::write(&path, secret).unwrap();
+    let secret = JwtSecret::new("dialects", "dialects-suite-shared-secret-0123456789");
     let agent = spawn_agent().await;
     let bridge = spawn_bridge_strict(
         &[("assistant", &agent.url)],
         &[
             "--jwt-secret-file",
-            path.to_str().unwrap(),
+            secret.flag_value(),
             "--rate-limit-chat",
             "off",
         ],
     )
     .await;
-    let exp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 600;
-    let token = jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &json!({ "sub": "web-user", "scope": "agent:*", "exp": exp }),
-        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
-    )
-    .unwrap();
+    let token = secret.token(json!({ "sub": "web-user", "scope": "agent:*" }));
     Setup {
         agent,
         bridge,
         token,
-        _secret: Secret(path),
+        _secret: secret,
     }
 }
 

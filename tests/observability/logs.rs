@@ -15,22 +15,13 @@ async fn credentials_never_reach_the_logs() {
     std::fs::write(&keys, format!("svc:{KEY}\n")).unwrap();
     let debug = [("RUST_LOG".to_owned(), "debug".to_owned())];
     let agent = process::spawn_agent_stub(&debug).await;
-    let mut bridge = process::spawn(
-        "bridge",
-        &[
-            "--listen".into(),
-            "127.0.0.1:0".into(),
-            "--agent".into(),
-            format!("assistant={}", agent.url()),
-            "--api-keys-file".into(),
-            keys.to_str().unwrap().into(),
-            "--log-format".into(),
-            "json".into(),
-        ],
-        &debug,
-        &[],
-    )
-    .await;
+    let flags = [
+        "--api-keys-file",
+        keys.to_str().unwrap(),
+        "--log-format",
+        "json",
+    ];
+    let mut bridge = process::spawn_bridge(&agent.url(), &flags, &debug, &[]).await;
     let base = bridge.url();
     let caller = |headers: &[(&str, &str)]| Client::with_headers(&base, headers);
     let service = caller(&[("x-api-key", KEY)]);

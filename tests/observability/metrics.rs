@@ -271,23 +271,15 @@ async fn metrics_count_refusals_hub_operations_and_subscriptions() {
 async fn metrics_and_probes_live_on_the_admin_listener_and_start_at_zero() {
     use crate::support::process;
     let agent = spawn_agent().await;
-    let bridge = process::spawn(
-        "bridge",
-        &[
-            "--allow-anonymous".into(),
-            "--listen".into(),
-            "127.0.0.1:0".into(),
-            "--admin-listen".into(),
-            "127.0.0.1:0".into(),
-            "--agent".into(),
-            format!("assistant={}", agent.url),
-            "--readiness-cache".into(),
-            "50ms".into(),
-        ],
-        &[],
-        &["admin listening on http://"],
-    )
-    .await;
+    let flags = [
+        "--allow-anonymous",
+        "--admin-listen",
+        "127.0.0.1:0",
+        "--readiness-cache",
+        "50ms",
+    ];
+    let also = ["admin listening on http://"];
+    let bridge = process::spawn_bridge(&agent.url, &flags, &[], &also).await;
     let admin = Client::new(&format!("http://{}", bridge.extra[0]));
     let public = Client::new(&bridge.url());
 

@@ -18,17 +18,12 @@ pub async fn spawn_pair(
     bridge_flags: &[&str],
 ) -> (process::Process, process::Process) {
     let agent = process::spawn_agent_stub(&collector.env()).await;
-    let mut args: Vec<String> = vec![
-        "--allow-anonymous".into(),
-        "--listen".into(),
-        "127.0.0.1:0".into(),
-        "--agent".into(),
-        format!("assistant={}", agent.url()),
-        "--drain-timeout".into(),
-        "2s".into(),
-    ];
-    args.extend(bridge_flags.iter().map(|f| f.to_string()));
-    let bridge = process::spawn("bridge", &args, &collector.env(), &[]).await;
+    let flags = [
+        &["--allow-anonymous", "--drain-timeout", "2s"],
+        bridge_flags,
+    ]
+    .concat();
+    let bridge = process::spawn_bridge(&agent.url(), &flags, &collector.env(), &[]).await;
     (agent, bridge)
 }
 

@@ -304,6 +304,51 @@ impl std::ops::Deref for Bridge {
     }
 }
 
+/// An HS256 secret in a file of its own (for a bridge's `--jwt-secret-file`), removed with
+/// the test, and the bearer tokens it signs.
+pub struct JwtSecret {
+    pub path: std::path::PathBuf,
+    secret: String,
+}
+
+impl JwtSecret {
+    pub fn new(name: &str, secret: &str) -> Self {
+        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let file = format!("bridge-{name}-jwt-{}-{n}", std::process::id());
+        let path = std::env::temp_dir().join(file);
+        std::fs::write(&path, secret).expect("write the JWT secret");
+        let secret = secret.to_owned();
+        Self { path, secret }
+    }
+
+    /// `--jwt-secret-file` for a bridge's flags.
+    pub fn flag_value(&self) -> &str {
+        self.path.to_str().expect("a UTF-8 temp path")
+    }
+
+    /// A token with `claims` (an object) and an `exp` ten minutes from now.
+    pub fn token(&self, mut claims: Value) -> String {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("after 1970")
+            .as_secs();
+        claims["exp"] = Value::from(now + 600);
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(self.secret.as_bytes()),
+        )
+        .expect("an HS256 token")
+    }
+}
+
+impl Drop for JwtSecret {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
 /// Sends a request the test built; a transport failure fails the test (the bridge under test
 /// is on loopback, so there is no network to blame).
 pub async fn send(request: reqwest::RequestBuilder) -> reqwest::Response {
@@ -397,6 +442,31 @@ pub async fn next<S: Stream + Unpin>(stream: &mut S) -> Option<S::Item> {
     tokio::time::timeout(PATIENCE, stream.next())
         .await
         .expect("next item in time")
+}
+
+/// Sends a message to a thread's WebSocket: `{"type":"message","message":…}`.
+pub async fn send_message_frame<S>(socket: &mut S, message: &str)
+where
+    S: futures_util::Sink<tokio_tungstenite::tungstenite::Message> + Unpin,
+    S::Error: std::fmt::Debug,
+{
+    use futures_util::SinkExt as _;
+    let frame = serde_json::json!({ "type": "message", "message": message }).to_string();
+    let frame = tokio_tungstenite::tungstenite::Message::text(frame);
+    socket.send(frame).await.expect("a frame sent");
+}
+
+/// The next frame of a WebSocket, read as JSON.
+pub async fn next_frame<S, E>(socket: &mut S) -> Value
+where
+    S: Stream<Item = Result<tokio_tungstenite::tungstenite::Message, E>> + Unpin,
+    E: std::fmt::Debug,
+{
+    let message = next(socket)
+        .await
+        .expect("a frame")
+        .expect("a WebSocket message");
+    serde_json::from_str(message.to_text().expect("a text frame")).expect("a JSON frame")
 }
 
 /// A problem+json refusal: its status and document.

@@ -143,6 +143,22 @@ pub async fn spawn(
     }
 }
 
+/// The bridge as a process on a free loopback port, with the agent `assistant` at
+/// `agent_url` and then `flags`; `envs` and `also` as for [`spawn`].
+pub async fn spawn_bridge(
+    agent_url: &str,
+    flags: &[&str],
+    envs: &[(String, String)],
+    also: &[&str],
+) -> Process {
+    let assistant = format!("assistant={agent_url}");
+    let mut args = ["--listen", "127.0.0.1:0", "--agent", &assistant]
+        .map(String::from)
+        .to_vec();
+    args.extend(flags.iter().map(|flag| flag.to_string()));
+    spawn("bridge", &args, envs, also).await
+}
+
 /// The reference agent as a process on loopback, answering without pacing, with `envs`.
 pub async fn spawn_agent_stub(envs: &[(String, String)]) -> Process {
     let args = ["--listen", "127.0.0.1:0", "--pace", "0s"].map(String::from);

@@ -7,8 +7,8 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::{
     is_default_script, kinds, n_of, post_message, start_run, subscribe,
     support::{
-        Agent, Bridge, PATIENCE, SseEvent, problem, redis::RedisServer, spawn_agent, spawn_bridge,
-        sse_events,
+        Agent, Bridge, PATIENCE, SseEvent, next_frame, problem, redis::RedisServer, send,
+        send_message_frame, spawn_agent, spawn_bridge, sse_events,
     },
     take, until_run_ends,
 };
@@ -243,24 +243,14 @@ async fn websocket_carries_the_same_events_as_sse(backend: Backend) {
         .await
         .expect("websocket");
 
-    socket
-        .send(Message::text(
-            r#"{"type":"message","message":"over the socket"}"#,
-        ))
-        .await
-        .unwrap();
+    send_message_frame(&mut socket, "over the socket").await;
     let mut frames = Vec::new();
     let mut accepted = None;
     while frames
         .last()
         .is_none_or(|f: &Value| f["type"] != "run_completed")
     {
-        let message = tokio::time::timeout(PATIENCE, socket.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        let frame: Value = serde_json::from_str(message.to_text().unwrap()).unwrap();
+        let frame = next_frame(&mut socket).await;
         if frame["type"] == "accepted" {
             accepted = Some(frame["run_id"].clone());
         } else {
@@ -279,12 +269,7 @@ async fn websocket_carries_the_same_events_as_sse(backend: Backend) {
 
     // A bad frame gets a problem back, and the socket stays usable.
     socket.send(Message::text("not json")).await.unwrap();
-    let message = tokio::time::timeout(PATIENCE, socket.next())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    let reply: Value = serde_json::from_str(message.to_text().unwrap()).unwrap();
+    let reply = next_frame(&mut socket).await;
     assert_eq!(reply["type"], "error");
     assert_eq!(reply["problem"]["status"], 400);
 }
@@ -339,14 +324,16 @@ async fn a_streamed_chat_on_a_thread_is_recorded(backend: Backend) {
     let s = setup(backend, &[]).await;
     let base = &s.bridge.base;
     let mut watcher = subscribe(base, "assistant", "t1", None).await;
-    let streamed = reqwest::Client::new()
-        .post(format!("{base}/v1/agents/assistant/chat"))
-        .header("accept", "text/event-stream")
-        .json(&serde_json::json!({ "message": "hi", "thread_id": "t1" }))
-        .send()
-        .await
-        .unwrap();
-    let mut streamed = Box::pin(sse_events(streamed));
+    // `POST .../chat` streaming a run on thread t1.
+    let chat = |message: &str| {
+        let body = serde_json::json!({ "message": message, "thread_id": "t1" });
+        let request = s
+            .bridge
+            .http
+            .post(s.bridge.url("/v1/agents/assistant/chat"));
+        send(request.header("accept", "text/event-stream").json(&body))
+    };
+    let mut streamed = Box::pin(sse_events(chat("hi").await));
     let direct = until_run_ends(&mut streamed).await;
     let watched = until_run_ends(&mut watcher).await;
     assert_eq!(
@@ -355,14 +342,7 @@ async fn a_streamed_chat_on_a_thread_is_recorded(backend: Backend) {
     );
 
     // A chat client that leaves mid-run cancels the run, and the thread says so.
-    let streamed = reqwest::Client::new()
-        .post(format!("{base}/v1/agents/assistant/chat"))
-        .header("accept", "text/event-stream")
-        .json(&serde_json::json!({ "message": "stub: hang", "thread_id": "t1" }))
-        .send()
-        .await
-        .unwrap();
-    let mut streamed = Box::pin(sse_events(streamed));
+    let mut streamed = Box::pin(sse_events(chat("stub: hang").await));
     take(&mut streamed, 1).await;
     drop(streamed);
     let ended = until_run_ends(&mut watcher).await;

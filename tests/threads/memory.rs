@@ -28,27 +28,19 @@ fn gauge(text: &str, name: &str) -> u64 {
 #[tokio::test]
 async fn twenty_thousand_thread_ids_stay_within_the_hub_budget() {
     let agent = spawn_agent().await;
-    let bridge = process::spawn(
-        "bridge",
-        &[
-            "--listen".into(),
-            "127.0.0.1:0".into(),
-            "--agent".into(),
-            format!("assistant={}", agent.url),
-            "--allow-anonymous".into(),
-            "--rate-limit-chat".into(),
-            "off".into(),
-            "--rate-limit-read".into(),
-            "off".into(),
-            "--max-streams-per-identity".into(),
-            "1000".into(),
-            "--hub-max-bytes".into(),
-            MAX_BYTES.to_string(),
-        ],
-        &[],
-        &[],
-    )
-    .await;
+    let max_bytes = MAX_BYTES.to_string();
+    let flags = [
+        "--allow-anonymous",
+        "--rate-limit-chat",
+        "off",
+        "--rate-limit-read",
+        "off",
+        "--max-streams-per-identity",
+        "1000",
+        "--hub-max-bytes",
+        &max_bytes,
+    ];
+    let bridge = process::spawn_bridge(&agent.url, &flags, &[], &[]).await;
     let base = bridge.url();
     let client = Client::new(&base);
     let metrics = || async {

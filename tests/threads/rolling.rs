@@ -26,20 +26,18 @@ const CLIENTS: usize = 5;
 const RUN: &str = "stub: burst=200 size=16 pace=20ms";
 
 async fn spawn_replica(agent: &str, hub: &str) -> process::Process {
-    let args = vec![
-        "--listen".to_owned(),
-        "127.0.0.1:0".to_owned(),
-        "--agent".to_owned(),
-        format!("assistant={agent}"),
-        "--hub".to_owned(),
-        hub.to_owned(),
-        "--allow-anonymous".to_owned(),
-        "--drain-timeout".to_owned(),
-        format!("{}s", DRAIN_TIMEOUT.as_secs()),
-        "--retry-hint".to_owned(),
-        format!("{}s", RETRY_HINT.as_secs()),
+    let drain = format!("{}s", DRAIN_TIMEOUT.as_secs());
+    let retry = format!("{}s", RETRY_HINT.as_secs());
+    let flags = [
+        "--hub",
+        hub,
+        "--allow-anonymous",
+        "--drain-timeout",
+        &drain,
+        "--retry-hint",
+        &retry,
     ];
-    process::spawn("bridge", &args, &[], &[]).await
+    process::spawn_bridge(agent, &flags, &[], &[]).await
 }
 
 fn is_stream_error(event: &SseEvent) -> bool {

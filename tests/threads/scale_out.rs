@@ -7,20 +7,26 @@ use futures_util::StreamExt as _;
 use crate::{
     is_default_script, kinds, n_of, post_message, start_run, subscribe,
     support::{
-        PATIENCE, problem,
+        Agent, Bridge, PATIENCE, problem,
         redis::{RedisCluster, RedisServer},
         spawn_agent, spawn_bridge, spawn_killable_bridge,
     },
     take, until_run_ends,
 };
 
+/// An agent behind two bridge replicas that share the hub at `hub`.
+async fn two_replicas(hub: &str) -> (Agent, Bridge, Bridge) {
+    let agent = spawn_agent().await;
+    let flags = ["--hub", hub];
+    let a = spawn_bridge(&[("assistant", &agent.url)], &flags).await;
+    let b = spawn_bridge(&[("assistant", &agent.url)], &flags).await;
+    (agent, a, b)
+}
+
 #[tokio::test]
 async fn a_message_posted_on_one_bridge_reaches_subscribers_on_both() {
     let redis = RedisServer::start().await;
-    let agent = spawn_agent().await;
-    let flags = ["--hub", &redis.url()];
-    let a = spawn_bridge(&[("assistant", &agent.url)], &flags).await;
-    let b = spawn_bridge(&[("assistant", &agent.url)], &flags).await;
+    let (_agent, a, b) = two_replicas(&redis.url()).await;
 
     let mut on_a = subscribe(&a.base, "assistant", "shared", None).await;
     let mut on_b = subscribe(&b.base, "assistant", "shared", None).await;
@@ -181,10 +187,7 @@ async fn redis_going_away_is_503_and_the_bridge_recovers_by_itself() {
 #[tokio::test]
 async fn redis_cluster_serves_threads_across_shards() {
     let cluster = RedisCluster::start().await;
-    let agent = spawn_agent().await;
-    let flags = ["--hub", &cluster.url()];
-    let a = spawn_bridge(&[("assistant", &agent.url)], &flags).await;
-    let b = spawn_bridge(&[("assistant", &agent.url)], &flags).await;
+    let (_agent, a, b) = two_replicas(&cluster.url()).await;
 
     // Several threads, so their logs land on different shards.
     for thread in ["alpha", "bravo", "charlie", "delta"] {
