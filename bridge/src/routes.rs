@@ -19,6 +19,7 @@ use axum::{
     Router,
     extract::DefaultBodyLimit,
     middleware::from_fn_with_state,
+    response::Response,
     routing::{get, post},
 };
 use tower::util::option_layer;
@@ -122,6 +123,21 @@ pub(crate) fn admin_router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// A thread's log from `start`, then its live events, as an SSE response in `encoder`'s
+/// dialect; an open stream, it counts against the caller's and the process's caps.
+async fn follow_thread<E: crate::dialect::Encoder + Unpin>(
+    state: &AppState,
+    identity: &crate::auth::Identity,
+    key: &crate::hub::ThreadKey,
+    start: crate::hub::Start,
+    encoder: E,
+) -> Result<Response, ApiError> {
+    let transport = crate::metrics::Transport::sse;
+    let (subscription, guard) =
+        crate::threads::subscribe(state, identity, key, start, transport).await?;
+    Ok(follow(state, subscription, encoder, guard))
+}
+
 /// A followed thread's deliveries as an SSE response in `encoder`'s dialect; the bridge
 /// draining ends it.
 fn follow<E: crate::dialect::Encoder + Unpin>(
@@ -129,7 +145,7 @@ fn follow<E: crate::dialect::Encoder + Unpin>(
     subscription: crate::hub::Subscription,
     encoder: E,
     guard: crate::ratelimit::StreamGuard,
-) -> axum::response::Response {
+) -> Response {
     crate::sse::subscription(
         subscription,
         encoder,

@@ -32,14 +32,15 @@ pub(super) struct AgentEntry {
 }
 
 impl AgentEntry {
-    fn of(state: &AppState, name: &str) -> Self {
+    /// `name`'s entry: its last health answer (`unknown` before the first), and its `card`.
+    fn of(state: &AppState, name: &str, card: Option<Card>) -> Self {
         Self {
             name: name.to_owned(),
             health: state.agent_health.status(name).unwrap_or(AgentStatus {
                 status: Health::Unknown,
                 reason: None,
             }),
-            card: None,
+            card,
         }
     }
 }
@@ -63,11 +64,11 @@ pub(super) async fn list_agents(
     // By name: the same list on every call and every replica.
     names.sort_unstable();
     let entries = names.into_iter().map(|name| async {
-        let mut entry = AgentEntry::of(&state, name);
-        if let Some(agent) = state.agents.get(name) {
-            entry.card = agent.card(&identity, state.limits.first_event).await;
-        }
-        entry
+        let card = match state.agents.get(name) {
+            Some(agent) => agent.card(&identity, state.limits.first_event).await,
+            None => None,
+        };
+        AgentEntry::of(&state, name, card)
     });
     let agents = futures_util::future::join_all(entries).await;
     Json(AgentList { agents })
@@ -87,7 +88,7 @@ pub(super) async fn list_agents(
 )]
 pub(super) async fn agent_status(
     State(state): State<AppState>,
-    AgentPath(agent): AgentPath,
+    AgentPath(agent, _): AgentPath,
 ) -> Json<AgentEntry> {
-    Json(AgentEntry::of(&state, &agent.name))
+    Json(AgentEntry::of(&state, &agent.name, None))
 }

@@ -2,7 +2,7 @@
 //! `GET /v1/agents/{agent}/threads/{thread}/stream` (one run in a thread, for EventSource).
 
 use axum::{
-    Extension, Json,
+    Json,
     extract::{Query, State, rejection::QueryRejection},
     http::{HeaderMap, header},
     response::{IntoResponse, Response},
@@ -14,7 +14,7 @@ use super::openapi::{AgentParams, Refusals, ThreadParams};
 use crate::{
     answer,
     answer::Answer,
-    auth::{Identity, Via},
+    auth::Via,
     chat::{self, ChatInput},
     cors,
     dialect::native::Native,
@@ -44,8 +44,7 @@ use crate::{
 )]
 pub(super) async fn chat(
     State(state): State<AppState>,
-    Extension(identity): Extension<Identity>,
-    AgentPath(agent): AgentPath,
+    AgentPath(agent, identity): AgentPath,
     headers: HeaderMap,
     ValidJson(mut body): ValidJson<ChatBody>,
 ) -> Result<Response, ApiError> {
@@ -91,13 +90,12 @@ pub(super) struct StreamQuery {
 )]
 pub(super) async fn stream(
     State(state): State<AppState>,
-    Extension(identity): Extension<Identity>,
     path: ThreadPath,
     headers: HeaderMap,
     query: Result<Query<StreamQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     // This GET starts a run: with the ambient cookie, only for pages that may.
-    if identity.via == Via::Cookie {
+    if path.identity.via == Via::Cookie {
         cors::check_cookie_get(&headers, state.cors.as_ref())?;
     }
     let Query(query) = query.map_err(|_| {
@@ -109,7 +107,7 @@ pub(super) async fn stream(
         message: query.message,
         metadata: Default::default(),
     };
-    let run = chat::start(&state, &identity, &path.agent, input, Transport::sse).await?;
+    let run = chat::start(&state, &path.identity, &path.agent, input, Transport::sse).await?;
     Ok(sse::run(run, Native::NAMED, state.sse))
 }
 

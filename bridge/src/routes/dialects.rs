@@ -21,7 +21,7 @@ use axum::{
 };
 use serde_json::Value;
 
-use super::extract::{AgentPath, ThreadPath, ValidJson};
+use super::extract::{AgentPath, ThreadPath, ValidJson, callable_agent, named_thread};
 use super::openapi::{AgentParams, Refusals, ThreadParams};
 use crate::{
     auth::Identity,
@@ -35,7 +35,6 @@ use crate::{
         openai::{Collected, Collector, CompletionRequest, OpenAi},
     },
     error::ApiError,
-    hub::ThreadKey,
     metrics::Transport,
     sse,
     state::AppState,
@@ -74,18 +73,20 @@ fn stream<E: Encoder + Unpin>(state: &AppState, run: crate::run::Run, encoder: E
     sse::run(run, encoder, state.sse)
 }
 
-/// The message a dialect's request carries, checked like the native body's.
-fn message(text: Option<String>, what: &str) -> Result<String, ApiError> {
+/// A run's input from a dialect's request: the message it carries (`what`, in the refusal
+/// when it carries none), checked like the native body's, in `thread`, without metadata.
+fn input(
+    thread: Option<ThreadId>,
+    text: Option<String>,
+    what: &str,
+) -> Result<ChatInput, ApiError> {
     let text = text.ok_or_else(|| ApiError::InvalidRequest(format!("{what} carries no text")))?;
     validate::check_message(&text)?;
-    Ok(text)
-}
-
-/// A thread named by a request body, which the caller must be allowed on.
-fn thread(identity: &Identity, agent: &str, field: &str, id: String) -> Result<ThreadId, ApiError> {
-    let thread = ThreadId::parse(field, id)?;
-    identity.authorize(agent, Some(thread.as_str()))?;
-    Ok(thread)
+    Ok(ChatInput {
+        thread,
+        message: text,
+        metadata: Default::default(),
+    })
 }
 
 // --- Vercel AI SDK -------------------------------------------------------------------------
@@ -105,16 +106,11 @@ fn thread(identity: &Identity, agent: &str, field: &str, id: String) -> Result<T
 )]
 pub(super) async fn ai_sdk_chat(
     State(state): State<AppState>,
-    Extension(identity): Extension<Identity>,
-    AgentPath(agent): AgentPath,
+    AgentPath(agent, identity): AgentPath,
     ValidJson(body): ValidJson<ai_sdk::ChatRequest>,
 ) -> Result<Response, ApiError> {
-    let thread = thread(&identity, &agent.name, "id", body.id.clone())?;
-    let input = ChatInput {
-        thread: Some(thread),
-        message: message(body.user_text(), "the last user message")?,
-        metadata: Default::default(),
-    };
+    let thread = named_thread(&identity, &agent, "id", body.id.clone())?;
+    let input = input(Some(thread), body.user_text(), "the last user message")?;
     let run = chat::start(&state, &identity, &agent, input, Transport::ai_sdk).await?;
     Ok(stream(&state, run, AiSdk::new()))
 }
@@ -134,11 +130,9 @@ pub(super) async fn ai_sdk_chat(
 )]
 pub(super) async fn ai_sdk_resume(
     State(state): State<AppState>,
-    Extension(identity): Extension<Identity>,
     path: ThreadPath,
 ) -> Result<Response, ApiError> {
-    let (key, encoder) = (&path.key, AiSdk::new());
-    resume(&state, &identity, key, None, Transport::ai_sdk, encoder).await
+    resume(&state, &path, None, Transport::ai_sdk, AiSdk::new()).await
 }
 
 // --- AG-UI ---------------------------------------------------------------------------------
@@ -157,18 +151,13 @@ pub(super) async fn ai_sdk_resume(
 )]
 pub(super) async fn ag_ui_run(
     State(state): State<AppState>,
-    Extension(identity): Extension<Identity>,
-    AgentPath(agent): AgentPath,
-    ValidJson(input): ValidJson<RunAgentInput>,
+    AgentPath(agent, identity): AgentPath,
+    ValidJson(body): ValidJson<RunAgentInput>,
 ) -> Result<Response, ApiError> {
-    let thread = thread(&identity, &agent.name, "threadId", input.thread_id.clone())?;
-    let chat_input = ChatInput {
-        thread: Some(thread),
-        message: message(input.user_text(), "the last user message")?,
-        metadata: Default::default(),
-    };
-    let run = chat::start(&state, &identity, &agent, chat_input, Transport::ag_ui).await?;
-    let encoder = AgUi::new(Some(input.thread_id), Some(input.run_id));
+    let thread = named_thread(&identity, &agent, "threadId", body.thread_id.clone())?;
+    let input = input(Some(thread), body.user_text(), "the last user message")?;
+    let run = chat::start(&state, &identity, &agent, input, Transport::ag_ui).await?;
+    let encoder = AgUi::new(Some(body.thread_id), Some(body.run_id));
     Ok(stream(&state, run, encoder))
 }
 
@@ -187,7 +176,6 @@ pub(super) async fn ag_ui_run(
 )]
 pub(super) async fn ag_ui_resume(
     State(state): State<AppState>,
-    Extension(identity): Extension<Identity>,
     path: ThreadPath,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -195,8 +183,7 @@ pub(super) async fn ag_ui_resume(
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let (key, encoder) = (&path.key, AgUi::new(None, None));
-    resume(&state, &identity, key, last, Transport::ag_ui, encoder).await
+    resume(&state, &path, last, Transport::ag_ui, AgUi::new(None, None)).await
 }
 
 // --- A2A -----------------------------------------------------------------------------------
@@ -219,8 +206,7 @@ pub(super) async fn ag_ui_resume(
 )]
 pub(super) async fn a2a_rpc(
     State(state): State<AppState>,
-    Extension(identity): Extension<Identity>,
-    AgentPath(agent): AgentPath,
+    AgentPath(agent, identity): AgentPath,
     ValidJson(body): ValidJson<Value>,
 ) -> Result<Response, ApiError> {
     let request: a2a::RpcRequest = match serde_json::from_value(body) {
@@ -247,11 +233,7 @@ pub(super) async fn a2a_rpc(
                 },
                 None => None,
             };
-            let input = ChatInput {
-                thread,
-                message: message(Some(text), "the message")?,
-                metadata: Default::default(),
-            };
+            let input = input(thread, Some(text), "the message")?;
             let run = chat::start(&state, &identity, &agent, input, Transport::a2a).await?;
             Ok(stream(&state, run, A2a::new(request.id.clone())))
         }
@@ -298,7 +280,7 @@ pub(super) async fn a2a_rpc(
         Refusals,
     )
 )]
-pub(super) async fn a2a_card(AgentPath(agent): AgentPath, headers: HeaderMap) -> Response {
+pub(super) async fn a2a_card(AgentPath(agent, _): AgentPath, headers: HeaderMap) -> Response {
     let host = headers
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
@@ -340,22 +322,16 @@ pub(super) async fn openai_completions(
     Extension(identity): Extension<Identity>,
     ValidJson(mut body): ValidJson<CompletionRequest>,
 ) -> Result<Response, ApiError> {
-    let agent = state
-        .agents
-        .get(&body.model)
-        .cloned()
-        .ok_or_else(|| ApiError::UnknownAgent(body.model.clone()))?;
-    identity.authorize(&agent.name, None)?;
+    let agent = callable_agent(&state, &identity, &body.model)?;
     let thread = body
         .metadata
         .remove("thread_id")
-        .map(|id| thread(&identity, &agent.name, "metadata.thread_id", id))
+        .map(|id| named_thread(&identity, &agent, "metadata.thread_id", id))
         .transpose()?;
     validate::check_metadata(&body.metadata)?;
     let input = ChatInput {
-        thread,
-        message: message(body.user_text(), "the last user message")?,
         metadata: std::mem::take(&mut body.metadata),
+        ..input(thread, body.user_text(), "the last user message")?
     };
     if body.stream {
         let run = chat::start(&state, &identity, &agent, input, Transport::openai).await?;
@@ -397,8 +373,7 @@ pub(super) async fn openai_completions(
 )]
 pub(super) async fn interactions_chat(
     State(state): State<AppState>,
-    Extension(identity): Extension<Identity>,
-    AgentPath(agent): AgentPath,
+    AgentPath(agent, identity): AgentPath,
     ValidJson(mut body): ValidJson<ChatBody>,
 ) -> Result<Response, ApiError> {
     let thread = body.check()?;
@@ -420,8 +395,7 @@ pub(super) async fn interactions_chat(
 /// dialect; 204 when no run is active.
 async fn resume<E: Encoder + Unpin>(
     state: &AppState,
-    identity: &Identity,
-    key: &ThreadKey,
+    ThreadPath { identity, key, .. }: &ThreadPath,
     last: Option<String>,
     transport: Transport,
     encoder: E,

@@ -57,26 +57,52 @@ fn agent(state: &AppState, name: &str) -> Result<Agent, ApiError> {
         .ok_or_else(|| ApiError::UnknownAgent(name.to_owned()))
 }
 
-/// `{agent}` in the path: a configured agent this caller may call.
-pub(super) struct AgentPath(pub Agent);
+/// A configured agent this caller may call, whether the path names it or the body does (a
+/// ticket's `agent`, an OpenAI `model`).
+pub(super) fn callable_agent(
+    state: &AppState,
+    identity: &Identity,
+    name: &str,
+) -> Result<Agent, ApiError> {
+    let found = agent(state, name)?;
+    identity.authorize(&found.name, None)?;
+    Ok(found)
+}
+
+/// `{agent}` in the path: a configured agent this caller may call, and the caller.
+pub(super) struct AgentPath(pub Agent, pub Identity);
 
 impl FromRequestParts<AppState> for AgentPath {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let params = path_params(parts, state).await?;
-        let found = agent(state, param(&params, "agent"))?;
-        identity(parts)?.authorize(&found.name, None)?;
-        Ok(Self(found))
+        let identity = identity(parts)?.clone();
+        let agent = callable_agent(state, &identity, param(&params, "agent"))?;
+        Ok(Self(agent, identity))
     }
 }
 
+/// A thread a request's query or body names (`field` in refusals), which the caller must be
+/// allowed on.
+pub(super) fn named_thread(
+    identity: &Identity,
+    agent: &Agent,
+    field: &str,
+    id: String,
+) -> Result<ThreadId, ApiError> {
+    let thread = ThreadId::parse(field, id)?;
+    identity.authorize(&agent.name, Some(thread.as_str()))?;
+    Ok(thread)
+}
+
 /// `{agent}` and `{thread}` in the path: a configured agent, a well-formed thread id, the
-/// caller allowed on both, and the caller's log of that thread.
+/// caller allowed on both, the caller, and the caller's log of that thread.
 pub(super) struct ThreadPath {
     pub agent: Agent,
     pub thread: ThreadId,
     pub key: ThreadKey,
+    pub identity: Identity,
 }
 
 impl FromRequestParts<AppState> for ThreadPath {
@@ -84,15 +110,15 @@ impl FromRequestParts<AppState> for ThreadPath {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let params = path_params(parts, state).await?;
-        let found = agent(state, param(&params, "agent"))?;
-        let thread = ThreadId::parse("thread", param(&params, "thread").to_owned())?;
-        let identity = identity(parts)?;
-        identity.authorize(&found.name, Some(thread.as_str()))?;
-        let key = threads::key(identity, &found, &thread);
+        let agent = agent(state, param(&params, "agent"))?;
+        let identity = identity(parts)?.clone();
+        let thread = named_thread(&identity, &agent, "thread", param(&params, "thread").into())?;
+        let key = threads::key(&identity, &agent, &thread);
         Ok(Self {
-            agent: found,
+            agent,
             thread,
             key,
+            identity,
         })
     }
 }

@@ -9,7 +9,6 @@
 use std::collections::HashMap;
 
 use axum::{
-    Extension,
     extract::{
         State, WebSocketUpgrade,
         ws::rejection::WebSocketUpgradeRejection,
@@ -62,8 +61,12 @@ enum ClientFrame {
 pub(super) async fn thread_socket(
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     State(state): State<AppState>,
-    Extension(identity): Extension<Identity>,
-    path: ThreadPath,
+    ThreadPath {
+        agent,
+        key,
+        identity,
+        ..
+    }: ThreadPath,
     headers: HeaderMap,
     ValidQuery(q): ValidQuery<EventsQuery>,
 ) -> Result<Response, ApiError> {
@@ -78,12 +81,12 @@ pub(super) async fn thread_socket(
     // open stream: it counts against the caller's and the process's caps.
     let start = threads::start_position(&headers, q.last_event_id.as_deref());
     let (subscription, guard) =
-        threads::subscribe(&state, &identity, &path.key, start, Transport::websocket).await?;
+        threads::subscribe(&state, &identity, &key, start, Transport::websocket).await?;
     let max = state.max_body_bytes;
     Ok(ws
         .max_message_size(max)
         .on_upgrade(move |socket| async move {
-            serve(socket, subscription, state, identity, path.agent, path.key).await;
+            serve(socket, subscription, state, identity, agent, key).await;
             drop(guard);
         }))
 }

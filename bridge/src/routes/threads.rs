@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use axum::{
-    Extension, Json,
+    Json,
     extract::State,
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
@@ -14,11 +14,9 @@ use serde::{Deserialize, Serialize};
 use super::extract::{AgentPath, ThreadPath, ValidJson, ValidQuery};
 use super::openapi::{AgentParams, Refusals, ThreadParams};
 use crate::{
-    auth::Identity,
     dialect::native::Native,
     error::{ApiError, Problem},
     event::WireEvent as Event,
-    metrics::Transport,
     state::AppState,
     threads,
     upstream::{MessagePage, Page, ThreadPage},
@@ -120,7 +118,6 @@ impl PageQuery {
 )]
 pub(super) async fn post_message(
     State(state): State<AppState>,
-    Extension(identity): Extension<Identity>,
     path: ThreadPath,
     ValidJson(body): ValidJson<MessageBody>,
 ) -> Result<Response, ApiError> {
@@ -128,7 +125,7 @@ pub(super) async fn post_message(
     validate::check_metadata(&body.metadata)?;
     let run_id = threads::post(
         &state,
-        &identity,
+        &path.identity,
         &path.agent,
         path.key,
         body.message,
@@ -162,20 +159,13 @@ pub(super) async fn post_message(
 )]
 pub(super) async fn events(
     State(state): State<AppState>,
-    Extension(identity): Extension<Identity>,
     path: ThreadPath,
     headers: HeaderMap,
     ValidQuery(q): ValidQuery<EventsQuery>,
 ) -> Result<Response, ApiError> {
     let start = threads::start_position(&headers, q.last_event_id.as_deref());
-    let (subscription, guard) =
-        threads::subscribe(&state, &identity, &path.key, start, Transport::sse).await?;
-    Ok(super::follow(
-        &state,
-        subscription,
-        Native { named: q.named },
-        guard,
-    ))
+    let encoder = Native { named: q.named };
+    super::follow_thread(&state, &path.identity, &path.key, start, encoder).await
 }
 
 /// `GET /v1/agents/{agent}/threads`: the caller's threads (from the agent).
@@ -191,8 +181,7 @@ pub(super) async fn events(
 )]
 pub(super) async fn list_threads(
     State(state): State<AppState>,
-    Extension(identity): Extension<Identity>,
-    AgentPath(agent): AgentPath,
+    AgentPath(agent, identity): AgentPath,
     ValidQuery(q): ValidQuery<PageQuery>,
 ) -> Result<Json<ThreadPage>, ApiError> {
     let page = q.check()?;
@@ -215,7 +204,6 @@ pub(super) async fn list_threads(
 )]
 pub(super) async fn list_messages(
     State(state): State<AppState>,
-    Extension(identity): Extension<Identity>,
     path: ThreadPath,
     ValidQuery(q): ValidQuery<PageQuery>,
 ) -> Result<Json<MessagePage>, ApiError> {
@@ -223,7 +211,7 @@ pub(super) async fn list_messages(
     let messages = path
         .agent
         .list_messages(
-            &identity,
+            &path.identity,
             path.thread.as_str(),
             page,
             state.limits.first_event,
@@ -245,10 +233,9 @@ pub(super) async fn list_messages(
 )]
 pub(super) async fn delete_thread(
     State(state): State<AppState>,
-    Extension(identity): Extension<Identity>,
     path: ThreadPath,
 ) -> Result<Json<ThreadDeleted>, ApiError> {
-    let deleted = threads::delete(&state, &identity, &path.agent, &path.key).await?;
+    let deleted = threads::delete(&state, &path.identity, &path.agent, &path.key).await?;
     Ok(Json(ThreadDeleted {
         thread_id: path.thread.to_string(),
         deleted_messages: deleted,

@@ -3,7 +3,7 @@
 use axum::{Extension, Json, extract::State, http::StatusCode, response::IntoResponse};
 use serde::{Deserialize, Serialize};
 
-use super::extract::ValidJson;
+use super::extract::{ValidJson, callable_agent};
 use super::openapi::Refusals;
 use crate::{auth::Identity, error::ApiError, state::AppState, validate};
 
@@ -43,10 +43,7 @@ pub(super) async fn issue(
 ) -> Result<impl IntoResponse, ApiError> {
     validate::check_id("agent", &body.agent)?;
     validate::check_id("thread_id", &body.thread_id)?;
-    if state.agents.get(&body.agent).is_none() {
-        return Err(ApiError::UnknownAgent(body.agent));
-    }
-    identity.authorize(&body.agent, None)?;
+    callable_agent(&state, &identity, &body.agent)?;
     let (ticket, expires_at) = state
         .auth
         .tickets

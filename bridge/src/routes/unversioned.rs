@@ -3,21 +3,15 @@
 //! Such clients read `EventSource.onmessage`, which only sees unnamed events, so this
 //! stream's events are unnamed (the kind is the JSON `type`).
 
-use axum::{Extension, Json, extract::State, http::HeaderMap, response::Response};
+use axum::{Json, extract::State, http::HeaderMap, response::Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::extract::{AgentPath, ValidJson, ValidQuery};
+use super::extract::{AgentPath, ValidJson, ValidQuery, named_thread};
 use super::openapi::{AgentParams, Refusals};
 use crate::{
-    auth::Identity,
-    dialect::agent_messages::AgentMessages,
-    error::ApiError,
-    event::WireEvent as Event,
-    metrics::Transport,
-    state::AppState,
-    threads,
-    validate::{self, ThreadId},
+    dialect::agent_messages::AgentMessages, error::ApiError, event::WireEvent as Event,
+    state::AppState, threads, validate,
 };
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -49,23 +43,15 @@ pub(super) struct MessageBody {
 )]
 pub(super) async fn sse(
     State(state): State<AppState>,
-    Extension(identity): Extension<Identity>,
-    AgentPath(agent): AgentPath,
+    AgentPath(agent, identity): AgentPath,
     headers: HeaderMap,
     ValidQuery(q): ValidQuery<SseQuery>,
 ) -> Result<Response, ApiError> {
-    let thread = ThreadId::parse("thread", q.thread_id)?;
-    identity.authorize(&agent.name, Some(thread.as_str()))?;
+    let thread = named_thread(&identity, &agent, "thread", q.thread_id)?;
     let key = threads::key(&identity, &agent, &thread);
     let start = threads::start_position(&headers, q.last_event_id.as_deref());
-    let (subscription, guard) =
-        threads::subscribe(&state, &identity, &key, start, Transport::sse).await?;
-    Ok(super::follow(
-        &state,
-        subscription,
-        AgentMessages::new(agent.name.to_string()),
-        guard,
-    ))
+    let encoder = AgentMessages::new(agent.name.to_string());
+    super::follow_thread(&state, &identity, &key, start, encoder).await
 }
 
 /// Posts a message to the thread named in the body.
@@ -82,12 +68,10 @@ pub(super) async fn sse(
 )]
 pub(super) async fn messages(
     State(state): State<AppState>,
-    Extension(identity): Extension<Identity>,
-    AgentPath(agent): AgentPath,
+    AgentPath(agent, identity): AgentPath,
     ValidJson(body): ValidJson<MessageBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let thread = ThreadId::parse("thread", body.thread_id)?;
-    identity.authorize(&agent.name, Some(thread.as_str()))?;
+    let thread = named_thread(&identity, &agent, "thread", body.thread_id)?;
     validate::check_message(&body.message)?;
     let key = threads::key(&identity, &agent, &thread);
     threads::post(
