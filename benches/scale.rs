@@ -26,7 +26,7 @@ use std::{
 };
 
 use eventsource_stream::Eventsource as _;
-use futures_util::{FutureExt as _, StreamExt as _, stream};
+use futures_util::{StreamExt as _, stream};
 use tokio::{
     io::{AsyncBufReadExt as _, BufReader},
     process::{Child, Command},
@@ -240,18 +240,18 @@ fn clients(n: usize, http: Http) -> Vec<reqwest::Client> {
         .collect()
 }
 
-/// Opens `n` streams with `open(client, i)`, each kept until the returned vector drops.
-async fn open_streams<F, Fut>(n: usize, http: Http, open: F) -> Vec<reqwest::Response>
+/// Opens `n` streams, stream `i` with the request `open(client, i)`, each kept until the
+/// returned vector drops.
+async fn open_streams<F>(n: usize, http: Http, open: F) -> Vec<reqwest::Response>
 where
-    F: Fn(reqwest::Client, usize) -> Fut,
-    Fut: std::future::Future<Output = reqwest::Response>,
+    F: Fn(&reqwest::Client, usize) -> reqwest::RequestBuilder,
 {
     let clients = clients(n, http);
     stream::iter(0..n)
         .map(|i| {
-            let response = open(clients[i / http.streams_per_client()].clone(), i);
+            let response = open(&clients[i / http.streams_per_client()], i).send();
             async move {
-                let r = response.await;
+                let r = response.await.unwrap();
                 assert_eq!(r.status(), 200, "stream {i}");
                 r
             }
@@ -259,6 +259,14 @@ where
         .buffer_unordered(64)
         .collect()
         .await
+}
+
+/// A subscription to thread `thread` of the agent `bench` (`GET .../threads/{thread}/events`,
+/// SSE).
+fn subscribe(client: &reqwest::Client, base: &str, thread: &str) -> reqwest::RequestBuilder {
+    client
+        .get(format!("{base}/v1/agents/bench/threads/{thread}/events"))
+        .header("accept", "text/event-stream")
 }
 
 fn kib(bytes: f64) -> String {
@@ -321,19 +329,11 @@ async fn main() -> anyhow::Result<()> {
         for cycle in 0..args.cycles {
             let (before, stub_before) = (bridge.rss(), stub.rss());
             let streams = open_streams(args.streams, http, |c, i| match kind {
-                Kind::Subscription => c
-                    .get(format!(
-                        "{base}/v1/agents/bench/threads/c{cycle}-{i}/events"
-                    ))
-                    .header("accept", "text/event-stream")
-                    .send()
-                    .map(Result::unwrap),
+                Kind::Subscription => subscribe(c, &base, &format!("c{cycle}-{i}")),
                 Kind::Run => c
                     .post(format!("{base}/v1/agents/bench/chat"))
                     .header("accept", "text/event-stream")
-                    .json(&serde_json::json!({ "message": "stub: hang" }))
-                    .send()
-                    .map(Result::unwrap),
+                    .json(&serde_json::json!({ "message": "stub: hang" })),
             })
             .await;
             settle().await;
@@ -390,10 +390,7 @@ async fn fan_out(args: &Args, agent: &str, rows: &mut Vec<(String, String)>) -> 
     // Fan-out: S subscribers of one thread, one burst longer than the log's retention.
     let burst = 2000;
     let subs = open_streams(args.subscribers, Http::One, |c, _| {
-        c.get(format!("{base}/v1/agents/bench/threads/fan/events"))
-            .header("accept", "text/event-stream")
-            .send()
-            .map(Result::unwrap)
+        subscribe(c, &base, "fan")
     })
     .await;
     let cpu_before = bridge.cpu_us();
@@ -529,10 +526,7 @@ async fn redis_connections(
     .await?;
     let base = bridge.url.clone();
     let subs = open_streams(args.threads, Http::One, |c, i| {
-        c.get(format!("{base}/v1/agents/bench/threads/r{i}/events"))
-            .header("accept", "text/event-stream")
-            .send()
-            .map(Result::unwrap)
+        subscribe(c, &base, &format!("r{i}"))
     })
     .await;
     let list: String = redis::cmd("CLIENT")

@@ -10,7 +10,7 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use agent_bridge_proto::v1::{ChatEvent, RunError, chat_event::Payload};
+use agent_bridge_proto::v1::{ChatEvent, RunError, ToolCall, ToolResult, chat_event::Payload};
 use tokio::sync::mpsc::{self, Permit, Sender, error::TrySendError};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
@@ -191,21 +191,20 @@ impl Playing {
         }
         // One span per step, except the many small text deltas (a burst sends thousands):
         // thoughts, tool calls and results, the message and the completion.
+        // A tool's call and its result are named after the tool (`tool_call read_file`).
         let span = match &step.payload {
             Payload::TextDelta(_) => return self.emit(step.agent, step.payload).await,
-            Payload::ToolCall(call) => info_span!(
-                "tool_call",
-                otel.name = %format_args!("tool_call {}", call.tool_name),
+            Payload::ToolCall(ToolCall {
+                tool_name, call_id, ..
+            })
+            | Payload::ToolResult(ToolResult {
+                tool_name, call_id, ..
+            }) => info_span!(
+                "tool",
+                otel.name = %format_args!("{} {tool_name}", step.payload.kind()),
                 team_member = step.agent,
-                tool.name = %call.tool_name,
-                tool.call_id = %call.call_id,
-            ),
-            Payload::ToolResult(result) => info_span!(
-                "tool_result",
-                otel.name = %format_args!("tool_result {}", result.tool_name),
-                team_member = step.agent,
-                tool.name = %result.tool_name,
-                tool.call_id = %result.call_id,
+                tool.name = %tool_name,
+                tool.call_id = %call_id,
             ),
             other => info_span!("step", otel.name = other.kind(), team_member = step.agent,),
         };

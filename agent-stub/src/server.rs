@@ -410,8 +410,35 @@ mod tests {
         agent.stop().await;
     }
 
+    /// Asks the reflection service one question in protocol `$version` (`v1` or `v1alpha`:
+    /// the same messages, generated twice, so a function cannot take both) and returns the
+    /// first answer.
+    macro_rules! reflect {
+        ($version:ident, $channel:expr, $question:ident($arg:expr)) => {{
+            use tonic_reflection::pb::$version::{
+                ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+                server_reflection_request::MessageRequest,
+            };
+            let request = ServerReflectionRequest {
+                host: String::new(),
+                message_request: Some(MessageRequest::$question($arg)),
+            };
+            ServerReflectionClient::new($channel)
+                .server_reflection_info(tokio_stream::once(request))
+                .await
+                .unwrap()
+                .into_inner()
+                .message()
+                .await
+                .unwrap()
+                .unwrap()
+        }};
+    }
+
     #[tokio::test]
     async fn health_and_reflection_are_served() {
+        use tonic_reflection::pb::{v1, v1alpha};
+
         let agent = TestAgent::spawn().await;
         let channel = agent.channel().await;
 
@@ -424,58 +451,30 @@ mod tests {
             assert_eq!(status, Wire::Serving, "{service:?}");
         }
 
-        {
-            use tonic_reflection::pb::v1::{
-                ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
-                server_reflection_request::MessageRequest,
-                server_reflection_response::MessageResponse,
-            };
-            let request = ServerReflectionRequest {
-                host: String::new(),
-                message_request: Some(MessageRequest::ListServices(String::new())),
-            };
-            let mut client = ServerReflectionClient::new(channel.clone());
-            let mut responses = client
-                .server_reflection_info(tokio_stream::once(request))
-                .await
-                .unwrap()
-                .into_inner();
-            let response = responses.message().await.unwrap().unwrap();
-            let Some(MessageResponse::ListServicesResponse(list)) = response.message_response
-            else {
-                panic!("unexpected reflection v1 answer: {response:?}")
-            };
-            let names: Vec<_> = list.service.iter().map(|s| s.name.as_str()).collect();
-            assert!(names.contains(&"agent.v1.Agent"), "{names:?}");
-            assert!(names.contains(&"grpc.health.v1.Health"), "{names:?}");
-        }
-        {
-            use tonic_reflection::pb::v1alpha::{
-                ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
-                server_reflection_request::MessageRequest,
-                server_reflection_response::MessageResponse,
-            };
-            let request = ServerReflectionRequest {
-                host: String::new(),
-                message_request: Some(MessageRequest::FileContainingSymbol(
-                    "agent.v1.Agent".into(),
-                )),
-            };
-            let mut client = ServerReflectionClient::new(channel);
-            let mut responses = client
-                .server_reflection_info(tokio_stream::once(request))
-                .await
-                .unwrap()
-                .into_inner();
-            let response = responses.message().await.unwrap().unwrap();
-            assert!(
-                matches!(
-                    response.message_response,
-                    Some(MessageResponse::FileDescriptorResponse(_))
-                ),
-                "unexpected reflection v1alpha answer: {response:?}"
-            );
-        }
+        let response = reflect!(v1, channel.clone(), ListServices(String::new()));
+        let Some(v1::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
+            response.message_response
+        else {
+            panic!("unexpected reflection v1 answer: {response:?}")
+        };
+        let names: Vec<_> = list.service.iter().map(|s| s.name.as_str()).collect();
+        assert!(names.contains(&"agent.v1.Agent"), "{names:?}");
+        assert!(names.contains(&"grpc.health.v1.Health"), "{names:?}");
+
+        let response = reflect!(
+            v1alpha,
+            channel,
+            FileContainingSymbol("agent.v1.Agent".into())
+        );
+        assert!(
+            matches!(
+                response.message_response,
+                Some(
+                    v1alpha::server_reflection_response::MessageResponse::FileDescriptorResponse(_)
+                )
+            ),
+            "unexpected reflection v1alpha answer: {response:?}"
+        );
 
         agent.stop().await;
     }
