@@ -3,7 +3,7 @@
 use crate::{
     a_new_thread_reads_back, chat, describe, get_json,
     python::PythonAgent,
-    support::{Bridge, collect_events, next, problem, spawn_bridge, sse_events},
+    support::{Bridge, collect_events, next, problem, send, spawn_bridge, sse_events},
 };
 
 const SCRIPT: &str = "tests/agents/a2a_agent.py";
@@ -47,37 +47,38 @@ async fn an_a2a_task_streams_as_a_run() {
     assert!(agent.output().contains(&started), "{}", agent.output());
 }
 
+/// A task that fails ends the run with `run_error`; one that asks for input (A2A's
+/// `input-required`) ends it with the question as the run's answer.
 #[tokio::test]
-async fn a_failed_a2a_task_ends_the_run_with_run_error() {
+async fn a_failed_or_asking_a2a_task_ends_the_run() {
     let agent = PythonAgent::start(SCRIPT).await;
     let bridge = bridge_to(&agent).await;
 
-    assert_eq!(
-        describe(&chat(&bridge, "research", "please fail").await),
-        [
-            "1 run_started",
-            "2 thought Reading the question",
-            "3 text_delta The answer ",
-            "4 run_error ABORTED The knowledge base is unreachable.",
-        ]
-    );
-}
-
-#[tokio::test]
-async fn an_a2a_question_ends_the_run_with_the_question() {
-    let agent = PythonAgent::start(SCRIPT).await;
-    let bridge = bridge_to(&agent).await;
-
-    assert_eq!(
-        describe(&chat(&bridge, "research", "need input").await),
-        [
-            "1 run_started",
-            "2 thought Reading the question",
-            "3 text_delta Which city?",
-            "4 message assistant Which city?",
-            "5 run_completed Which city?",
-        ]
-    );
+    let cases: [(&str, &[&str]); 2] = [
+        (
+            "please fail",
+            &[
+                "1 run_started",
+                "2 thought Reading the question",
+                "3 text_delta The answer ",
+                "4 run_error ABORTED The knowledge base is unreachable.",
+            ],
+        ),
+        (
+            "need input",
+            &[
+                "1 run_started",
+                "2 thought Reading the question",
+                "3 text_delta Which city?",
+                "4 message assistant Which city?",
+                "5 run_completed Which city?",
+            ],
+        ),
+    ];
+    for (message, run) in cases {
+        let events = chat(&bridge, "research", message).await;
+        assert_eq!(describe(&events), run, "{message}");
+    }
 }
 
 #[tokio::test]
@@ -85,20 +86,17 @@ async fn a_reply_in_the_thread_resumes_the_task_that_asked() {
     let agent = PythonAgent::start(SCRIPT).await;
     let bridge = bridge_to(&agent).await;
     let in_thread = |message: &str| {
-        bridge
-            .http
-            .post(bridge.url("/v1/agents/research/chat"))
-            .header("accept", "text/event-stream")
-            .json(&serde_json::json!({ "message": message, "thread_id": "trip-1" }))
-            .send()
+        let chat = bridge.http.post(bridge.url("/v1/agents/research/chat"));
+        let body = serde_json::json!({ "message": message, "thread_id": "trip-1" });
+        send(chat.header("accept", "text/event-stream").json(&body))
     };
 
-    let asked = collect_events(in_thread("need input").await.unwrap()).await;
+    let asked = collect_events(in_thread("need input").await).await;
     assert_eq!(
         describe(&asked).last().unwrap(),
         "5 run_completed Which city?"
     );
-    let answered = collect_events(in_thread("Paris").await.unwrap()).await;
+    let answered = collect_events(in_thread("Paris").await).await;
     assert_eq!(describe(&answered), ANSWERED);
     assert!(answered.iter().all(|e| e.data["thread_id"] == "trip-1"));
     // One task: the bridge sent the reply to the task waiting for input.

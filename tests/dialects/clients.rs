@@ -101,11 +101,25 @@ async fn expected(s: &Setup, message: &str) -> Expected {
     expected
 }
 
+/// One run of `message` read twice on a fresh setup: first through the native JSON answer
+/// (what the client should see), then by the client `script` (run with `env`).
+async fn read_by(script: &str, message: &str, env: &[(&str, &str)]) -> (Setup, Expected, Value) {
+    let s = clients().await;
+    let want = expected(&s, message).await;
+    let got = s.client(script, message, env).await;
+    (s, want, got)
+}
+
+/// Asserts each field of a client's report holds the value the run gives it.
+fn assert_read(got: &Value, fields: &[(&str, Value)]) {
+    for (field, want) in fields {
+        assert_eq!(&got[field], want, "{field}: {got}");
+    }
+}
+
 #[tokio::test]
 async fn ai_sdk_transport_reads_the_run_and_resume_finds_none_after_it() {
-    let s = clients().await;
-    let want = expected(&s, MESSAGE).await;
-    let got = s.client("ai-sdk", MESSAGE, &[]).await;
+    let (_s, want, got) = read_by("ai-sdk", MESSAGE, &[]).await;
     assert_eq!(got["errors"], json!([]), "{got}");
     assert_eq!(got["text"], want.text.as_str(), "{got}");
     assert_eq!(got["reasoning"], json!(want.thoughts));
@@ -137,10 +151,7 @@ async fn ai_sdk_transport_reads_the_run_and_resume_finds_none_after_it() {
 
 #[tokio::test]
 async fn ai_sdk_resume_replays_the_active_run_to_a_second_reader() {
-    let s = clients().await;
-    let message = "stub: pace=40ms";
-    let want = expected(&s, message).await;
-    let got = s.client("ai-sdk", message, &[("MODE", "follow")]).await;
+    let (_s, want, got) = read_by("ai-sdk", "stub: pace=40ms", &[("MODE", "follow")]).await;
     assert_eq!(got["streamed"]["text"], want.text.as_str(), "{got}");
     assert_ne!(got["resumed"], Value::Null, "the run was active: {got}");
     // The resumed stream replays the run from its start: the same message, part for part.
@@ -149,9 +160,7 @@ async fn ai_sdk_resume_replays_the_active_run_to_a_second_reader() {
 
 #[tokio::test]
 async fn ag_ui_http_agent_runs_the_agent() {
-    let s = clients().await;
-    let want = expected(&s, MESSAGE).await;
-    let got = s.client("ag-ui", MESSAGE, &[]).await;
+    let (_s, want, got) = read_by("ag-ui", MESSAGE, &[]).await;
     assert_eq!(got.get("thrown"), None, "{got}");
     assert_eq!(got["runError"], Value::Null, "{got}");
     assert_eq!(
@@ -162,21 +171,16 @@ async fn ag_ui_http_agent_runs_the_agent() {
         got["finished"],
         json!({ "threadId": got["threadId"], "runId": got["runId"], "outcome": "success" })
     );
-    assert_eq!(got["text"], want.text.as_str());
-    assert_eq!(got["reasoning"], json!(want.thoughts));
-    assert_eq!(
-        got["tools"],
-        each(
-            &want.calls,
-            |c| json!({ "toolCallId": c["call_id"], "toolName": c["tool_name"], "args": c["arguments"] })
-        )
-    );
-    assert_eq!(
-        got["results"],
-        each(
-            &want.results,
-            |r| json!({ "toolCallId": r["call_id"], "content": r["content"] })
-        )
+    let tool_call = |c: &Value| json!({ "toolCallId": c["call_id"], "toolName": c["tool_name"], "args": c["arguments"] });
+    let tool_result = |r: &Value| json!({ "toolCallId": r["call_id"], "content": r["content"] });
+    assert_read(
+        &got,
+        &[
+            ("text", json!(want.text)),
+            ("reasoning", json!(want.thoughts)),
+            ("tools", each(&want.calls, tool_call)),
+            ("results", each(&want.results, tool_result)),
+        ],
     );
     let types = got["types"].as_array().unwrap();
     assert_eq!(types.first().unwrap(), "RUN_STARTED");
@@ -188,9 +192,7 @@ async fn ag_ui_http_agent_runs_the_agent() {
 
 #[tokio::test]
 async fn a2a_client_reads_the_card_and_streams_a_task() {
-    let s = clients().await;
-    let want = expected(&s, MESSAGE).await;
-    let got = s.client("a2a", MESSAGE, &[]).await;
+    let (s, want, got) = read_by("a2a", MESSAGE, &[]).await;
     assert_eq!(got.get("error"), None, "{got}");
     assert_eq!(
         got["card"],
@@ -205,22 +207,17 @@ async fn a2a_client_reads_the_card_and_streams_a_task() {
         got["states"].as_array().unwrap().last().unwrap(),
         "completed"
     );
-    assert_eq!(got["final"], want.text.as_str());
-    assert_eq!(got["artifact"], want.text.as_str());
-    assert_eq!(got["thoughts"], json!(want.thoughts));
-    assert_eq!(
-        got["tools"],
-        each(
-            &want.calls,
-            |c| json!({ "callId": c["call_id"], "toolName": c["tool_name"], "arguments": c["arguments"] })
-        )
-    );
-    assert_eq!(
-        got["results"],
-        each(
-            &want.results,
-            |r| json!({ "callId": r["call_id"], "toolName": r["tool_name"], "content": r["content"], "isError": false })
-        )
+    let tool_call = |c: &Value| json!({ "callId": c["call_id"], "toolName": c["tool_name"], "arguments": c["arguments"] });
+    let tool_result = |r: &Value| json!({ "callId": r["call_id"], "toolName": r["tool_name"], "content": r["content"], "isError": false });
+    assert_read(
+        &got,
+        &[
+            ("final", json!(want.text)),
+            ("artifact", json!(want.text)),
+            ("thoughts", json!(want.thoughts)),
+            ("tools", each(&want.calls, tool_call)),
+            ("results", each(&want.results, tool_result)),
+        ],
     );
     let task = got["taskId"].as_str().unwrap();
     assert!(
@@ -231,9 +228,7 @@ async fn a2a_client_reads_the_card_and_streams_a_task() {
 
 #[tokio::test]
 async fn openai_package_streams_and_answers() {
-    let s = clients().await;
-    let want = expected(&s, MESSAGE).await;
-    let got = s.client("openai", MESSAGE, &[]).await;
+    let (_s, want, got) = read_by("openai", MESSAGE, &[]).await;
     let streamed = &got["streamed"];
     assert_eq!(streamed.get("error"), None, "{got}");
     assert_eq!(got.get("error"), None, "{got}");
@@ -276,9 +271,7 @@ async fn openai_package_streams_and_answers() {
 
 #[tokio::test]
 async fn seed_001_front_end_gets_its_own_events() {
-    let s = clients().await;
-    let want = expected(&s, MESSAGE).await;
-    let got = s.client("seed-001", MESSAGE, &[]).await;
+    let (_s, want, got) = read_by("seed-001", MESSAGE, &[]).await;
     assert_eq!(got["error"], Value::Null, "{got}");
     assert!(got["start"]["session_id"].is_string(), "{got}");
     let interactions = got["interactions"].as_array().unwrap();
@@ -311,6 +304,8 @@ async fn a_failure_after_the_start_is_each_clients_own_error() {
     let failing = "stub: error-event-after=3 code=INTERNAL";
     let only_stream = [("MODE", "stream-only")];
     let client = |script| s.client(script, failing, &only_stream);
+    // The agent's error as the dialects that carry its code report it.
+    let coded = json!({ "code": "INTERNAL", "message": "scripted failure" });
 
     let got = client("ai-sdk").await;
     assert_eq!(
@@ -321,11 +316,7 @@ async fn a_failure_after_the_start_is_each_clients_own_error() {
     assert_eq!(got["partTypes"], json!(["reasoning", "dynamic-tool"]));
 
     let got = client("ag-ui").await;
-    assert_eq!(
-        got["runError"],
-        json!({ "code": "INTERNAL", "message": "scripted failure" }),
-        "{got}"
-    );
+    assert_eq!(got["runError"], coded, "{got}");
     assert_eq!(got["finished"], Value::Null);
     assert_eq!(
         got["types"].as_array().unwrap().last().unwrap(),
@@ -349,27 +340,15 @@ async fn a_failure_after_the_start_is_each_clients_own_error() {
     assert_eq!(got["streamed"]["finish"], Value::Null);
 
     let got = client("seed-001").await;
-    assert_eq!(
-        got["error"],
-        json!({ "code": "INTERNAL", "message": "scripted failure" }),
-        "{got}"
-    );
+    assert_eq!(got["error"], coded, "{got}");
     assert_eq!(got["complete"], Value::Null);
     assert_eq!(got["interactions"].as_array().unwrap().len(), 2);
 }
 
 #[tokio::test]
 async fn a2a_subscribe_to_task_follows_a_running_task() {
-    let s = clients().await;
-    let message = "stub: pace=40ms";
-    let want = expected(&s, message).await;
-    let got = s
-        .client(
-            "a2a",
-            message,
-            &[("MODE", "resubscribe"), ("CONTEXT_ID", "a2a-thread")],
-        )
-        .await;
+    let env = [("MODE", "resubscribe"), ("CONTEXT_ID", "a2a-thread")];
+    let (_s, want, got) = read_by("a2a", "stub: pace=40ms", &env).await;
     assert_eq!(got.get("error"), None, "{got}");
     assert_eq!(got["contextId"], "a2a-thread");
     assert_eq!(got["artifact"], want.text.as_str());

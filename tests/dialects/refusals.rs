@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::{
     clients::{Setup, setup},
-    support::{PATIENCE, next, problem, send, sse_events},
+    support::{PATIENCE, collect_events, next, problem, send, sse_events},
 };
 
 impl Setup {
@@ -16,6 +16,21 @@ impl Setup {
     async fn post(&self, path: &str, body: Value) -> reqwest::Response {
         let request = self.bridge.http.post(self.bridge.url(path));
         send(request.bearer_auth(&self.token).json(&body)).await
+    }
+
+    /// `POST {path}` with the caller's token and `body`, which the route must accept (200): a
+    /// dialect's stream, or an A2A JSON-RPC answer.
+    async fn accepted(&self, path: &str, body: Value) -> reqwest::Response {
+        let response = self.post(path, body).await;
+        assert_eq!(response.status(), 200, "{path}");
+        response
+    }
+
+    /// The AI SDK transport's request for `text` in chat `chat`: its accepted stream.
+    async fn ai_sdk_stream(&self, chat: &str, text: &str) -> reqwest::Response {
+        let body = ai_sdk_body(chat, text);
+        self.accepted("/v1/agents/assistant/ai-sdk/chat", body)
+            .await
     }
 
     /// `GET {path}` with the caller's token, and `last_event_id` if given.
@@ -115,8 +130,7 @@ async fn refusals_before_the_stream_are_problem_documents() {
 async fn a2a_protocol_mistakes_are_json_rpc_errors() {
     let s = setup().await;
     let rpc = |body| async {
-        let response = s.post("/v1/agents/assistant/a2a", body).await;
-        assert_eq!(response.status(), 200);
+        let response = s.accepted("/v1/agents/assistant/a2a", body).await;
         response.json::<Value>().await.unwrap()
     };
     let answer = rpc(a2a_body("tasks/pushNotificationConfig/set", json!({}))).await;
@@ -141,13 +155,7 @@ async fn a2a_protocol_mistakes_are_json_rpc_errors() {
 #[tokio::test]
 async fn ai_sdk_stream_headers_done_and_nothing_to_resume() {
     let s = setup().await;
-    let response = s
-        .post(
-            "/v1/agents/assistant/ai-sdk/chat",
-            ai_sdk_body("chat-h", "hi"),
-        )
-        .await;
-    assert_eq!(response.status(), 200);
+    let response = s.ai_sdk_stream("chat-h", "hi").await;
     let header = |name: &str| {
         response
             .headers()
@@ -171,14 +179,13 @@ async fn ai_sdk_stream_headers_done_and_nothing_to_resume() {
     let first: Value = serde_json::from_str(first).unwrap();
     assert_eq!(first["type"], "start");
 
-    let resume = s
-        .get("/v1/agents/assistant/ai-sdk/chat/chat-h/stream", None)
-        .await;
-    assert_eq!(resume.status(), 204);
-    let resume = s
-        .get("/v1/agents/assistant/ag-ui/chat-h/stream", None)
-        .await;
-    assert_eq!(resume.status(), 204);
+    // Nothing to resume once the run is over, in either dialect.
+    for path in [
+        "/v1/agents/assistant/ai-sdk/chat/chat-h/stream",
+        "/v1/agents/assistant/ag-ui/chat-h/stream",
+    ] {
+        assert_eq!(s.get(path, None).await.status(), 204, "{path}");
+    }
 
     // The dialect is a label of the stream metrics.
     let metrics = s.bridge.get_text("/metrics").await;
@@ -189,12 +196,11 @@ async fn ai_sdk_stream_headers_done_and_nothing_to_resume() {
 async fn ag_ui_frames_carry_ids_and_resume_after_the_last_one_seen() {
     let s = setup().await;
     let response = s
-        .post(
+        .accepted(
             "/v1/agents/assistant/ag-ui",
             ag_ui_body("ag-thread", "stub: pace=30ms"),
         )
         .await;
-    assert_eq!(response.status(), 200);
     let mut original = Box::pin(sse_events(response));
     // Read up to the end of the tool call (event 3), as a client that is then cut off.
     let mut seen = Vec::new();
@@ -217,9 +223,7 @@ async fn ag_ui_frames_carry_ids_and_resume_after_the_last_one_seen() {
         .get("/v1/agents/assistant/ag-ui/ag-thread/stream", Some("3"))
         .await;
     assert_eq!(resumed.status(), 200);
-    let resumed: Vec<_> = tokio::time::timeout(PATIENCE, sse_events(resumed).collect::<Vec<_>>())
-        .await
-        .unwrap();
+    let resumed = collect_events(resumed).await;
     let rest: Vec<_> = tokio::time::timeout(PATIENCE, original.collect::<Vec<_>>())
         .await
         .unwrap();
@@ -244,13 +248,7 @@ async fn ag_ui_frames_carry_ids_and_resume_after_the_last_one_seen() {
 #[tokio::test]
 async fn a_client_that_leaves_cancels_the_agent() {
     let s = setup().await;
-    let response = s
-        .post(
-            "/v1/agents/assistant/ai-sdk/chat",
-            ai_sdk_body("chat-leaves", "stub: hang"),
-        )
-        .await;
-    assert_eq!(response.status(), 200);
+    let response = s.ai_sdk_stream("chat-leaves", "stub: hang").await;
     let mut body = response.bytes_stream();
     next(&mut body).await.expect("first bytes").unwrap();
     drop(body);

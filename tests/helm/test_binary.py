@@ -120,34 +120,38 @@ def start(path, args, env, log):
     return subprocess.Popen([str(path), *args], env=base | env, stdout=log, stderr=subprocess.STDOUT)
 
 
-def wait_http(url: str, proc, timeout: float = 20.0) -> int:
+def wait_for(proc, what: str, attempt, timeout: float = 20.0):
+    """What `attempt` returns once it stops failing with a connection error (OSError), tried
+    every 0.1 s; fails if `proc` exits first ("exited before `what`"), and re-raises the last
+    error after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while True:
         if proc.poll() is not None:
-            raise AssertionError(f"process exited with {proc.returncode} before answering {url}")
+            raise AssertionError(f"process exited with {proc.returncode} before {what}")
+        try:
+            return attempt()
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def wait_http(url: str, proc, timeout: float = 20.0) -> int:
+    """The status `url` first answers with, whatever it is."""
+
+    def status() -> int:
         try:
             with urllib.request.urlopen(url, timeout=2) as r:
                 return r.status
         except urllib.error.HTTPError as e:
             return e.code
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
+
+    return wait_for(proc, f"answering {url}", status, timeout)
 
 
 def wait_tcp(port: int, proc, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        if proc.poll() is not None:
-            raise AssertionError(f"process exited with {proc.returncode} before listening on {port}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
+    """Returns once loopback `port` accepts a connection."""
+    wait_for(proc, f"listening on {port}", lambda: socket.create_connection(("127.0.0.1", port), timeout=1).close(), timeout)
 
 
 def stop(proc, timeout: float) -> float:
