@@ -133,7 +133,9 @@ impl Agent for Stub {
             run_id = Empty,
             thread_id = Empty,
         );
-        let _ = span.set_parent(crate::telemetry::parent_context(request.metadata()));
+        let _ = span.set_parent(agent_bridge_telemetry::propagation::extract(
+            request.metadata(),
+        ));
         let owner = Owner::from_metadata(request.metadata());
         let request = request.into_inner();
         let triggers = Triggers::parse(&request.message).map_err(|e| Status::from(Error::from(e)));

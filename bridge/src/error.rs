@@ -151,6 +151,28 @@ impl Problem {
         }
     }
 
+    /// A 503: this instance, or something it depends on, cannot serve now; retrying can.
+    fn unavailable(slug: &str, detail: impl Into<String>) -> Self {
+        Self::new(
+            slug,
+            "Service Unavailable",
+            StatusCode::SERVICE_UNAVAILABLE,
+            detail,
+        )
+        .with_code(Code::Unavailable)
+    }
+
+    /// A 429: the caller asked for more than its limit allows.
+    fn too_many_requests(slug: &str, detail: impl Into<String>) -> Self {
+        Self::new(
+            slug,
+            "Too Many Requests",
+            StatusCode::TOO_MANY_REQUESTS,
+            detail,
+        )
+        .with_code(Code::ResourceExhausted)
+    }
+
     fn with_auth_reason(mut self, reason: &'static str) -> Self {
         self.auth_reason = Some(reason);
         self
@@ -315,21 +337,15 @@ impl ApiError {
             )
             .with_code(Code::Aborted)
             .with_run_id(run_id.clone()),
-            ApiError::HubUnavailable(_) => Problem::new(
+            ApiError::HubUnavailable(_) => Problem::unavailable(
                 "hub-unavailable",
-                "Service Unavailable",
-                StatusCode::SERVICE_UNAVAILABLE,
                 "the threads' event log is unavailable; retry shortly",
             )
-            .with_code(Code::Unavailable)
             .with_retry_after(2),
-            ApiError::ShuttingDown => Problem::new(
+            ApiError::ShuttingDown => Problem::unavailable(
                 "shutting-down",
-                "Service Unavailable",
-                StatusCode::SERVICE_UNAVAILABLE,
                 "this bridge instance is shutting down; retry",
             )
-            .with_code(Code::Unavailable)
             .with_retry_after(1),
             ApiError::Unauthenticated(failure) => Problem::new(
                 if failure.is_ticket() {
@@ -352,51 +368,36 @@ impl ApiError {
             )
             .with_code(Code::PermissionDenied)
             .with_auth_reason("forbidden"),
-            ApiError::AuthUnavailable => Problem::new(
+            ApiError::AuthUnavailable => Problem::unavailable(
                 "auth-unavailable",
-                "Service Unavailable",
-                StatusCode::SERVICE_UNAVAILABLE,
                 "the keys needed to verify this token cannot be fetched right now; retry",
             )
-            .with_code(Code::Unavailable)
             .with_retry_after(5),
             ApiError::RateLimited {
                 class,
                 retry_after,
                 headers,
-            } => Problem::new(
+            } => Problem::too_many_requests(
                 "rate-limited",
-                "Too Many Requests",
-                StatusCode::TOO_MANY_REQUESTS,
                 format!("too many {class} requests; retry after {retry_after}s"),
             )
-            .with_code(Code::ResourceExhausted)
             .with_header("ratelimit-policy", headers.policy.clone())
             .with_header("ratelimit", headers.state.clone())
             .with_retry_after(*retry_after),
-            ApiError::TooManyStreams { limit } => Problem::new(
+            ApiError::TooManyStreams { limit } => Problem::too_many_requests(
                 "too-many-streams",
-                "Too Many Requests",
-                StatusCode::TOO_MANY_REQUESTS,
                 format!("you already have {limit} open streams; close one first"),
             )
-            .with_code(Code::ResourceExhausted)
             .with_retry_after(1),
-            ApiError::Overloaded { .. } => Problem::new(
+            ApiError::Overloaded { .. } => Problem::unavailable(
                 "overloaded",
-                "Service Unavailable",
-                StatusCode::SERVICE_UNAVAILABLE,
                 "this bridge instance serves as many streams as it can; retry",
             )
-            .with_code(Code::Unavailable)
             .with_retry_after(1),
-            ApiError::AgentNotReady { agent, .. } => Problem::new(
+            ApiError::AgentNotReady { agent, .. } => Problem::unavailable(
                 "agent-not-ready",
-                "Service Unavailable",
-                StatusCode::SERVICE_UNAVAILABLE,
                 format!("agent {agent:?} is not serving (gRPC health check)"),
-            )
-            .with_code(Code::Unavailable),
+            ),
         }
     }
 }

@@ -12,7 +12,7 @@ use std::{sync::Arc, time::Duration};
 use prometheus_client::{
     encoding::{EncodeLabelSet, EncodeLabelValue},
     metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
-    registry::{Registry, Unit},
+    registry::{Metric, Registry, Unit},
 };
 use tokio::time::Instant;
 use tonic::Code;
@@ -120,108 +120,117 @@ impl Default for Metrics {
     }
 }
 
+/// Registers `metric` under `name` (with its unit, if any) and hands it back for the struct.
+fn registered<M: Metric + Clone>(
+    registry: &mut Registry,
+    name: &str,
+    help: &str,
+    unit: Option<Unit>,
+    metric: M,
+) -> M {
+    match unit {
+        Some(unit) => registry.register_with_unit(name, help, unit, metric.clone()),
+        None => registry.register(name, help, metric.clone()),
+    }
+    metric
+}
+
 impl Metrics {
     pub(crate) fn new() -> Self {
         let mut registry = Registry::default();
-        let open_streams = Family::<StreamLabels, Gauge>::default();
-        registry.register(
-            "bridge_open_streams",
-            "Client streams (SSE) and JSON answers currently open",
-            open_streams.clone(),
-        );
-        let events_forwarded = Family::<EventLabels, Counter>::default();
-        registry.register(
-            "bridge_events_forwarded",
-            "Agent events handed to client streams, including those the bridge writes itself",
-            events_forwarded.clone(),
-        );
-        let time_to_first_event: HistogramFamily<AgentLabels> =
-            Family::new_with_constructor(first_event_buckets);
-        registry.register_with_unit(
-            "bridge_time_to_first_event",
-            "From calling the agent to its first event (connect included)",
-            Unit::Seconds,
-            time_to_first_event.clone(),
-        );
-        let stream_duration: HistogramFamily<AgentLabels> =
-            Family::new_with_constructor(duration_buckets);
-        registry.register_with_unit(
-            "bridge_stream_duration",
-            "From the first event to the end of the client's stream or answer",
-            Unit::Seconds,
-            stream_duration.clone(),
-        );
-        let upstream_errors = Family::<ErrorLabels, Counter>::default();
-        registry.register(
-            "bridge_upstream_errors",
-            "Agent calls that failed with a gRPC status, before or after the first event",
-            upstream_errors.clone(),
-        );
-        let drain_in_progress = Gauge::default();
-        registry.register(
-            "bridge_drain_in_progress",
-            "1 while this instance drains after SIGTERM",
-            drain_in_progress.clone(),
-        );
-        let refusals = Family::<RefusalLabels, Counter>::default();
-        registry.register(
-            "bridge_refusals",
-            "Requests refused with a problem document, by problem type",
-            refusals.clone(),
-        );
-        let auth_failures = Family::<AuthLabels, Counter>::default();
-        registry.register(
-            "bridge_auth_failures",
-            "Requests refused by authentication or authorization, by reason",
-            auth_failures.clone(),
-        );
-        let hub_latency: HistogramFamily<HubLabels> = Family::new_with_constructor(hub_buckets);
-        registry.register_with_unit(
-            "bridge_hub_operation",
-            "Time taken by hub operations (thread log appends, subscriptions, leases)",
-            Unit::Seconds,
-            hub_latency.clone(),
-        );
-        let hub_errors = Family::<HubLabels, Counter>::default();
-        registry.register(
-            "bridge_hub_errors",
-            "Hub operations that failed (Redis unreachable, ...)",
-            hub_errors.clone(),
-        );
-        let hub_memory = Gauge::default();
-        registry.register_with_unit(
-            "bridge_hub_memory",
-            "Bytes the memory hub accounts for: logs, events, subscribers (under --hub-max-bytes)",
-            Unit::Bytes,
-            hub_memory.clone(),
-        );
-        let hub_threads = Gauge::default();
-        registry.register(
-            "bridge_hub_threads",
-            "Thread logs the memory hub holds",
-            hub_threads.clone(),
-        );
-        let agent_serving = Family::<AgentLabels, Gauge>::default();
-        registry.register(
-            "bridge_agent_serving",
-            "1 while the agent's last gRPC health check answered SERVING, else 0",
-            agent_serving.clone(),
-        );
         Self {
+            open_streams: registered(
+                &mut registry,
+                "bridge_open_streams",
+                "Client streams (SSE) and JSON answers currently open",
+                None,
+                Family::<StreamLabels, Gauge>::default(),
+            ),
+            events_forwarded: registered(
+                &mut registry,
+                "bridge_events_forwarded",
+                "Agent events handed to client streams, including those the bridge writes itself",
+                None,
+                Family::<EventLabels, Counter>::default(),
+            ),
+            time_to_first_event: registered(
+                &mut registry,
+                "bridge_time_to_first_event",
+                "From calling the agent to its first event (connect included)",
+                Some(Unit::Seconds),
+                Family::new_with_constructor(first_event_buckets),
+            ),
+            stream_duration: registered(
+                &mut registry,
+                "bridge_stream_duration",
+                "From the first event to the end of the client's stream or answer",
+                Some(Unit::Seconds),
+                Family::new_with_constructor(duration_buckets),
+            ),
+            upstream_errors: registered(
+                &mut registry,
+                "bridge_upstream_errors",
+                "Agent calls that failed with a gRPC status, before or after the first event",
+                None,
+                Family::<ErrorLabels, Counter>::default(),
+            ),
+            drain_in_progress: registered(
+                &mut registry,
+                "bridge_drain_in_progress",
+                "1 while this instance drains after SIGTERM",
+                None,
+                Gauge::default(),
+            ),
+            refusals: registered(
+                &mut registry,
+                "bridge_refusals",
+                "Requests refused with a problem document, by problem type",
+                None,
+                Family::<RefusalLabels, Counter>::default(),
+            ),
+            auth_failures: registered(
+                &mut registry,
+                "bridge_auth_failures",
+                "Requests refused by authentication or authorization, by reason",
+                None,
+                Family::<AuthLabels, Counter>::default(),
+            ),
+            hub_latency: registered(
+                &mut registry,
+                "bridge_hub_operation",
+                "Time taken by hub operations (thread log appends, subscriptions, leases)",
+                Some(Unit::Seconds),
+                Family::new_with_constructor(hub_buckets),
+            ),
+            hub_errors: registered(
+                &mut registry,
+                "bridge_hub_errors",
+                "Hub operations that failed (Redis unreachable, ...)",
+                None,
+                Family::<HubLabels, Counter>::default(),
+            ),
+            hub_memory: registered(
+                &mut registry,
+                "bridge_hub_memory",
+                "Bytes the memory hub accounts for: logs, events, subscribers (under --hub-max-bytes)",
+                Some(Unit::Bytes),
+                Gauge::default(),
+            ),
+            hub_threads: registered(
+                &mut registry,
+                "bridge_hub_threads",
+                "Thread logs the memory hub holds",
+                None,
+                Gauge::default(),
+            ),
+            agent_serving: registered(
+                &mut registry,
+                "bridge_agent_serving",
+                "1 while the agent's last gRPC health check answered SERVING, else 0",
+                None,
+                Family::<AgentLabels, Gauge>::default(),
+            ),
             registry: Arc::new(registry),
-            hub_memory,
-            hub_threads,
-            agent_serving,
-            refusals,
-            auth_failures,
-            hub_latency,
-            hub_errors,
-            open_streams,
-            events_forwarded,
-            time_to_first_event,
-            stream_duration,
-            upstream_errors,
-            drain_in_progress,
         }
     }
 

@@ -13,55 +13,34 @@
 //! Nothing here is global state the library needs: [`crate::serve`] works the same without
 //! [`init`] (the in-process tests run that way), only without trace ids.
 //!
+//! The OTLP export decision, the `Telemetry` guard and the gRPC-metadata propagator are the
+//! ones the agent stub uses too (`agent_bridge_telemetry`).
+//!
 //! # Layout
 //! - [`http`]: the request span and the `traceresponse` header.
-//! - [`propagation`]: W3C trace context and baggage in and out of headers and gRPC metadata.
+//! - [`propagation`]: W3C trace context and baggage in from headers, out into gRPC metadata.
 //! - `json`: the JSON log line with trace ids.
-//! - `otlp`: the tracer provider built from `OTEL_*`.
 
 pub mod http;
 mod json;
-mod otlp;
 pub mod propagation;
 
+pub use agent_bridge_telemetry::Telemetry;
 use opentelemetry::trace::{SpanContext, TraceContextExt as _};
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
-use tracing_subscriber::{
-    EnvFilter, Layer as _, filter::Targets, fmt, layer::SubscriberExt as _,
-    util::SubscriberInitExt as _,
-};
+use tracing_subscriber::{Layer as _, filter::Targets, fmt};
 
 use crate::config::LogFormat;
 
-/// What must outlive the server: the span exporter, flushed by [`Telemetry::shutdown`].
-#[must_use = "call shutdown() before exiting, or buffered spans are lost"]
-pub struct Telemetry {
-    provider: Option<opentelemetry_sdk::trace::SdkTracerProvider>,
-}
-
-impl Telemetry {
-    /// Exports the spans still buffered and stops the exporter. Blocking work, kept off the
-    /// async workers.
-    pub async fn shutdown(self) {
-        if let Some(provider) = self.provider {
-            let flushed = tokio::task::spawn_blocking(move || provider.shutdown()).await;
-            if let Ok(Err(error)) = flushed {
-                tracing::warn!(%error, "flushing spans on shutdown failed");
-            }
-        }
-    }
-}
-
 /// Installs the process's logger and tracer (once; later calls only return a no-op guard).
-/// `service` names the process when `OTEL_SERVICE_NAME` and `OTEL_RESOURCE_ATTRIBUTES` do not.
 pub fn init(format: LogFormat) -> Telemetry {
     init_service(format, "bridge")
 }
 
-/// [`init`] with another default service name (the bridge's demo, other binaries).
+/// [`init`] with another default service name (the bridge's demo, other binaries): `service`
+/// names the process when `OTEL_SERVICE_NAME` and `OTEL_RESOURCE_ATTRIBUTES` do not.
 pub fn init_service(format: LogFormat, service: &'static str) -> Telemetry {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let fmt_layer = match format {
+    let logs = match format {
         LogFormat::Text => fmt::layer().with_target(false).boxed(),
         LogFormat::Json => fmt::layer()
             .json()
@@ -70,29 +49,11 @@ pub fn init_service(format: LogFormat, service: &'static str) -> Telemetry {
             .map_event_format(json::WithTraceIds)
             .boxed(),
     };
-    let (provider, notes) = otlp::provider(service);
-    // Only our own spans become OpenTelemetry spans: the exporter's own gRPC client (tonic,
-    // hyper, h2) must not trace itself into a feedback loop, and `RUST_LOG=warn` must not
-    // silence traces.
-    let otel_targets = Targets::new()
+    // Our own spans: the bridge's, and the embedded agent stub's (`--agent stub`).
+    let traced = Targets::new()
         .with_target("bridge", tracing::Level::INFO)
         .with_target("agent_stub", tracing::Level::INFO);
-    let otel_layer = tracing_opentelemetry::layer()
-        .with_tracer(opentelemetry::trace::TracerProvider::tracer(
-            &provider, service,
-        ))
-        .with_filter(otel_targets);
-    let installed = tracing_subscriber::registry()
-        .with(fmt_layer.with_filter(filter))
-        .with(otel_layer)
-        .try_init()
-        .is_ok();
-    for note in notes {
-        tracing::warn!("{note}");
-    }
-    Telemetry {
-        provider: installed.then_some(provider),
-    }
+    agent_bridge_telemetry::install(logs, service, traced)
 }
 
 /// The OpenTelemetry identity of the current span, when tracing is installed.

@@ -17,8 +17,8 @@ use std::{
 };
 
 use agent_bridge_proto::v1::{
-    ChatEvent, ChatRequest, DeleteThreadRequest, ListMessagesRequest, ListThreadsRequest,
-    agent_client::AgentClient,
+    ChatEvent, ChatRequest, DeleteThreadRequest, ListMessagesRequest, ListMessagesResponse,
+    ListThreadsRequest, ListThreadsResponse, Thread, ThreadMessage, agent_client::AgentClient,
 };
 use futures_util::Stream;
 use serde::Serialize;
@@ -109,37 +109,19 @@ impl Agent {
         page: Page,
         timeout: Duration,
     ) -> Result<ThreadPage, ApiError> {
-        if let Some(a2a) = &self.a2a {
-            let call = self.unary((), identity, timeout);
-            return a2a
-                .list_threads(call, page)
-                .await
-                .map_err(|s| self.failed(s));
-        }
-        let request = ListThreadsRequest {
-            page_size: page.page_size,
-            page_token: page.page_token,
+        let Some(a2a) = &self.a2a else {
+            let request = ListThreadsRequest {
+                page_size: page.page_size,
+                page_token: page.page_token,
+            };
+            let list = |mut agent: AgentClient<Channel>, call| async move {
+                agent.list_threads(call).await
+            };
+            return Ok(self.call(request, identity, timeout, list).await?.into());
         };
-        let answer = self
-            .client()
-            .list_threads(self.unary(request, identity, timeout))
-            .await
-            .map_err(|status| self.failed(status))?
-            .into_inner();
-        Ok(ThreadPage {
-            threads: answer
-                .threads
-                .into_iter()
-                .map(|t| ThreadSummary {
-                    thread_id: t.thread_id,
-                    title: t.title,
-                    created_at: t.created_at.as_ref().map(ToString::to_string),
-                    updated_at: t.updated_at.as_ref().map(ToString::to_string),
-                    message_count: t.message_count,
-                })
-                .collect(),
-            next_page_token: answer.next_page_token,
-        })
+        let call = self.unary((), identity, timeout);
+        let listed = a2a.list_threads(call, page).await;
+        listed.map_err(|s| self.failed(s))
     }
 
     /// `ListMessages`: a thread's history, a page at a time.
@@ -150,39 +132,20 @@ impl Agent {
         page: Page,
         timeout: Duration,
     ) -> Result<MessagePage, ApiError> {
-        if let Some(a2a) = &self.a2a {
-            let call = self.unary((), identity, timeout);
-            return a2a
-                .list_messages(&self.name, call, thread, page)
-                .await
-                .map_err(|s| self.failed(s));
-        }
-        let request = ListMessagesRequest {
-            thread_id: thread.to_owned(),
-            page_size: page.page_size,
-            page_token: page.page_token,
+        let Some(a2a) = &self.a2a else {
+            let request = ListMessagesRequest {
+                thread_id: thread.to_owned(),
+                page_size: page.page_size,
+                page_token: page.page_token,
+            };
+            let list = |mut agent: AgentClient<Channel>, call| async move {
+                agent.list_messages(call).await
+            };
+            return Ok(self.call(request, identity, timeout, list).await?.into());
         };
-        let answer = self
-            .client()
-            .list_messages(self.unary(request, identity, timeout))
-            .await
-            .map_err(|status| self.failed(status))?
-            .into_inner();
-        Ok(MessagePage {
-            messages: answer
-                .messages
-                .into_iter()
-                .map(|m| HistoryMessage {
-                    created_at: m.created_at.as_ref().map(ToString::to_string),
-                    message_id: m.message_id,
-                    role: m.role,
-                    content: m.content,
-                    agent: m.agent,
-                    run_id: m.run_id,
-                })
-                .collect(),
-            next_page_token: answer.next_page_token,
-        })
+        let call = self.unary((), identity, timeout);
+        let listed = a2a.list_messages(&self.name, call, thread, page).await;
+        listed.map_err(|s| self.failed(s))
     }
 
     /// `DeleteThread`: the thread's history at the agent; how many messages went.
@@ -200,12 +163,29 @@ impl Agent {
             thread_id: thread.to_owned(),
         };
         let answer = self
-            .client()
-            .delete_thread(self.unary(request, identity, timeout))
-            .await
-            .map_err(|status| self.failed(status))?
-            .into_inner();
+            .call(request, identity, timeout, |mut agent, call| async move {
+                agent.delete_thread(call).await
+            })
+            .await?;
         Ok(answer.deleted_messages)
+    }
+
+    /// A unary `agent.v1` call (`method` on a client) with the caller's identity, bounded by
+    /// `timeout`; its failure is this agent's.
+    async fn call<Req, Res, Answer>(
+        &self,
+        message: Req,
+        identity: &Identity,
+        timeout: Duration,
+        method: impl FnOnce(AgentClient<Channel>, tonic::Request<Req>) -> Answer,
+    ) -> Result<Res, ApiError>
+    where
+        Answer: Future<Output = Result<tonic::Response<Res>, Status>>,
+    {
+        method(self.client(), self.unary(message, identity, timeout))
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(|status| self.failed(status))
     }
 
     /// A unary call with the caller's identity, bounded by `timeout`.
@@ -246,6 +226,27 @@ pub(crate) struct ThreadSummary {
     pub message_count: u32,
 }
 
+impl From<ListThreadsResponse> for ThreadPage {
+    fn from(answer: ListThreadsResponse) -> Self {
+        Self {
+            threads: answer.threads.into_iter().map(Into::into).collect(),
+            next_page_token: answer.next_page_token,
+        }
+    }
+}
+
+impl From<Thread> for ThreadSummary {
+    fn from(t: Thread) -> Self {
+        Self {
+            thread_id: t.thread_id,
+            title: t.title,
+            created_at: t.created_at.as_ref().map(ToString::to_string),
+            updated_at: t.updated_at.as_ref().map(ToString::to_string),
+            message_count: t.message_count,
+        }
+    }
+}
+
 /// A page of a thread's history, as clients see it.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct MessagePage {
@@ -261,6 +262,28 @@ pub(crate) struct HistoryMessage {
     pub agent: String,
     pub run_id: String,
     pub created_at: Option<String>,
+}
+
+impl From<ListMessagesResponse> for MessagePage {
+    fn from(answer: ListMessagesResponse) -> Self {
+        Self {
+            messages: answer.messages.into_iter().map(Into::into).collect(),
+            next_page_token: answer.next_page_token,
+        }
+    }
+}
+
+impl From<ThreadMessage> for HistoryMessage {
+    fn from(m: ThreadMessage) -> Self {
+        Self {
+            created_at: m.created_at.as_ref().map(ToString::to_string),
+            message_id: m.message_id,
+            role: m.role,
+            content: m.content,
+            agent: m.agent,
+            run_id: m.run_id,
+        }
+    }
 }
 
 /// `value` with `%`, controls and non-ASCII bytes percent-escaped (valid ASCII metadata).

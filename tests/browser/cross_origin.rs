@@ -12,7 +12,6 @@ use crate::{
     browser,
     support::{
         Agent, Bridge, JwtSecret, next_frame, send_message_frame, spawn_agent, spawn_bridge,
-        spawn_bridge_strict,
     },
 };
 
@@ -216,16 +215,9 @@ async fn a_websocket_from_a_refused_origin_is_refused_even_with_the_cookie() {
     let secret = JwtSecret::new("browser", "browser-suite-jwt-secret-0123456789");
     let token = secret.token(serde_json::json!({ "sub": "victim", "scope": "agent:*" }));
     let evil = Origin::bind().await;
-    let bridge = spawn_bridge_strict(
-        &[("assistant", &agent.url)],
-        &[
-            "--jwt-secret-file",
-            secret.flag_value(),
-            "--cors-origin",
-            "http://127.0.0.1:9",
-        ],
-    )
-    .await;
+    let bridge = secret
+        .bridge(&agent.url, &["--cors-origin", "http://127.0.0.1:9"])
+        .await;
     let bridge_ws = bridge.base.replace("http://", "ws://");
     let script = format!("const BRIDGE_WS = '{bridge_ws}';\n{OPEN_SOCKET}");
     let outcome = || browser.wait_for("window.result.state === 'done' && window.result.ws", "ws");

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use crate::{
     node,
-    support::{Agent, Bridge, JwtSecret, spawn_agent, spawn_bridge_strict},
+    support::{Agent, Bridge, JwtSecret, spawn_agent},
 };
 
 const MESSAGE: &str = "Add a dark mode toggle";
@@ -23,16 +23,9 @@ pub struct Setup {
 pub async fn setup() -> Setup {
     let secret = JwtSecret::new("dialects", "dialects-suite-shared-secret-0123456789");
     let agent = spawn_agent().await;
-    let bridge = spawn_bridge_strict(
-        &[("assistant", &agent.url)],
-        &[
-            "--jwt-secret-file",
-            secret.flag_value(),
-            "--rate-limit-chat",
-            "off",
-        ],
-    )
-    .await;
+    let bridge = secret
+        .bridge(&agent.url, &["--rate-limit-chat", "off"])
+        .await;
     let token = secret.token(json!({ "sub": "web-user", "scope": "agent:*" }));
     Setup {
         agent,

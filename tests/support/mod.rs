@@ -102,7 +102,7 @@ pub async fn spawn_assistant(flags: &[&str]) -> (Agent, Bridge) {
 }
 
 /// `flags` after the flags that open a bridge to anonymous callers without budgets.
-fn open_flags<'a>(flags: &[&'a str]) -> Vec<&'a str> {
+pub fn open_flags<'a>(flags: &[&'a str]) -> Vec<&'a str> {
     let mut all = vec![
         "--allow-anonymous",
         "--rate-limit-chat",
@@ -325,6 +325,14 @@ impl JwtSecret {
     /// `--jwt-secret-file` for a bridge's flags.
     pub fn flag_value(&self) -> &str {
         self.path.to_str().expect("a UTF-8 temp path")
+    }
+
+    /// A bridge routing `assistant` to `agent_url` that admits callers with a token signed
+    /// by this secret (no anonymous access), with `flags` too.
+    pub async fn bridge(&self, agent_url: &str, flags: &[&str]) -> Bridge {
+        let mut all = vec!["--jwt-secret-file", self.flag_value()];
+        all.extend_from_slice(flags);
+        spawn_bridge_strict(&[("assistant", agent_url)], &all).await
     }
 
     /// A token with `claims` (an object) and an `exp` ten minutes from now.

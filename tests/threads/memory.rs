@@ -5,7 +5,7 @@
 use futures_util::{StreamExt as _, stream};
 
 use crate::{
-    support::{Client, eventually, process, send, spawn_agent, sse_events},
+    support::{Client, eventually, open_flags, process, send, spawn_agent, sse_events},
     until_run_ends,
 };
 
@@ -29,17 +29,7 @@ fn gauge(text: &str, name: &str) -> u64 {
 async fn twenty_thousand_thread_ids_stay_within_the_hub_budget() {
     let agent = spawn_agent().await;
     let max_bytes = MAX_BYTES.to_string();
-    let flags = [
-        "--allow-anonymous",
-        "--rate-limit-chat",
-        "off",
-        "--rate-limit-read",
-        "off",
-        "--max-streams-per-identity",
-        "1000",
-        "--hub-max-bytes",
-        &max_bytes,
-    ];
+    let flags = open_flags(&["--rate-limit-read", "off", "--hub-max-bytes", &max_bytes]);
     let bridge = process::spawn_bridge(&agent.url, &flags, &[], &[]).await;
     let base = bridge.url();
     let client = Client::new(&base);

@@ -209,22 +209,26 @@ impl RedisHub {
     }
 
     pub(crate) async fn renew_run(&self, key: &ThreadKey, run_id: &str) -> Result<(), HubError> {
-        let mut con = self.con().await?;
-        self.renew
-            .key(self.keys(key).run)
-            .arg(run_id)
-            .arg(self.retention.run_lease.as_millis() as u64)
-            .invoke_async::<i64>(&mut con)
-            .await
-            .map(drop)
-            .map_err(unavailable)
+        self.on_lease(&self.renew, key, run_id).await
     }
 
     pub(crate) async fn end_run(&self, key: &ThreadKey, run_id: &str) -> Result<(), HubError> {
+        self.on_lease(&self.release, key, run_id).await
+    }
+
+    /// Runs a lease script (`RENEW`, `RELEASE`): it acts only while `run_id` holds the lease.
+    /// Both take the lease's length as `ARGV[2]`; `RELEASE` ignores it.
+    async fn on_lease(
+        &self,
+        script: &Script,
+        key: &ThreadKey,
+        run_id: &str,
+    ) -> Result<(), HubError> {
         let mut con = self.con().await?;
-        self.release
+        script
             .key(self.keys(key).run)
             .arg(run_id)
+            .arg(self.retention.run_lease.as_millis() as u64)
             .invoke_async::<i64>(&mut con)
             .await
             .map(drop)

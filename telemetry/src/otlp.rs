@@ -8,7 +8,7 @@ use opentelemetry_sdk::{Resource, trace::SdkTracerProvider};
 
 /// A provider that always assigns ids and exports over OTLP/gRPC only when an endpoint is
 /// configured; plus notes to log once logging is up.
-pub(super) fn provider(default_service: &'static str) -> (SdkTracerProvider, Vec<String>) {
+pub(crate) fn provider(default_service: &'static str) -> (SdkTracerProvider, Vec<String>) {
     let mut notes = Vec::new();
     let mut resource = Resource::builder().build();
     let unnamed = resource
