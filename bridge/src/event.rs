@@ -3,7 +3,10 @@
 //! `"type"` naming the payload, encoded once per event), and the one event the bridge writes
 //! in a run's name: the terminal `run_error` when the agent cannot end the run itself.
 
-use std::time::SystemTime;
+use std::{
+    fmt,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
 
 use agent_bridge_proto::v1::{ChatEvent, Message, RunError, Usage, chat_event::Payload};
 use serde::Serialize;
@@ -54,7 +57,8 @@ pub(crate) struct WireEvent<'a> {
     agent: &'a str,
     sequence: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
-    timestamp: Option<String>,
+    #[schema(value_type = Option<String>)]
+    timestamp: Option<Rfc3339>,
     /// On `run_started` only: the W3C trace id of the request.
     #[serde(skip_serializing_if = "Option::is_none")]
     trace_id: Option<&'a str>,
@@ -188,10 +192,45 @@ impl<'a> From<&'a ChatEvent> for WireEvent<'a> {
             thread_id: &e.thread_id,
             agent: &e.agent,
             sequence: e.sequence,
-            // prost's Timestamp displays as RFC 3339.
-            timestamp: e.timestamp.as_ref().map(ToString::to_string),
+            timestamp: e.timestamp.map(Rfc3339),
             trace_id: None,
         }
+    }
+}
+
+/// An event's time in RFC 3339, exactly as prost's `Timestamp` displays it (a fraction of
+/// 0, 3, 6 or 9 digits, whichever is shortest without loss), written straight into the JSON:
+/// humantime's stack-buffer formatter for 1970 to 9999, prost's own `Display` beyond. Once
+/// per event, it was the costliest step of encoding one (a `String` and `core::fmt` for every
+/// field; BENCHMARKS.md).
+struct Rfc3339(prost_types::Timestamp);
+
+impl fmt::Display for Rfc3339 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let prost_types::Timestamp { seconds, nanos } = self.0;
+        let (Ok(secs), Ok(subsec)) = (u64::try_from(seconds), u32::try_from(nanos)) else {
+            return self.0.fmt(f);
+        };
+        // humantime refuses year 10000 and later; prost normalizes out-of-range nanos.
+        if secs >= 253_402_300_800 || subsec >= 1_000_000_000 {
+            return self.0.fmt(f);
+        }
+        let time = UNIX_EPOCH + Duration::new(secs, subsec);
+        if subsec == 0 {
+            humantime::format_rfc3339_seconds(time).fmt(f)
+        } else if subsec % 1_000_000 == 0 {
+            humantime::format_rfc3339_millis(time).fmt(f)
+        } else if subsec % 1_000 == 0 {
+            humantime::format_rfc3339_micros(time).fmt(f)
+        } else {
+            humantime::format_rfc3339_nanos(time).fmt(f)
+        }
+    }
+}
+
+impl Serialize for Rfc3339 {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
     }
 }
 
@@ -353,5 +392,46 @@ mod tests {
         }));
         let json = to_json(&e);
         assert!(!json.contains('\n') && !json.contains('\r'), "{json}");
+    }
+
+    #[test]
+    fn times_read_exactly_as_prost_writes_them() {
+        let leap_day = 951_782_400; // 2000-02-29T00:00:00Z
+        let last_second = 253_402_300_799; // 9999-12-31T23:59:59Z
+        let mut cases = Vec::new();
+        for seconds in [
+            0,
+            1,
+            leap_day,
+            leap_day + 86_399,
+            1_733_270_400,
+            4_102_444_800, // 2100-01-01, not a leap year
+            last_second,
+            last_second + 1, // year 10000: prost's own formatter
+            -1,
+            -62_135_596_800, // 0001-01-01
+            i64::MIN / 2,
+        ] {
+            for nanos in [
+                0,
+                1,
+                120_000_000,
+                123_000,
+                123_456_789,
+                999_999_999,
+                1_000_000_000,
+                -1,
+            ] {
+                cases.push(prost_types::Timestamp { seconds, nanos });
+            }
+        }
+        for ts in cases {
+            let expected = serde_json::to_string(&ts.to_string()).unwrap();
+            assert_eq!(
+                serde_json::to_string(&Rfc3339(ts)).unwrap(),
+                expected,
+                "{ts:?}"
+            );
+        }
     }
 }

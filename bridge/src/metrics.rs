@@ -120,6 +120,31 @@ impl Default for Metrics {
     }
 }
 
+/// `bridge_events_forwarded` for one agent, with each event kind's counter looked up once:
+/// a run counts every event it forwards, and building the labels (an owned agent name) and
+/// finding the series cost more per event than the increment itself.
+pub(crate) struct Forwarded {
+    family: Family<EventLabels, Counter>,
+    agent: String,
+    by_kind: Vec<(&'static str, Counter)>,
+}
+
+impl Forwarded {
+    pub(crate) fn inc(&mut self, kind: &'static str) {
+        if let Some((_, counter)) = self.by_kind.iter().find(|(k, _)| *k == kind) {
+            counter.inc();
+            return;
+        }
+        let labels = EventLabels {
+            agent: self.agent.clone(),
+            r#type: kind,
+        };
+        let counter = self.family.get_or_create(&labels).clone();
+        counter.inc();
+        self.by_kind.push((kind, counter));
+    }
+}
+
 /// Registers `metric` under `name` (with its unit, if any) and hands it back for the struct.
 fn registered<M: Metric + Clone>(
     registry: &mut Registry,
@@ -257,6 +282,15 @@ impl Metrics {
                 .observe(took.as_secs_f64());
         } else {
             self.hub_errors.get_or_create(&labels).inc();
+        }
+    }
+
+    /// `bridge_events_forwarded` for `agent`, for a run's pump to count each event with.
+    pub(crate) fn forwarded(&self, agent: &str) -> Forwarded {
+        Forwarded {
+            family: self.events_forwarded.clone(),
+            agent: agent.to_owned(),
+            by_kind: Vec::new(),
         }
     }
 

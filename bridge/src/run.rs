@@ -22,7 +22,7 @@ use crate::{
     error::{ApiError, code_name, safe_message},
     event,
     filter::EventFilter,
-    metrics::Metrics,
+    metrics::{Forwarded, Metrics},
     ratelimit::StreamGuard,
     telemetry,
     upstream::{Agent, EventStream},
@@ -179,6 +179,7 @@ pub(crate) async fn start(
             deadline: started + limits.max_duration,
             shutdown: shutdown.clone(),
             filter: Arc::clone(&agent.filter),
+            forwarded: metrics.forwarded(&agent.name),
             metrics: metrics.clone(),
             span: span.clone(),
         };
@@ -200,6 +201,7 @@ struct Pump {
     deadline: Instant,
     shutdown: CancellationToken,
     filter: Arc<EventFilter>,
+    forwarded: Forwarded,
     metrics: Metrics,
     /// The client span of the call, ended when the pump ends.
     span: Span,
@@ -242,7 +244,7 @@ impl Pump {
                 // deadline bounds how long we try.
                 let kind = event::kind(&event);
                 if self.tx.send(Emitted::new(event, reconnect)).await.is_ok() {
-                    self.metrics.event_forwarded(&self.agent, kind);
+                    self.forwarded.inc(kind);
                 }
             }
         }
@@ -254,12 +256,16 @@ impl Pump {
         // Two timers for the whole run (re-arming one is cheaper than a new one per event).
         let deadline = tokio::time::sleep_until(self.deadline);
         let idle = tokio::time::sleep(self.limits.idle);
-        tokio::pin!(deadline, idle);
+        // Waiters for the client leaving and for shutdown, registered once for the run: made
+        // afresh in the loop, each registered and unregistered itself on every event.
+        let closed = self.tx.closed();
+        let shutdown = self.shutdown.cancelled();
+        tokio::pin!(deadline, idle, closed, shutdown);
         loop {
             let next = tokio::select! {
                 biased;
-                _ = self.tx.closed() => return Some(Ending::ClientLeft),
-                _ = self.shutdown.cancelled() => return Some(Ending::Synthesized {
+                _ = &mut closed => return Some(Ending::ClientLeft),
+                _ = &mut shutdown => return Some(Ending::Synthesized {
                     code: Code::Unavailable,
                     message: "the bridge is restarting; reconnect to continue".into(),
                     reconnect: true,
@@ -317,7 +323,7 @@ impl Pump {
             let sent = tokio::select! {
                 biased;
                 sent = self.tx.send(Emitted::new(event, false)) => sent,
-                _ = self.shutdown.cancelled() => {
+                _ = &mut shutdown => {
                     // The client is not reading; it will not see a final event either.
                     return Some(Ending::ClientLeft);
                 }
@@ -325,7 +331,7 @@ impl Pump {
             if sent.is_err() {
                 return Some(Ending::ClientLeft);
             }
-            self.metrics.event_forwarded(&self.agent, kind);
+            self.forwarded.inc(kind);
             self.sequence = sequence;
             if terminal {
                 return None;

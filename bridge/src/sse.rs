@@ -108,6 +108,9 @@ pub(crate) trait Encoder: Send + 'static {
 /// Most events coalesced into one write.
 const BATCH: usize = 32;
 
+/// Room per item beyond the last batch's average, for events a little larger than those.
+const ITEM_SLACK: usize = 64;
+
 /// How SSE responses are framed.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct SseSettings {
@@ -279,6 +282,28 @@ pub(crate) fn put_frame_with(
     out.put_u8(b'\n');
 }
 
+/// `io::Write` into a frame's buffer, for serializers (`serde_json::to_writer`): each write
+/// is one `extend_from_slice`. bytes' own `BufMut::writer` goes through the generic
+/// `BufMut::put`, several times the instructions per write, and a JSON event is dozens of
+/// small writes (BENCHMARKS.md, CPU per event).
+pub(crate) struct FrameWriter<'a>(pub &'a mut BytesMut);
+
+impl std::io::Write for FrameWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.0.extend_from_slice(buf);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// A `retry:` field: the reconnection delay a client should use.
 fn put_retry_field(out: &mut BytesMut, retry: Duration) {
     out.put_slice(b"retry: ");
@@ -297,6 +322,8 @@ struct SseBody<T, E> {
     /// Resolves when the bridge drains; then a draining notice is sent and the stream ends.
     draining: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
     closed: bool,
+    /// Bytes to reserve per item of the next batch: the last batch's average, plus slack.
+    item_bytes: usize,
     /// Released when the body drops: the client's stream is over.
     _guard: Option<StreamGuard>,
     origin: Origin,
@@ -319,6 +346,7 @@ impl<T: Item, E: Encoder> SseBody<T, E> {
             opened: false,
             draining: draining.map(|token| Box::pin(token.cancelled_owned())),
             closed: false,
+            item_bytes: 512,
             _guard: guard,
             origin,
         }
@@ -356,10 +384,13 @@ impl<T: Item, E: Encoder + Unpin> Stream for SseBody<T, E> {
                 this.heartbeat
                     .as_mut()
                     .reset(Instant::now() + this.settings.heartbeat);
-                let mut buf = BytesMut::with_capacity(batch.len() * 256);
+                // Sized from the previous batch, so a batch is written into one allocation
+                // rather than grown (and copied) several times.
+                let mut buf = BytesMut::with_capacity(batch.len() * this.item_bytes);
                 for item in &batch {
                     item.write(&mut this.encoder, &mut buf, &this.origin);
                 }
+                this.item_bytes = buf.len() / batch.len() + ITEM_SLACK;
                 Poll::Ready(Some(Ok(buf.freeze())))
             }
             Poll::Ready(None) => {

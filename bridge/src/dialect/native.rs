@@ -4,13 +4,13 @@
 
 use std::time::Duration;
 
-use bytes::{BufMut as _, BytesMut};
+use bytes::BytesMut;
 use serde_json::{Value, json};
 
 use super::{Encoder, Frame, Notice};
 use crate::{
     event,
-    sse::{put_frame, put_frame_with},
+    sse::{FrameWriter, put_frame, put_frame_with},
 };
 
 /// Our own SSE events.
@@ -32,7 +32,7 @@ impl Encoder for Native {
     fn event(&mut self, out: &mut BytesMut, frame: &Frame<'_>) {
         let kind = self.name(event::kind(frame.event));
         put_frame_with(out, Some(frame.id), kind, frame.retry, |out| {
-            event::write_json(&mut out.writer(), frame.event, frame.trace_id);
+            event::write_json(&mut FrameWriter(out), frame.event, frame.trace_id);
         });
     }
 
