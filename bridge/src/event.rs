@@ -4,7 +4,7 @@
 //! in a run's name: the terminal `run_error` when the agent cannot end the run itself.
 
 use std::{
-    fmt,
+    fmt, io,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
@@ -247,25 +247,112 @@ pub(crate) fn to_json(event: &ChatEvent) -> String {
 
 /// [`to_json`], with `"trace_id"` added to `run_started` so a client can find the run's trace.
 pub(crate) fn to_json_traced(event: &ChatEvent, trace_id: Option<&str>) -> String {
-    let mut wire = WireEvent::from(event);
-    if matches!(event.payload, Some(Payload::RunStarted(_))) {
-        wire.trace_id = trace_id;
-    }
-    serde_json::to_string(&wire).unwrap_or_else(|_| String::from("{}"))
+    let mut json = Vec::with_capacity(256);
+    write_json(&mut json, event, trace_id);
+    // JSON written from `&str`s is UTF-8.
+    String::from_utf8(json).unwrap_or_else(|_| String::from("{}"))
 }
 
 /// Writes the same JSON as [`to_json_traced`] into `out`, without an intermediate string.
-pub(crate) fn write_json<W: std::io::Write>(
+///
+/// The streaming bulk of a run, text deltas and thoughts, is written here field by field with
+/// [`write_str`]: serde_json escapes strings a byte at a time, and that loop alone was a third
+/// of the bridge's instructions per event (BENCHMARKS.md, CPU per event). Every other event
+/// goes through serde; a test holds both to the same bytes.
+pub(crate) fn write_json<W: io::Write>(out: &mut W, event: &ChatEvent, trace_id: Option<&str>) {
+    // Writing borrowed strings and numbers into memory cannot fail.
+    let _ = match &event.payload {
+        Some(Payload::TextDelta(p)) => write_fields(
+            out,
+            event,
+            "text_delta",
+            [("message_id", &p.message_id), ("delta", &p.delta)],
+        ),
+        Some(Payload::Thought(p)) => write_fields(out, event, "thought", [("content", &p.content)]),
+        _ => {
+            let mut wire = WireEvent::from(event);
+            if matches!(event.payload, Some(Payload::RunStarted(_))) {
+                wire.trace_id = trace_id;
+            }
+            serde_json::to_writer(out, &wire).map_err(io::Error::other)
+        }
+    };
+}
+
+/// An event whose payload is string `fields`, in [`WireEvent`]'s field order.
+fn write_fields<W: io::Write, const N: usize>(
     out: &mut W,
     event: &ChatEvent,
-    trace_id: Option<&str>,
-) {
-    let mut wire = WireEvent::from(event);
-    if matches!(event.payload, Some(Payload::RunStarted(_))) {
-        wire.trace_id = trace_id;
+    kind: &str,
+    fields: [(&str, &String); N],
+) -> io::Result<()> {
+    out.write_all(b"{\"type\":\"")?;
+    out.write_all(kind.as_bytes())?;
+    out.write_all(b"\"")?;
+    let common = [
+        ("run_id", &event.run_id),
+        ("thread_id", &event.thread_id),
+        ("agent", &event.agent),
+    ];
+    for (key, value) in fields.into_iter().chain(common) {
+        out.write_all(b",\"")?;
+        out.write_all(key.as_bytes())?;
+        out.write_all(b"\":")?;
+        write_str(out, value)?;
     }
-    // Serializing borrowed strings and numbers into memory cannot fail.
-    let _ = serde_json::to_writer(out, &wire);
+    out.write_all(b",\"sequence\":")?;
+    out.write_all(itoa::Buffer::new().format(event.sequence).as_bytes())?;
+    if let Some(timestamp) = event.timestamp {
+        write!(out, ",\"timestamp\":\"{}\"", Rfc3339(timestamp))?;
+    }
+    out.write_all(b"}")
+}
+
+/// A JSON string, escaped exactly as serde_json escapes it: `"`, `\\` and the controls
+/// (`\b \t \n \f \r`, the others as `\u00xx`); everything else, non-ASCII included, as is.
+/// Runs without escapes are found 16 bytes at a time, in a loop without an early exit, which
+/// the compiler turns into vector instructions.
+fn write_str<W: io::Write>(out: &mut W, s: &str) -> io::Result<()> {
+    fn escaped(b: u8) -> bool {
+        b < 0x20 || b == b'"' || b == b'\\'
+    }
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let bytes = s.as_bytes();
+    out.write_all(b"\"")?;
+    let (mut start, mut i) = (0, 0);
+    while i < bytes.len() {
+        if let Some(chunk) = bytes.get(i..i + 16)
+            && !chunk.iter().fold(false, |any, &b| any | escaped(b))
+        {
+            i += 16;
+            continue;
+        }
+        let b = bytes[i];
+        if escaped(b) {
+            out.write_all(&bytes[start..i])?;
+            match b {
+                b'"' => out.write_all(b"\\\"")?,
+                b'\\' => out.write_all(b"\\\\")?,
+                0x08 => out.write_all(b"\\b")?,
+                b'\t' => out.write_all(b"\\t")?,
+                b'\n' => out.write_all(b"\\n")?,
+                0x0c => out.write_all(b"\\f")?,
+                b'\r' => out.write_all(b"\\r")?,
+                _ => out.write_all(&[
+                    b'\\',
+                    b'u',
+                    b'0',
+                    b'0',
+                    HEX[usize::from(b >> 4)],
+                    HEX[usize::from(b & 0xf)],
+                ])?,
+            }
+            start = i + 1;
+        }
+        i += 1;
+    }
+    out.write_all(&bytes[start..])?;
+    out.write_all(b"\"")
 }
 
 /// Reads an event back from its JSON (as stored in a thread's log), with the trace id
@@ -432,6 +519,59 @@ mod tests {
                 expected,
                 "{ts:?}"
             );
+        }
+    }
+
+    #[test]
+    fn streamed_events_are_written_as_serde_writes_them() {
+        let mut texts: Vec<String> = vec![
+            String::new(),
+            "plain".into(),
+            "é, 😀, \u{2028}, \u{7f}".into(),
+            "x".repeat(15) + "\"",
+            "x".repeat(16) + "\\",
+            "x".repeat(17) + "\n" + &"y".repeat(40) + "\u{1f}",
+        ];
+        texts.push((0u8..0x80).map(char::from).collect());
+        texts.push(
+            (0u8..0x80)
+                .rev()
+                .map(char::from)
+                .cycle()
+                .take(300)
+                .collect(),
+        );
+        for text in &texts {
+            for timestamp in [
+                None,
+                Some(prost_types::Timestamp {
+                    seconds: 1_733_270_400,
+                    nanos: 5,
+                }),
+            ] {
+                for payload in [
+                    Payload::TextDelta(agent_bridge_proto::v1::TextDelta {
+                        message_id: format!("m\"{text}"),
+                        delta: text.clone(),
+                    }),
+                    Payload::Thought(agent_bridge_proto::v1::Thought {
+                        content: text.clone(),
+                    }),
+                ] {
+                    let e = ChatEvent {
+                        run_id: format!("{text}r"),
+                        thread_id: "t\\".into(),
+                        agent: text.clone(),
+                        sequence: u64::MAX,
+                        timestamp,
+                        payload: Some(payload),
+                    };
+                    let mut fast = Vec::new();
+                    write_json(&mut fast, &e, Some("trace"));
+                    let serde = serde_json::to_string(&WireEvent::from(&e)).unwrap();
+                    assert_eq!(String::from_utf8(fast).unwrap(), serde);
+                }
+            }
         }
     }
 }
