@@ -63,14 +63,51 @@ where
     type Encode = T;
     type Decode = U;
     type Encoder = tonic_prost::ProstEncoder<T>;
-    type Decoder = tonic_prost::ProstDecoder<U>;
+    type Decoder = SliceDecoder<U>;
 
     fn encoder(&mut self) -> Self::Encoder {
         tonic_prost::ProstEncoder::new(Self::settings())
     }
 
     fn decoder(&mut self) -> Self::Decoder {
-        tonic_prost::ProstDecoder::new(Self::settings())
+        SliceDecoder(std::marker::PhantomData)
+    }
+}
+
+/// [`LeanCodec`]'s decoder: prost, reading a message from its bytes as one slice. tonic hands
+/// the decoder a `DecodeBuf` over its `BytesMut`, and advancing a `BytesMut` (once per field
+/// prost reads) costs several times advancing a slice: about 900 instructions per 256-byte
+/// event in the bridge (BENCHMARKS.md, CPU per event). A message split across chunks is
+/// decoded from the `DecodeBuf` as tonic's own decoder does.
+#[derive(Debug)]
+pub struct SliceDecoder<U>(std::marker::PhantomData<U>);
+
+impl<U: prost::Message + Default> tonic::codec::Decoder for SliceDecoder<U> {
+    type Item = U;
+    type Error = tonic::Status;
+
+    fn decode(
+        &mut self,
+        buf: &mut tonic::codec::DecodeBuf<'_>,
+    ) -> Result<Option<U>, tonic::Status> {
+        use prost::bytes::Buf as _;
+        let len = buf.remaining();
+        let decoded = match buf.chunk().get(..len) {
+            Some(message) => {
+                let decoded = U::decode(message);
+                buf.advance(len);
+                decoded
+            }
+            None => U::decode(&mut *buf),
+        };
+        // As tonic's decoder: a message that does not parse is INTERNAL.
+        decoded
+            .map(Some)
+            .map_err(|error| tonic::Status::internal(error.to_string()))
+    }
+
+    fn buffer_settings(&self) -> tonic::codec::BufferSettings {
+        LeanCodec::<(), U>::settings()
     }
 }
 

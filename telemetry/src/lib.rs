@@ -58,6 +58,15 @@ pub fn install(
         .with(
             tracing_opentelemetry::layer()
                 .with_tracer(tracer)
+                // Each of these costs every span for its whole life (an idle stream holds two
+                // spans) or every poll of its task: the span macro's file and line, the thread
+                // it started on, busy/idle timings, and attaching the OpenTelemetry context on
+                // each entry (propagation reads the span's context directly; nothing here
+                // reads `Context::current()`). BENCHMARKS.md, idle streams and CPU per event.
+                .with_location(false)
+                .with_threads(false)
+                .with_tracked_inactivity(false)
+                .with_context_activation(false)
                 .with_filter(traced),
         )
         .try_init()
