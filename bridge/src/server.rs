@@ -166,6 +166,9 @@ async fn accept_loop(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout);
+    // Shared by every connection's task (one pointer each, not a copy of both builders'
+    // settings): a task lives as long as its connection, and most are idle streams.
+    let builders = Arc::new((http1, either));
     let mut backoff = Backoff::default();
     loop {
         let (stream, peer) = tokio::select! {
@@ -191,7 +194,7 @@ async fn accept_loop(
                 request.extensions_mut().insert(ConnectInfo(peer));
                 request
             });
-        let (http1, either) = (http1.clone(), either.clone());
+        let builders = Arc::clone(&builders);
         let stop = stop.clone();
         open.spawn(async move {
             // The header-read timeout starts once hyper reads a request; a client that
@@ -200,14 +203,20 @@ async fn accept_loop(
                 return;
             };
             let (io, service) = (TokioIo::new(stream), TowerToHyperService::new(service));
+            let (http1, either) = &*builders;
             match version {
                 Version::Http1 => {
                     let connection = http1.serve_connection(io, service).with_upgrades();
                     serve_until(connection, &stop, |c| c.graceful_shutdown()).await;
                 }
                 Version::Either => {
-                    let connection = either.serve_connection_with_upgrades(io, service);
-                    serve_until(connection, &stop, |c| c.graceful_shutdown()).await;
+                    // Boxed: held inline, this larger connection (either version) would set
+                    // the size of every connection's task, HTTP/1 ones included.
+                    let connection = Box::pin(either.serve_connection_with_upgrades(io, service));
+                    serve_until(connection, &stop, |c| {
+                        c.get_mut().as_mut().graceful_shutdown()
+                    })
+                    .await;
                 }
             }
             drop(slot);
