@@ -121,6 +121,17 @@ impl State {
             .or_insert_with(|| Log::new(now))
     }
 
+    /// A map keeps the capacity of its peak: once the logs are down to a quarter of it (the
+    /// streams of a peak have closed), the table shrinks. Rehashing the remaining quarter is
+    /// paid for by the removals that led there. BENCHMARKS.md: memory after close.
+    fn give_back_capacity(&mut self) {
+        const KEEP: usize = 1024;
+        let (len, capacity) = (self.logs.len(), self.logs.capacity());
+        if capacity > KEEP && len < capacity / 4 {
+            self.logs.shrink_to((len * 2).max(KEEP));
+        }
+    }
+
     /// Forgets subscribers that left, and the log if nothing is left in it.
     fn tidy(&mut self, key: &ThreadKey) {
         let Some(log) = self.logs.get_mut(key) else {
@@ -171,6 +182,7 @@ impl MemoryHub {
         let out = f(&mut state, now);
         self.sweep(&mut state, now);
         self.shed(&mut state);
+        state.give_back_capacity();
         self.bytes.store(state.bytes, Ordering::Relaxed);
         self.logs.store(state.logs.len(), Ordering::Relaxed);
         if let Some((bytes, logs)) = self.gauges.get() {
@@ -424,5 +436,25 @@ mod tests {
             hub.delete(&key(&i.to_string())).unwrap();
         }
         assert_eq!(hub.size(), (0, 0));
+    }
+
+    #[tokio::test]
+    async fn the_table_gives_back_the_capacity_of_a_peak() {
+        let hub = hub(1 << 30);
+        let capacity = || hub.with(|state, _| state.logs.capacity());
+        let subs: Vec<_> = (0..20_000)
+            .map(|i| hub.subscribe(&key(&i.to_string()), Start::Beginning))
+            .collect();
+        let peak = capacity();
+        assert!(peak >= 20_000, "{peak}");
+        drop(subs);
+        for _ in 0..500 {
+            if hub.size().1 == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(hub.size(), (0, 0));
+        assert!(capacity() <= 2048, "{} of {peak} kept", capacity());
     }
 }
