@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 /// jemalloc, with a background thread returning freed pages to the system: the bridge lives on
 /// many small long-lived allocations (idle streams) that glibc's arenas fragment and keep
 /// (BENCHMARKS.md, Scale).
-#[cfg(not(target_env = "msvc"))]
+#[cfg(all(feature = "jemalloc", not(target_env = "msvc")))]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
