@@ -41,7 +41,7 @@ pub struct LeanCodec<T, U>(std::marker::PhantomData<(T, U)>);
 
 impl<T, U> LeanCodec<T, U> {
     /// Where a call's encode and decode buffers start.
-    pub const BUFFER: usize = 1024;
+    pub const BUFFER: usize = 512;
 
     fn settings() -> tonic::codec::BufferSettings {
         // The yield threshold stays tonic's default (32 KiB).
