@@ -163,7 +163,7 @@ impl Item for Delivery {
             Delivery::Truncated { requested } => encoder.notice(
                 out,
                 Notice::Truncated {
-                    requested: requested.as_str(),
+                    requested: &requested[..],
                 },
                 origin.retry,
             ),

@@ -98,7 +98,12 @@ impl Log {
     fn replay(&self, start: &Start) -> (Vec<Delivery>, u64) {
         let (after, mut out) = match replay_from(start, &self.epoch, self.oldest(), self.last_n) {
             ReplayFrom::After(n) => (n, Vec::new()),
-            ReplayFrom::Truncated(requested) => (0, vec![Delivery::Truncated { requested }]),
+            ReplayFrom::Truncated(requested) => (
+                0,
+                vec![Delivery::Truncated {
+                    requested: requested.into(),
+                }],
+            ),
         };
         out.extend(
             self.entries
@@ -330,16 +335,14 @@ impl MemoryHub {
         let hub = self.clone();
         let key = key.clone();
         tokio::spawn(async move {
-            let catch_up = {
-                let hub = hub.clone();
-                let key = key.clone();
-                move |after| {
-                    let missed = hub.with(|state, _| match state.logs.get(&key) {
-                        Some(log) => log.replay(&Start::After(position(&log.epoch, after))).0,
-                        None => vec![Delivery::Failed],
-                    });
-                    async move { Ok(missed) }
-                }
+            // Borrows the task's own `hub` and `key` (one copy of each per subscriber, which
+            // lives as long as its stream).
+            let catch_up = |after| {
+                let missed = hub.with(|state, _| match state.logs.get(&key) {
+                    Some(log) => log.replay(&Start::After(position(&log.epoch, after))).0,
+                    None => vec![Delivery::Failed],
+                });
+                async move { Ok(missed) }
             };
             feed_subscriber(tx, first, live, last_n, catch_up).await;
             // The subscriber left: its log goes if nothing else holds it.
@@ -405,6 +408,18 @@ mod tests {
         }
     }
 
+    /// Waits for every subscriber's task to notice its end and tidy up; then the hub must
+    /// hold nothing.
+    async fn until_empty(hub: &MemoryHub) {
+        for _ in 0..500 {
+            if hub.size().1 == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(hub.size(), (0, 0));
+    }
+
     #[tokio::test]
     async fn subscribing_to_unused_threads_leaves_nothing() {
         let hub = hub(1 << 30);
@@ -412,14 +427,7 @@ mod tests {
             let sub = hub.subscribe(&key(&i.to_string()), Start::Beginning);
             drop(sub);
         }
-        // Each subscriber's task notices its end and tidies up.
-        for _ in 0..100 {
-            if hub.size().1 == 0 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        assert_eq!(hub.size(), (0, 0));
+        until_empty(&hub).await;
     }
 
     #[test]
@@ -448,13 +456,7 @@ mod tests {
         let peak = capacity();
         assert!(peak >= 20_000, "{peak}");
         drop(subs);
-        for _ in 0..500 {
-            if hub.size().1 == 0 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        assert_eq!(hub.size(), (0, 0));
+        until_empty(&hub).await;
         assert!(capacity() <= 2048, "{} of {peak} kept", capacity());
     }
 }

@@ -342,7 +342,7 @@ impl RedisHub {
             // No log (never written, expired or lost): nothing to replay.
             let first = match start {
                 Start::After(id) => vec![Delivery::Truncated {
-                    requested: id.clone(),
+                    requested: id.as_str().into(),
                 }],
                 _ => Vec::new(),
             };
@@ -360,7 +360,12 @@ impl RedisHub {
         let oldest = oldest.ids.first().and_then(|id| stream_n(&id.id));
         let (after, mut out) = match replay_from(start, &epoch, oldest, last) {
             ReplayFrom::After(n) => (n, Vec::new()),
-            ReplayFrom::Truncated(requested) => (0, vec![Delivery::Truncated { requested }]),
+            ReplayFrom::Truncated(requested) => (
+                0,
+                vec![Delivery::Truncated {
+                    requested: requested.into(),
+                }],
+            ),
         };
         // Live events continue after what was replayed (or skipped, for `Live`).
         let live_from = after;

@@ -148,7 +148,7 @@ fn frame(delivery: &Delivery) -> String {
             }
         }
         Delivery::Truncated { requested } => notice_json(Notice::Truncated {
-            requested: requested.as_str(),
+            requested: &requested[..],
         })
         .to_string(),
         Delivery::Failed => notice_json(Notice::LogUnavailable).to_string(),
