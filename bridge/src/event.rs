@@ -310,8 +310,9 @@ fn write_fields<W: io::Write, const N: usize>(
 
 /// A JSON string, escaped exactly as serde_json escapes it: `"`, `\\` and the controls
 /// (`\b \t \n \f \r`, the others as `\u00xx`); everything else, non-ASCII included, as is.
-/// Runs without escapes are found 16 bytes at a time, in a loop without an early exit, which
-/// the compiler turns into vector instructions.
+/// The bytes go 16 at a time: a chunk without escapes is checked in a loop without an early
+/// exit, which the compiler turns into vector instructions; only a chunk with one is walked
+/// byte by byte.
 fn write_str<W: io::Write>(out: &mut W, s: &str) -> io::Result<()> {
     fn escaped(b: u8) -> bool {
         b < 0x20 || b == b'"' || b == b'\\'
@@ -319,16 +320,20 @@ fn write_str<W: io::Write>(out: &mut W, s: &str) -> io::Result<()> {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let bytes = s.as_bytes();
     out.write_all(b"\"")?;
-    let (mut start, mut i) = (0, 0);
-    while i < bytes.len() {
-        if let Some(chunk) = bytes.get(i..i + 16)
+    let (mut start, mut at) = (0, 0);
+    while at < bytes.len() {
+        if let Some(chunk) = bytes.get(at..at + 16)
             && !chunk.iter().fold(false, |any, &b| any | escaped(b))
         {
-            i += 16;
+            at += 16;
             continue;
         }
-        let b = bytes[i];
-        if escaped(b) {
+        let end = bytes.len().min(at + 16);
+        for (k, &b) in bytes[at..end].iter().enumerate() {
+            if !escaped(b) {
+                continue;
+            }
+            let i = at + k;
             out.write_all(&bytes[start..i])?;
             match b {
                 b'"' => out.write_all(b"\\\"")?,
@@ -349,7 +354,7 @@ fn write_str<W: io::Write>(out: &mut W, s: &str) -> io::Result<()> {
             }
             start = i + 1;
         }
-        i += 1;
+        at = end;
     }
     out.write_all(&bytes[start..])?;
     out.write_all(b"\"")
