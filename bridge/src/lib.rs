@@ -15,7 +15,8 @@
 //! - Edge policy: [`auth`] (who is calling: JWT, JWKS, API keys, cookie, stream tickets),
 //!   [`ratelimit`] (request budgets and open-stream caps), [`cors`], [`policy`] (which
 //!   events reach clients, redaction), [`secret`] (values that never print).
-//! - [`metrics`]: the Prometheus series; [`readiness`]: `/readyz` and the agents' gRPC health.
+//! - [`metrics`]: the Prometheus series; [`readiness`]: `/readyz` and the agents' gRPC health;
+//!   [`allocator`]: jemalloc, and its figures for `/metrics`.
 //! - [`demo`]: the embedded agent stub; [`token`]: development JWTs (`bridge token`); [`telemetry`] (logs, traces), [`shutdown`]: process
 //!   plumbing.
 #![forbid(unsafe_code)]
@@ -23,6 +24,7 @@
 // an API nobody outside uses.
 #![warn(unreachable_pub)]
 
+mod allocator;
 mod answer;
 mod auth;
 mod chat;

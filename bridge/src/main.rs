@@ -8,13 +8,6 @@ use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-/// jemalloc, with a background thread returning freed pages to the system: the bridge lives on
-/// many small long-lived allocations (idle streams) that glibc's arenas fragment and keep
-/// (BENCHMARKS.md, Scale).
-#[cfg(all(feature = "jemalloc", not(target_env = "msvc")))]
-#[global_allocator]
-static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-
 #[derive(Parser)]
 #[command(version, about, args_conflicts_with_subcommands = true)]
 struct Cli {

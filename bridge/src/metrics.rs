@@ -112,6 +112,15 @@ pub(crate) struct Metrics {
     pub hub_threads: Gauge,
     /// 1 while an agent's last gRPC health answer was SERVING (see [`crate::readiness`]).
     pub agent_serving: Family<AgentLabels, Gauge>,
+    /// The allocator's figures, read at each scrape ([`crate::allocator`]).
+    allocator: Family<AllocatorLabels, Gauge>,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct AllocatorLabels {
+    /// `allocated` (live data), `active` (pages holding it), `resident` (all the allocator
+    /// keeps in memory): see [`crate::allocator::Figures`].
+    pub state: &'static str,
 }
 
 impl Default for Metrics {
@@ -255,12 +264,31 @@ impl Metrics {
                 None,
                 Family::<AgentLabels, Gauge>::default(),
             ),
+            allocator: registered(
+                &mut registry,
+                "bridge_allocator",
+                "The allocator's bytes: in live allocations (allocated), in the pages holding them (active), resident in memory (resident); absent without jemalloc",
+                Some(Unit::Bytes),
+                Family::<AllocatorLabels, Gauge>::default(),
+            ),
             registry: Arc::new(registry),
         }
     }
 
     /// The OpenMetrics text exposition of every series.
     pub(crate) fn encode(&self) -> String {
+        if let Some(figures) = crate::allocator::figures() {
+            for (state, bytes) in [
+                ("allocated", figures.allocated),
+                ("active", figures.active),
+                ("resident", figures.resident),
+            ] {
+                let bytes = i64::try_from(bytes).unwrap_or(i64::MAX);
+                self.allocator
+                    .get_or_create(&AllocatorLabels { state })
+                    .set(bytes);
+            }
+        }
         let mut text = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);

@@ -79,5 +79,34 @@ async fn twenty_thousand_thread_ids_stay_within_the_hub_budget() {
         growth <= RSS_GROWTH_CEILING,
         "RSS grew {growth} bytes over {IDS} ids (ceiling {RSS_GROWTH_CEILING}); hub accounts {bytes} bytes in {threads} logs"
     );
-    eprintln!("{IDS} ids: RSS +{growth} B, hub {bytes} B in {threads} logs");
+    // The allocator's own figures (jemalloc, the binary's default): live data within the
+    // pages holding it, within what is resident (an upper bound: jemalloc counts untouched
+    // pages of its mappings too, so it is not compared with RSS).
+    let text = client.get_text("/metrics").await;
+    let allocator = |state: &str| {
+        gauge(
+            &text,
+            &format!("bridge_allocator_bytes{{state=\"{state}\"}}"),
+        )
+    };
+    let (allocated, active, resident) = (
+        allocator("allocated"),
+        allocator("active"),
+        allocator("resident"),
+    );
+    assert!(
+        allocated > bytes,
+        "live data {allocated} B holds the hub's {bytes} B"
+    );
+    assert!(
+        allocated <= active && active <= resident,
+        "{allocated} / {active} / {resident}"
+    );
+    assert!(
+        resident <= bridge.rss(),
+        "jemalloc resident {resident} B within RSS"
+    );
+    eprintln!(
+        "{IDS} ids: RSS +{growth} B, hub {bytes} B in {threads} logs; allocator {allocated} / {active} / {resident} B"
+    );
 }
