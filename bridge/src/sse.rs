@@ -21,12 +21,11 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use bytes::{BufMut as _, Bytes, BytesMut};
-use futures_util::{Stream, StreamExt as _, stream::ReadyChunks};
+use futures_util::Stream;
 use tokio::{
     sync::mpsc,
     time::{Instant, Sleep},
 };
-use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use agent_bridge_proto::v1::ChatEvent;
@@ -313,7 +312,9 @@ fn put_retry_field(out: &mut BytesMut, retry: Duration) {
 
 /// The byte stream of one SSE response.
 struct SseBody<T, E> {
-    items: ReadyChunks<ReceiverStream<T>>,
+    /// Read in batches: the items already waiting when one arrives join its write (no
+    /// batch vector: each stream would hold one, `BATCH` slots, for its whole life).
+    items: mpsc::Receiver<T>,
     encoder: E,
     /// Fires after `settings.heartbeat` without a frame; reset by every frame.
     heartbeat: Pin<Box<Sleep>>,
@@ -339,7 +340,7 @@ impl<T: Item, E: Encoder> SseBody<T, E> {
         draining: Option<CancellationToken>,
     ) -> Self {
         Self {
-            items: ReceiverStream::new(items).ready_chunks(BATCH),
+            items,
             encoder,
             heartbeat: Box::pin(tokio::time::sleep(settings.heartbeat)),
             settings,
@@ -379,18 +380,25 @@ impl<T: Item, E: Encoder + Unpin> Stream for SseBody<T, E> {
                 .notice(&mut buf, Notice::Draining, this.settings.retry_hint);
             return Poll::Ready(Some(Ok(buf.freeze())));
         }
-        match this.items.poll_next_unpin(cx) {
-            Poll::Ready(Some(batch)) => {
+        match this.items.poll_recv(cx) {
+            Poll::Ready(Some(first)) => {
                 this.heartbeat
                     .as_mut()
                     .reset(Instant::now() + this.settings.heartbeat);
                 // Sized from the previous batch, so a batch is written into one allocation
                 // rather than grown (and copied) several times.
-                let mut buf = BytesMut::with_capacity(batch.len() * this.item_bytes);
-                for item in &batch {
+                let batch = 1 + this.items.len().min(BATCH - 1);
+                let mut buf = BytesMut::with_capacity(batch * this.item_bytes);
+                first.write(&mut this.encoder, &mut buf, &this.origin);
+                let mut written = 1;
+                while written < batch {
+                    let Ok(item) = this.items.try_recv() else {
+                        break;
+                    };
                     item.write(&mut this.encoder, &mut buf, &this.origin);
+                    written += 1;
                 }
-                this.item_bytes = buf.len() / batch.len() + ITEM_SLACK;
+                this.item_bytes = buf.len() / written + ITEM_SLACK;
                 Poll::Ready(Some(Ok(buf.freeze())))
             }
             Poll::Ready(None) => {
