@@ -17,11 +17,14 @@
 pub(crate) mod fanout;
 pub(crate) mod memory;
 pub(crate) mod redis;
+mod subscription;
+
+pub(crate) use subscription::{Backlog, CatchUp, Subscription};
 
 use std::{sync::Arc, time::Duration};
 
 use bytes::Bytes;
-use tokio::{sync::mpsc, time::Instant};
+use tokio::time::Instant;
 
 use crate::{error::ApiError, metrics::Metrics};
 
@@ -139,9 +142,6 @@ pub(crate) enum Delivery {
     /// The hub failed; the subscription ends. Reconnecting resumes once it is back.
     Failed,
 }
-
-/// A subscriber's feed: replayed events, then live ones.
-pub(crate) type Subscription = mpsc::Receiver<Delivery>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HubError {
@@ -365,80 +365,6 @@ pub(crate) fn replay_from(
     }
 }
 
-/// The per-subscriber task shared by both backends: deliver the replay, then live events,
-/// skipping what the replay already delivered; after falling too far behind the live feed,
-/// catch up from the log with `catch_up(after_n)`.
-pub(crate) async fn feed_subscriber<F, Fut>(
-    out: mpsc::Sender<Delivery>,
-    first: Vec<Delivery>,
-    mut live: fanout::Tail,
-    mut last_n: u64,
-    catch_up: F,
-) where
-    F: Fn(u64) -> Fut,
-    Fut: std::future::Future<Output = Result<Vec<Delivery>, HubError>>,
-{
-    if !deliver(&out, first, &mut last_n).await {
-        return;
-    }
-    loop {
-        let item = tokio::select! {
-            _ = out.closed() => return,
-            item = live.recv() => item,
-        };
-        let missed = match item {
-            Some(FeedItem::Entry(entry)) if entry.n <= last_n => continue,
-            // The next event: the usual case.
-            Some(FeedItem::Entry(entry)) if entry.n == last_n + 1 => {
-                vec![Delivery::Event(entry)]
-            }
-            // A gap: the log dropped events before this bridge read them (a Redis stream
-            // trimmed under a slow reader). The catch-up reports the loss.
-            Some(FeedItem::Entry(entry)) => match catch_up(last_n).await {
-                Ok(mut missed) => {
-                    missed.push(Delivery::Event(entry));
-                    missed
-                }
-                Err(_) => vec![Delivery::Failed],
-            },
-            Some(FeedItem::Reset) => {
-                // The log was deleted or restarted: what follows is a new epoch.
-                last_n = 0;
-                continue;
-            }
-            Some(FeedItem::Failed) | None => vec![Delivery::Failed],
-            // Too far behind the run: what was skipped comes from the log.
-            Some(FeedItem::Lagged) => catch_up(last_n)
-                .await
-                .unwrap_or_else(|_| vec![Delivery::Failed]),
-        };
-        if !deliver(&out, missed, &mut last_n).await {
-            return;
-        }
-    }
-}
-
-/// Sends deliveries in order, skipping events already sent; false once the subscriber left
-/// or the feed failed.
-async fn deliver(out: &mpsc::Sender<Delivery>, items: Vec<Delivery>, last_n: &mut u64) -> bool {
-    for d in items {
-        match &d {
-            Delivery::Event(e) if e.n <= *last_n => continue,
-            Delivery::Event(e) => *last_n = e.n,
-            // What follows is everything retained, maybe of a new epoch.
-            Delivery::Truncated { .. } => *last_n = 0,
-            Delivery::Failed => {
-                let _ = out.send(d).await;
-                return false;
-            }
-        }
-        if out.send(d).await.is_err() {
-            return false;
-        }
-    }
-    true
-}
-
 /// What a thread's live feed carries within one bridge.
 #[derive(Debug, Clone)]
 pub(crate) enum FeedItem {
@@ -449,9 +375,6 @@ pub(crate) enum FeedItem {
     /// This subscriber fell too far behind: entries were skipped from here (see [`fanout`]).
     Lagged,
 }
-/// Deliveries in flight between a subscriber's task and its stream. Small: the subscriber's
-/// live queue (bounded in bytes, see [`fanout`]) does the buffering.
-pub(crate) const SUBSCRIBER_BUFFER: usize = 16;
 
 #[cfg(test)]
 mod tests {

@@ -124,6 +124,34 @@ pub(crate) trait Item: Send + 'static {
     fn write<E: Encoder>(&self, encoder: &mut E, out: &mut BytesMut, origin: &Origin);
 }
 
+/// Where a stream's items are read from: a run's channel, or a thread subscription.
+pub(crate) trait Source: Send + Unpin + 'static {
+    type Item: Item;
+    fn poll_item(&mut self, cx: &mut Context<'_>) -> Poll<Option<Self::Item>>;
+    /// Items available without waiting, at least: sizes a batch's buffer.
+    fn waiting(&self) -> usize;
+}
+
+impl<T: Item> Source for mpsc::Receiver<T> {
+    type Item = T;
+    fn poll_item(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        self.poll_recv(cx)
+    }
+    fn waiting(&self) -> usize {
+        self.len()
+    }
+}
+
+impl Source for Subscription {
+    type Item = Delivery;
+    fn poll_item(&mut self, cx: &mut Context<'_>) -> Poll<Option<Delivery>> {
+        self.poll_recv(cx)
+    }
+    fn waiting(&self) -> usize {
+        Subscription::waiting(self)
+    }
+}
+
 /// Where a stream's items come from, for what the frames say about it.
 pub(crate) struct Origin {
     /// A run's stream: the trace of the request that started the run, shown on
@@ -311,10 +339,10 @@ fn put_retry_field(out: &mut BytesMut, retry: Duration) {
 }
 
 /// The byte stream of one SSE response.
-struct SseBody<T, E> {
+struct SseBody<S, E> {
     /// Read in batches: the items already waiting when one arrives join its write (no
     /// batch vector: each stream would hold one, `BATCH` slots, for its whole life).
-    items: mpsc::Receiver<T>,
+    items: S,
     encoder: E,
     /// Fires after `settings.heartbeat` without a frame; reset by every frame.
     heartbeat: Pin<Box<Sleep>>,
@@ -330,9 +358,9 @@ struct SseBody<T, E> {
     origin: Origin,
 }
 
-impl<T: Item, E: Encoder> SseBody<T, E> {
+impl<S: Source, E: Encoder> SseBody<S, E> {
     fn new(
-        items: mpsc::Receiver<T>,
+        items: S,
         encoder: E,
         settings: SseSettings,
         guard: Option<StreamGuard>,
@@ -354,7 +382,7 @@ impl<T: Item, E: Encoder> SseBody<T, E> {
     }
 }
 
-impl<T: Item, E: Encoder + Unpin> Stream for SseBody<T, E> {
+impl<S: Source, E: Encoder + Unpin> Stream for SseBody<S, E> {
     type Item = Result<Bytes, Infallible>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
@@ -380,19 +408,20 @@ impl<T: Item, E: Encoder + Unpin> Stream for SseBody<T, E> {
                 .notice(&mut buf, Notice::Draining, this.settings.retry_hint);
             return Poll::Ready(Some(Ok(buf.freeze())));
         }
-        match this.items.poll_recv(cx) {
+        match this.items.poll_item(cx) {
             Poll::Ready(Some(first)) => {
                 this.heartbeat
                     .as_mut()
                     .reset(Instant::now() + this.settings.heartbeat);
                 // Sized from the previous batch, so a batch is written into one allocation
                 // rather than grown (and copied) several times.
-                let batch = 1 + this.items.len().min(BATCH - 1);
+                let batch = 1 + this.items.waiting().min(BATCH - 1);
                 let mut buf = BytesMut::with_capacity(batch * this.item_bytes);
                 first.write(&mut this.encoder, &mut buf, &this.origin);
                 let mut written = 1;
                 while written < batch {
-                    let Ok(item) = this.items.try_recv() else {
+                    // Pending registers this task's waker, as the first poll did.
+                    let Poll::Ready(Some(item)) = this.items.poll_item(cx) else {
                         break;
                     };
                     item.write(&mut this.encoder, &mut buf, &this.origin);

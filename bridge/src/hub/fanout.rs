@@ -10,9 +10,12 @@
 //! up from the log; if the log no longer holds what it missed, the catch-up says so with a
 //! truncation notice. Entries are shared (`Arc`), so a queue costs a pointer per event.
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicBool, AtomicUsize, Ordering},
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+    },
+    task::{Context, Poll, ready},
 };
 
 use tokio::sync::mpsc;
@@ -46,8 +49,8 @@ pub(crate) struct Fanout {
 }
 
 /// What one subscriber costs its hub besides its queued events: the tap, its budget, the
-/// queue's first block, the subscriber's task and its delivery channel.
-pub(crate) const SUBSCRIBER_OVERHEAD: usize = 2048;
+/// queue's first block and the subscription's state (see [`super::Subscription`]).
+pub(crate) const SUBSCRIBER_OVERHEAD: usize = 1024;
 
 impl Fanout {
     pub(crate) fn subscribe(&mut self) -> Tail {
@@ -110,13 +113,13 @@ pub(crate) struct Tail {
 
 impl Tail {
     /// The next item; None once the fan-out is gone.
-    pub(crate) async fn recv(&mut self) -> Option<FeedItem> {
-        let item = self.rx.recv().await?;
+    pub(crate) fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<FeedItem>> {
+        let item = ready!(self.rx.poll_recv(cx));
         match &item {
-            FeedItem::Entry(entry) => {
+            Some(FeedItem::Entry(entry)) => {
                 self.budget.queued.fetch_sub(entry.cost(), Ordering::SeqCst);
             }
-            FeedItem::Lagged => {
+            Some(FeedItem::Lagged) => {
                 // Everything queued before the cut has been taken; from here the queue
                 // fills again, and the catch-up (which reads the log after this point)
                 // covers what was skipped. Duplicates are dropped by number.
@@ -124,6 +127,16 @@ impl Tail {
             }
             _ => {}
         }
-        Some(item)
+        Poll::Ready(item)
+    }
+
+    /// Leaves the feed: the fan-out forgets this subscriber at its next send or prune.
+    pub(crate) fn close(&mut self) {
+        self.rx.close();
+    }
+
+    /// Items queued and not taken yet.
+    pub(crate) fn len(&self) -> usize {
+        self.rx.len()
     }
 }

@@ -20,13 +20,12 @@ use std::{
 };
 
 use prometheus_client::metrics::gauge::Gauge;
-use tokio::sync::mpsc;
 
 use super::{
-    Delivery, Entry, FeedItem, HubError, NewEntry, ReplayFrom, Retention, SUBSCRIBER_BUFFER, Start,
+    CatchUp, Delivery, Entry, FeedItem, HubError, NewEntry, ReplayFrom, Retention, Start,
     Subscription, ThreadKey,
     fanout::{Fanout, SUBSCRIBER_OVERHEAD},
-    feed_subscriber, new_epoch, position, replay_from,
+    new_epoch, position, replay_from,
 };
 
 /// What a log costs besides its events and key strings: the map slot, the `Log` itself,
@@ -325,30 +324,17 @@ impl MemoryHub {
     }
 
     pub(crate) fn subscribe(self: &Arc<Self>, key: &ThreadKey, start: Start) -> Subscription {
-        let (tx, rx) = mpsc::channel(SUBSCRIBER_BUFFER);
         let (first, live, last_n) = self.with(|state, now| {
             state.bytes += SUBSCRIBER_OVERHEAD;
             let log = state.log(key, now);
             let (first, last_n) = log.replay(&start);
             (first, log.live.subscribe(), last_n)
         });
-        let hub = self.clone();
-        let key = key.clone();
-        tokio::spawn(async move {
-            // Borrows the task's own `hub` and `key` (one copy of each per subscriber, which
-            // lives as long as its stream).
-            let catch_up = |after| {
-                let missed = hub.with(|state, _| match state.logs.get(&key) {
-                    Some(log) => log.replay(&Start::After(position(&log.epoch, after))).0,
-                    None => vec![Delivery::Failed],
-                });
-                async move { Ok(missed) }
-            };
-            feed_subscriber(tx, first, live, last_n, catch_up).await;
-            // The subscriber left: its log goes if nothing else holds it.
-            hub.with(|state, _| state.tidy(&key));
+        let backlog = Box::new(Backlog {
+            hub: self.clone(),
+            key: key.clone(),
         });
-        rx
+        Subscription::new(first, live, last_n, backlog)
     }
 
     pub(crate) fn delete(&self, key: &ThreadKey) -> Result<(), HubError> {
@@ -368,6 +354,27 @@ impl MemoryHub {
             state.tidy(key);
             Ok(())
         })
+    }
+}
+
+/// One subscription's way back into its log.
+struct Backlog {
+    hub: Arc<MemoryHub>,
+    key: ThreadKey,
+}
+
+impl super::Backlog for Backlog {
+    fn catch_up(&self, after: u64) -> CatchUp {
+        let missed = self.hub.with(|state, _| match state.logs.get(&self.key) {
+            Some(log) => log.replay(&Start::After(position(&log.epoch, after))).0,
+            None => vec![Delivery::Failed],
+        });
+        Box::pin(std::future::ready(Ok(missed)))
+    }
+
+    /// The log goes if nothing else holds it.
+    fn left(&self) {
+        self.hub.with(|state, _| state.tidy(&self.key));
     }
 }
 
@@ -408,15 +415,9 @@ mod tests {
         }
     }
 
-    /// Waits for every subscriber's task to notice its end and tidy up; then the hub must
-    /// hold nothing.
-    async fn until_empty(hub: &MemoryHub) {
-        for _ in 0..500 {
-            if hub.size().1 == 0 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+    /// A subscriber that left is forgotten when its subscription drops (no task to notice
+    /// it later): the hub holds nothing once every subscription is gone.
+    fn assert_empty(hub: &MemoryHub) {
         assert_eq!(hub.size(), (0, 0));
     }
 
@@ -427,7 +428,7 @@ mod tests {
             let sub = hub.subscribe(&key(&i.to_string()), Start::Beginning);
             drop(sub);
         }
-        until_empty(&hub).await;
+        assert_empty(&hub);
     }
 
     #[test]
@@ -456,7 +457,7 @@ mod tests {
         let peak = capacity();
         assert!(peak >= 20_000, "{peak}");
         drop(subs);
-        until_empty(&hub).await;
+        assert_empty(&hub);
         assert!(capacity() <= 2048, "{} of {peak} kept", capacity());
     }
 }

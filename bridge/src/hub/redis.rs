@@ -27,7 +27,6 @@ use redis::{
     Script,
     streams::{StreamId, StreamRangeReply},
 };
-use tokio::sync::mpsc;
 
 use self::{
     conn::Node,
@@ -38,10 +37,10 @@ pub(crate) use self::{
     layout::MAX_BUCKETS,
 };
 use super::{
-    Delivery, Entry, FeedItem, HubError, NewEntry, ReplayFrom, Retention, SUBSCRIBER_BUFFER, Start,
+    CatchUp, Delivery, Entry, FeedItem, HubError, NewEntry, ReplayFrom, Retention, Start,
     Subscription, ThreadKey,
     fanout::{Fanout, Tail},
-    feed_subscriber, new_epoch, position, replay_from,
+    new_epoch, position, replay_from,
 };
 
 /// How long one blocking read waits; also how often a reader checks for dead runs and a
@@ -389,25 +388,12 @@ impl RedisHub {
         let live = self.feed(key).await?;
         let k = self.keys(key);
         let (first, last_n) = self.replay(&mut con, &k, &start).await?;
-        let (tx, rx) = mpsc::channel(SUBSCRIBER_BUFFER);
-        let hub = self.clone();
-        let key = key.clone();
-        tokio::spawn(feed_subscriber(tx, first, live, last_n, move |after| {
-            let hub = hub.clone();
-            let key = key.clone();
-            let mut con = con.clone();
-            async move {
-                let k = hub.keys(&key);
-                let Some((epoch, _)) = hub.meta(&mut con, &k).await? else {
-                    return Ok(vec![Delivery::Failed]);
-                };
-                let (missed, _) = hub
-                    .replay(&mut con, &k, &Start::After(position(&epoch, after)))
-                    .await?;
-                Ok(missed)
-            }
-        }));
-        Ok(rx)
+        let backlog = Box::new(Backlog {
+            hub: self.clone(),
+            key: key.clone(),
+            con,
+        });
+        Ok(Subscription::new(first, live, last_n, backlog))
     }
 
     /// Hands an item to this bridge's subscribers of a thread.
@@ -501,4 +487,28 @@ fn parse_entry(epoch: &str, id: &StreamId) -> Option<Entry> {
         json: Bytes::from(json),
         link: id.get::<String>("p").filter(|p| !p.is_empty()),
     })
+}
+
+/// One subscription's way back into its log.
+struct Backlog {
+    hub: Arc<RedisHub>,
+    key: ThreadKey,
+    con: Conn,
+}
+
+impl super::Backlog for Backlog {
+    fn catch_up(&self, after: u64) -> CatchUp {
+        let hub = self.hub.clone();
+        let k = hub.keys(&self.key);
+        let mut con = self.con.clone();
+        Box::pin(async move {
+            let Some((epoch, _)) = hub.meta(&mut con, &k).await? else {
+                return Ok(vec![Delivery::Failed]);
+            };
+            let (missed, _) = hub
+                .replay(&mut con, &k, &Start::After(position(&epoch, after)))
+                .await?;
+            Ok(missed)
+        })
+    }
 }

@@ -1,12 +1,10 @@
 //! A thread's active run followed on its own: what the dialects' resume routes serve (the
 //! AI SDK's `resume`, AG-UI's and A2A's re-subscription), from the hub, so on any replica.
 
-use tokio::sync::mpsc;
-
 use crate::{
     auth::Identity,
     error::ApiError,
-    hub::{Delivery, Start, Subscription, ThreadKey},
+    hub::{Start, Subscription, ThreadKey},
     metrics::Transport,
     ratelimit::StreamGuard,
     state::AppState,
@@ -33,37 +31,5 @@ pub(crate) async fn follow_active_run(
         },
     };
     let (log, guard) = super::subscribe(state, identity, key, start, transport).await?;
-    let (tx, rx) = mpsc::channel(16);
-    tokio::spawn(only_run(log, tx, run_id, after));
-    Ok(Some((rx, guard)))
-}
-
-/// Passes on the deliveries of one run (events after sequence `after`) and ends after its
-/// terminal event; the client leaving ends it too.
-async fn only_run(mut log: Subscription, tx: mpsc::Sender<Delivery>, run_id: String, after: u64) {
-    loop {
-        let delivery = tokio::select! {
-            _ = tx.closed() => return,
-            delivery = log.recv() => delivery,
-        };
-        let Some(delivery) = delivery else { return };
-        let end = match &delivery {
-            Delivery::Event(entry) if entry.run_id == run_id => {
-                let end = entry.terminal;
-                if entry.sequence > after && tx.send(delivery).await.is_err() {
-                    return;
-                }
-                end
-            }
-            Delivery::Event(_) => false,
-            Delivery::Truncated { .. } => tx.send(delivery).await.is_err(),
-            Delivery::Failed => {
-                let _ = tx.send(delivery).await;
-                true
-            }
-        };
-        if end {
-            return;
-        }
-    }
+    Ok(Some((log.only_run(run_id, after), guard)))
 }
