@@ -131,9 +131,11 @@ impl Default for Metrics {
 
 /// `bridge_events_forwarded` for one agent, with each event kind's counter looked up once:
 /// a run counts every event it forwards, and building the labels (an owned agent name) and
-/// finding the series cost more per event than the increment itself.
+/// finding the series cost more per event than the increment itself. It also counts the
+/// agent's failures mid-run, so a run's task holds this rather than all of [`Metrics`].
 pub(crate) struct Forwarded {
     family: Family<EventLabels, Counter>,
+    upstream_errors: Family<ErrorLabels, Counter>,
     agent: String,
     by_kind: Vec<(&'static str, Counter)>,
 }
@@ -152,6 +154,20 @@ impl Forwarded {
         counter.inc();
         self.by_kind.push((kind, counter));
     }
+
+    /// See [`Metrics::upstream_error`].
+    pub(crate) fn upstream_error(&self, code: Code) {
+        upstream_error(&self.upstream_errors, &self.agent, code);
+    }
+}
+
+fn upstream_error(family: &Family<ErrorLabels, Counter>, agent: &str, code: Code) {
+    family
+        .get_or_create(&ErrorLabels {
+            agent: agent.to_owned(),
+            code: code_name(code),
+        })
+        .inc();
 }
 
 /// Registers `metric` under `name` (with its unit, if any) and hands it back for the struct.
@@ -317,6 +333,7 @@ impl Metrics {
     pub(crate) fn forwarded(&self, agent: &str) -> Forwarded {
         Forwarded {
             family: self.events_forwarded.clone(),
+            upstream_errors: self.upstream_errors.clone(),
             agent: agent.to_owned(),
             by_kind: Vec::new(),
         }
@@ -332,12 +349,7 @@ impl Metrics {
     }
 
     pub(crate) fn upstream_error(&self, agent: &str, code: Code) {
-        self.upstream_errors
-            .get_or_create(&ErrorLabels {
-                agent: agent.to_owned(),
-                code: code_name(code),
-            })
-            .inc();
+        upstream_error(&self.upstream_errors, agent, code);
     }
 
     pub(crate) fn first_event(&self, agent: &str, waited: Duration) {

@@ -180,7 +180,6 @@ pub(crate) async fn start(
             shutdown: shutdown.clone(),
             filter: Arc::clone(&agent.filter),
             forwarded: metrics.forwarded(&agent.name),
-            metrics: metrics.clone(),
             span: span.clone(),
         };
         tokio::spawn(pump.run().instrument(span));
@@ -202,7 +201,6 @@ struct Pump {
     shutdown: CancellationToken,
     filter: Arc<EventFilter>,
     forwarded: Forwarded,
-    metrics: Metrics,
     /// The client span of the call, ended when the pump ends.
     span: Span,
 }
@@ -218,13 +216,36 @@ enum Ending {
 }
 
 impl Pump {
-    async fn run(mut self) {
-        let ending = self.forward().await;
+    /// The pump's task. Not an `async fn`: its argument would be kept twice in the task
+    /// (once as the argument, once as the body's local; rust-lang/rust#62958), while an
+    /// `async move` block uses what it captured in place.
+    #[allow(clippy::manual_async_fn)] // As an `async fn`, every run kept two pumps.
+    fn run(mut self) -> impl Future<Output = ()> + Send {
+        async move {
+            let ending = self.forward().await;
+            if let Some((last, kind)) = self.conclude(ending) {
+                // Best effort: a client that stopped reading cannot be told, and the drain
+                // deadline bounds how long we try. Boxed, like every wait that is not the
+                // usual one, so it does not size every run's task.
+                if Box::pin(self.tx.send(last)).await.is_ok() {
+                    self.forwarded.inc(kind);
+                }
+            }
+            // Dropping `self.stream` here cancels the call at the agent if it is still open.
+        }
+    }
+
+    /// Records how the run ended; the `run_error` to send when the bridge ends it.
+    fn conclude(&self, ending: Option<Ending>) -> Option<(Emitted, &'static str)> {
         match ending {
-            None => record_end(&self.span, Code::Ok),
+            None => {
+                record_end(&self.span, Code::Ok);
+                None
+            }
             Some(Ending::ClientLeft) => {
                 record_end(&self.span, Code::Cancelled);
                 tracing::info!(run_id = %self.run_id, agent = %self.agent, "client left; cancelling the agent call");
+                None
             }
             Some(Ending::Synthesized {
                 code,
@@ -240,27 +261,24 @@ impl Pump {
                     code,
                     message,
                 );
-                // Best effort: a client that stopped reading cannot be told, and the drain
-                // deadline bounds how long we try.
                 let kind = event::kind(&event);
-                if self.tx.send(Emitted::new(event, reconnect)).await.is_ok() {
-                    self.forwarded.inc(kind);
-                }
+                Some((Emitted::new(event, reconnect), kind))
             }
         }
-        // Dropping `self.stream` here cancels the call at the agent if it is still open.
     }
 
     /// Forwards until the agent's terminal event (`None`) or another ending.
     async fn forward(&mut self) -> Option<Ending> {
-        // Two timers for the whole run (re-arming one is cheaper than a new one per event).
-        let deadline = tokio::time::sleep_until(self.deadline);
-        let idle = tokio::time::sleep(self.limits.idle);
+        // One timer for the whole run (re-armed per event, cheaper than a new one), due at
+        // the idle limit or the run's deadline, whichever comes first: a timer is 112 bytes
+        // of every run's task.
+        let due = |limits: &Limits, deadline: Instant| (Instant::now() + limits.idle).min(deadline);
+        let timer = tokio::time::sleep_until(due(&self.limits, self.deadline));
         // Waiters for the client leaving and for shutdown, registered once for the run: made
         // afresh in the loop, each registered and unregistered itself on every event.
         let closed = self.tx.closed();
         let shutdown = self.shutdown.cancelled();
-        tokio::pin!(deadline, idle, closed, shutdown);
+        tokio::pin!(timer, closed, shutdown);
         loop {
             let next = tokio::select! {
                 biased;
@@ -270,23 +288,24 @@ impl Pump {
                     message: "the bridge is restarting; reconnect to continue".into(),
                     reconnect: true,
                 }),
-                _ = &mut deadline => return Some(Ending::Synthesized {
+                _ = &mut timer => return Some(Ending::Synthesized {
                     code: Code::DeadlineExceeded,
-                    message: format!("the run exceeded its {} limit", humantime::format_duration(self.limits.max_duration)),
+                    message: if Instant::now() >= self.deadline {
+                        format!("the run exceeded its {} limit", humantime::format_duration(self.limits.max_duration))
+                    } else {
+                        format!(
+                            "agent {:?} sent nothing for {}",
+                            self.agent,
+                            humantime::format_duration(self.limits.idle)
+                        )
+                    },
                     reconnect: false,
                 }),
-                _ = &mut idle => return Some(Ending::Synthesized {
-                    code: Code::DeadlineExceeded,
-                    message: format!(
-                        "agent {:?} sent nothing for {}",
-                        self.agent,
-                        humantime::format_duration(self.limits.idle)
-                    ),
-                    reconnect: false,
-                }),
-                next = self.stream.next() => next,
+                // Boxed at once (the channel carries boxes): a 16-byte value rather than a
+                // ~190-byte event held in every run's task state.
+                next = self.stream.next() => next.map(|next| next.map(Box::new)),
             };
-            idle.as_mut().reset(Instant::now() + self.limits.idle);
+            timer.as_mut().reset(due(&self.limits, self.deadline));
             let event = match next {
                 Some(Ok(event)) => event,
                 None => {
@@ -303,7 +322,7 @@ impl Pump {
                     let status = connection_lost(status);
                     tracing::warn!(run_id = %self.run_id, agent = %self.agent, %status, "agent failed mid-run");
                     let code = status.code();
-                    self.metrics.upstream_error(&self.agent, code);
+                    self.forwarded.upstream_error(code);
                     return Some(Ending::Synthesized {
                         code,
                         message: safe_message(&self.agent, code, status.message()),
@@ -320,12 +339,24 @@ impl Pump {
             let terminal = event::is_terminal(&event);
             let sequence = event.sequence;
             let kind = event::kind(&event);
-            let sent = tokio::select! {
-                biased;
-                sent = self.tx.send(Emitted::new(event, false)) => sent,
-                _ = &mut shutdown => {
-                    // The client is not reading; it will not see a final event either.
-                    return Some(Ending::ClientLeft);
+            // Usually the channel has room; waiting for it (a client reading slower than the
+            // agent writes) is boxed, so that rare wait does not size every run's task.
+            let sent = match self.tx.try_send(Emitted {
+                event,
+                reconnect: false,
+            }) {
+                Ok(()) => Ok(()),
+                Err(mpsc::error::TrySendError::Closed(_)) => return Some(Ending::ClientLeft),
+                Err(mpsc::error::TrySendError::Full(emitted)) => {
+                    let send = Box::pin(self.tx.send(emitted));
+                    tokio::select! {
+                        biased;
+                        sent = send => sent,
+                        _ = &mut shutdown => {
+                            // The client is not reading; it will not see a final event either.
+                            return Some(Ending::ClientLeft);
+                        }
+                    }
                 }
             };
             if sent.is_err() {
