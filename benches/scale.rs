@@ -7,6 +7,14 @@
 //! cargo build --workspace --bins && cargo bench --profile dev --bench scale -- --streams 2000
 //! ```
 //!
+//! Issue 14's whole table, on release binaries (the figures in BENCHMARKS.md):
+//!
+//! ```sh
+//! cargo build --release -p bridge -p agent-stub --bins
+//! cargo bench --profile dev --bench scale -- --bin target/release --streams 19900 \
+//!   --threads 10000 --subscribers 5000 --cycles 3
+//! ```
+//!
 //! It prints one table, each measure beside the figure issue 14 started from. After each
 //! close it reads, beside RSS, the bridge's allocator figures (`bridge_allocator_bytes` on
 //! `/metrics`: live data, the pages holding it, what jemalloc keeps resident), so what RSS
@@ -106,12 +114,20 @@ struct Proc {
 
 impl Proc {
     async fn start(bin: &Path, name: &str, args: &[String]) -> anyhow::Result<Self> {
+        // Errors only (`RUST_LOG=error`), and panics: where to look when a row is wrong.
+        static STARTED: AtomicU8 = AtomicU8::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "scale-{}-{name}-{}.log",
+            std::process::id(),
+            STARTED.fetch_add(1, Ordering::Relaxed)
+        ));
+        let log = std::fs::File::create(&path)?;
         let mut child = Command::new(bin.join(name))
             .args(args)
             .env("RUST_LOG", "error")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(log)
             .kill_on_drop(true)
             .spawn()?;
         let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
@@ -464,50 +480,27 @@ async fn fan_out(args: &Args, agent: &str, rows: &mut Vec<Row>) -> anyhow::Resul
         .send()
         .await?;
     assert_eq!(posted.status(), 202);
-    // Per subscriber: events received, whether in order, whether told of a loss, and how
-    // its stream ended (None: with `run_completed`).
-    let counts: Vec<(usize, bool, bool, Option<String>)> = stream::iter(subs)
-        .map(|r| async move {
-            let mut events = r.bytes_stream().eventsource();
-            let (mut n, mut expected, mut in_order, mut told) = (0, 1u64, true, false);
-            let ended = loop {
-                let e = match events.next().await {
-                    Some(Ok(e)) => e,
-                    Some(Err(e)) => break Some(e.to_string()),
-                    None => break Some("end of stream".to_owned()),
-                };
-                if e.event == "history_truncated" {
-                    told = true;
-                    continue;
-                }
-                let pos: u64 =
-                    e.id.rsplit_once('-')
-                        .and_then(|(_, n)| n.parse().ok())
-                        .unwrap_or(0);
-                in_order &= pos == expected;
-                expected = pos + 1;
-                n += 1;
-                if e.event == "run_completed" {
-                    break None;
-                }
-            };
-            (n, in_order, told, ended)
-        })
+    // Per subscriber: events received, whether in order, whether told of a loss, how its
+    // stream ended (None: with `run_completed`), and how many times it resumed.
+    let counts: Vec<Fed> = stream::iter(subs)
+        .map(|r| follow(r, base.clone()))
         .buffer_unordered(usize::MAX)
         .collect()
         .await;
-    let told = counts.iter().filter(|c| c.2).count();
-    let silent = counts
-        .iter()
-        .filter(|c| !c.2 && (c.0 != burst + 3 || !c.1))
-        .count();
-    if let Some(c) = counts.iter().find(|c| c.0 != burst + 3 || !c.1) {
+    let complete = |c: &Fed| c.events == burst + 3 && c.in_order;
+    let told = counts.iter().filter(|c| c.told).count();
+    let silent = counts.iter().filter(|c| !c.told && !complete(c)).count();
+    let resumed = counts.iter().filter(|c| c.resumed > 0).count();
+    if let Some(c) = counts.iter().find(|c| !complete(c)) {
         eprintln!("an incomplete subscriber: {c:?}");
+    }
+    if let Some(c) = counts.iter().find(|c| c.resumed > 0) {
+        eprintln!("a resumed subscriber: {c:?}");
     }
     let took = started.elapsed();
     let cpu = bridge.cpu_us() - cpu_before;
-    let delivered: usize = counts.iter().map(|c| c.0).sum();
-    let complete = counts.iter().filter(|c| c.0 == burst + 3 && c.1).count();
+    let delivered: usize = counts.iter().map(|c| c.events).sum();
+    let complete = counts.iter().filter(|c| complete(c)).count();
     rows.push(row(
         format!(
             "fan-out, {} subscribers x {} events",
@@ -516,7 +509,7 @@ async fn fan_out(args: &Args, agent: &str, rows: &mut Vec<Row>) -> anyhow::Resul
         ),
         "(no figure)",
         format!(
-            "{complete}/{} complete, {told} told of a loss, {silent} lost events untold; {delivered} delivered in {:.1} s",
+            "{complete}/{} complete, {told} told of a loss, {silent} lost events untold, {resumed} resumed after a broken connection; {delivered} delivered in {:.1} s",
             args.subscribers,
             took.as_secs_f64()
         ),
@@ -550,6 +543,81 @@ async fn fan_out(args: &Args, agent: &str, rows: &mut Vec<Row>) -> anyhow::Resul
     Ok(())
 }
 
+/// What one fan-out subscriber received.
+#[derive(Debug)]
+struct Fed {
+    events: usize,
+    in_order: bool,
+    /// Told of a loss (`history_truncated`).
+    told: bool,
+    /// `None`: ended with `run_completed`.
+    ended: Option<String>,
+    /// Times it resumed with `Last-Event-ID` after its connection broke.
+    resumed: usize,
+}
+
+/// Reads one subscriber's stream to the run's end. A broken connection is resumed as
+/// EventSource does, with `Last-Event-ID` (up to 3 times): on this machine, 5,000 slow
+/// readers on loopback put the kernel under TCP memory pressure, and it aborts a few
+/// connections (`TCPAbortOnTimeout` in /proc/net/netstat; the client sees ETIMEDOUT).
+async fn follow(response: reqwest::Response, base: String) -> Fed {
+    let mut events = response.bytes_stream().eventsource().boxed();
+    let mut fed = Fed {
+        events: 0,
+        in_order: true,
+        told: false,
+        ended: None,
+        resumed: 0,
+    };
+    let (mut expected, mut last_id) = (1u64, String::new());
+    loop {
+        let e = match events.next().await {
+            Some(Ok(e)) => e,
+            Some(Err(e)) if fed.resumed < 3 && !last_id.is_empty() => {
+                fed.resumed += 1;
+                let again = subscribe(&reqwest::Client::new(), &base, "fan")
+                    .header("last-event-id", &last_id)
+                    .send()
+                    .await;
+                match again {
+                    Ok(r) if r.status() == 200 => {
+                        events = r.bytes_stream().eventsource().boxed();
+                        continue;
+                    }
+                    other => {
+                        fed.ended = Some(format!("{e:?}; resuming: {other:?}"));
+                        return fed;
+                    }
+                }
+            }
+            // With its causes: which side broke the connection.
+            Some(Err(e)) => {
+                fed.ended = Some(format!("{e:?}"));
+                return fed;
+            }
+            None => {
+                fed.ended = Some("end of stream".to_owned());
+                return fed;
+            }
+        };
+        if e.event == "history_truncated" {
+            fed.told = true;
+            continue;
+        }
+        let pos: u64 =
+            e.id.rsplit_once('-')
+                .and_then(|(_, n)| n.parse().ok())
+                .unwrap_or(0);
+        fed.in_order &= pos == expected;
+        expected = pos + 1;
+        last_id = e.id;
+        fed.events += 1;
+        if e.event == "run_completed" {
+            return fed;
+        }
+    }
+}
+
 /// Redis: `--threads` subscribed on one replica, and the connections it holds.
 async fn redis_connections(args: &Args, agent: &str, rows: &mut Vec<Row>) -> anyhow::Result<()> {
     let port = {
@@ -574,10 +642,18 @@ async fn redis_connections(args: &Args, agent: &str, rows: &mut Vec<Row>) -> any
         .spawn()?;
     let redis_url = format!("redis://127.0.0.1:{port}");
     let client = redis::Client::open(redis_url.as_str())?;
+    let waited = Instant::now();
     let mut con = loop {
         if let Ok(con) = client.get_multiplexed_async_connection().await {
             break con;
         }
+        if let Some(status) = redis.try_wait()? {
+            anyhow::bail!("redis-server exited before serving: {status}");
+        }
+        anyhow::ensure!(
+            waited.elapsed() < Duration::from_secs(20),
+            "redis-server did not answer on port {port}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let bridge = Proc::start(
