@@ -136,7 +136,8 @@ pub(crate) enum Delivery {
     /// The requested position is no longer in the log: the subscriber resumes at the oldest
     /// retained event instead (events between were lost to retention or a lost log).
     Truncated {
-        /// Boxed: every subscriber's channel has slots of this type (16 bytes, not 24).
+        /// Boxed: a subscription queues deliveries (a replay, a catch-up), 16 bytes each
+        /// rather than 24.
         requested: Box<str>,
     },
     /// The hub failed; the subscription ends. Reconnecting resumes once it is back.

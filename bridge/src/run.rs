@@ -267,13 +267,17 @@ impl Pump {
         }
     }
 
+    /// When the run's timer fires from now: at the idle limit, or at the deadline if sooner.
+    fn due(&self) -> Instant {
+        (Instant::now() + self.limits.idle).min(self.deadline)
+    }
+
     /// Forwards until the agent's terminal event (`None`) or another ending.
     async fn forward(&mut self) -> Option<Ending> {
         // One timer for the whole run (re-armed per event, cheaper than a new one), due at
         // the idle limit or the run's deadline, whichever comes first: a timer is 112 bytes
         // of every run's task.
-        let due = |limits: &Limits, deadline: Instant| (Instant::now() + limits.idle).min(deadline);
-        let timer = tokio::time::sleep_until(due(&self.limits, self.deadline));
+        let timer = tokio::time::sleep_until(self.due());
         // Waiters for the client leaving and for shutdown, registered once for the run: made
         // afresh in the loop, each registered and unregistered itself on every event.
         let closed = self.tx.closed();
@@ -305,7 +309,7 @@ impl Pump {
                 // ~190-byte event held in every run's task state.
                 next = self.stream.next() => next.map(|next| next.map(Box::new)),
             };
-            timer.as_mut().reset(due(&self.limits, self.deadline));
+            timer.as_mut().reset(self.due());
             let event = match next {
                 Some(Ok(event)) => event,
                 None => {

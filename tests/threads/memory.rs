@@ -80,8 +80,8 @@ async fn twenty_thousand_thread_ids_stay_within_the_hub_budget() {
         "RSS grew {growth} bytes over {IDS} ids (ceiling {RSS_GROWTH_CEILING}); hub accounts {bytes} bytes in {threads} logs"
     );
     // The allocator's own figures (jemalloc, the binary's default): live data within the
-    // pages holding it, within what is resident (an upper bound: jemalloc counts untouched
-    // pages of its mappings too, so it is not compared with RSS).
+    // pages holding it, within what is resident, within RSS (jemalloc's resident is an upper
+    // bound, but RSS also holds the binary and the stacks, megabytes more).
     let text = client.get_text("/metrics").await;
     let allocator = |state: &str| {
         gauge(
